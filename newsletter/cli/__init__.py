@@ -1,0 +1,100 @@
+"""The ``newsletter`` command. With ``web``, the only place that wires real parts together.
+
+Each group of commands lives in its own module and registers itself on :data:`main`:
+``posts`` (content + selection), ``render`` (render, lint, preview), ``audience`` (subscribers,
+suppressions, serve), ``send`` (send, resume, status, campaigns).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from newsletter.config import Secrets, Settings, load_secrets, load_settings
+from newsletter.errors import NewsletterError
+
+
+@dataclass
+class App:
+    """What every command gets: the settings (read once) and the environment's secrets."""
+
+    config: Path | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config, overrides=self.overrides)
+        return self._settings
+
+    @property
+    def secrets(self) -> Secrets:
+        return load_secrets(os.environ)
+
+
+class NewsletterGroup(click.Group):
+    """Turns every NewsletterError into one clear line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NewsletterError as err:
+            click.echo(f"error: {err.format()}", err=True)
+            sys.exit(err.exit_code)
+
+
+@click.group(cls=NewsletterGroup)
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Settings file (default: ./newsletter.toml).",
+)
+@click.option("--content", "content", multiple=True, help="Posts folder (repeatable).")
+@click.option("--site-url", help="Base URL of the site, e.g. https://example.org.")
+@click.option("--permalink", help="Permalink pattern, e.g. /news/:year/:slug/.")
+@click.option("--timezone", help="IANA time zone for dates without one, e.g. America/New_York.")
+@click.version_option(package_name="newsletter")
+@click.pass_context
+def main(
+    ctx: click.Context,
+    config: Path | None,
+    content: tuple[str, ...],
+    site_url: str | None,
+    permalink: str | None,
+    timezone: str | None,
+) -> None:
+    """Turn a website's Markdown posts into an email and send it to subscribers.
+
+    \b
+    Example:
+      newsletter posts --month 2026-10
+      newsletter send --since last-issue --yes
+    """
+    overrides: dict[str, Any] = {
+        "site.content": list(content) or None,
+        "site.url": site_url,
+        "site.permalink": permalink,
+        "site.timezone": timezone,
+    }
+    ctx.obj = App(config=config, overrides=overrides)
+
+
+def _register() -> None:
+    # Command modules register themselves on `main` when imported.
+    import importlib
+
+    for name in ("posts", "render", "audience", "send"):
+        try:
+            importlib.import_module(f"newsletter.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"newsletter.cli.{name}":
+                raise
+
+
+_register()

@@ -1,0 +1,246 @@
+"""Settings: ``newsletter.toml`` plus CLI overrides, read once and passed down as values.
+
+Secrets (the SendGrid API key, the unsubscribe signing key) never live in the file: they come from
+the environment through :func:`load_secrets`, and their ``repr`` hides them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from newsletter.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "newsletter.toml"
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    name: str = "My Site"
+    url: str = "https://example.com"
+    permalink: str = "/:year/:month/:day/:slug/"
+    timezone: str = "UTC"
+    content: tuple[str, ...] = ("content",)
+    logo_url: str = ""
+    language: str = "en"
+    # values that posts refer to as {{ site.x }} (Jekyll/Eleventy globals)
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    from_email: str = "news@example.com"
+    from_name: str = ""
+    reply_to: str = ""
+    postal_address: str = ""
+    templates: str = "templates"
+    subject_digest: str = "{{ site.name }} — {{ issue_date.strftime('%B %Y') }}"
+    subject_post: str = "{{ lead.title }}"
+    intro: str = ""  # Markdown text, or a path to a Markdown file
+    preheader: str = ""
+    first_name_fallback: str = "there"
+    inliner: str = "premailer"  # or "css-inline"
+    archive_url: str = ""  # public URL where archive/ is published
+    archive_dir: str = "archive"
+    utm_source: str = ""
+    utm_medium: str = "email"
+    utm_campaign: str = ""
+    why: str = "You are receiving this email because you subscribed to our newsletter."
+
+
+@dataclass(frozen=True)
+class UnsubscribeSettings:
+    base_url: str = "http://127.0.0.1:8000"  # public URL of `newsletter serve`; links are BASE/u/TOKEN
+    mailto: str = ""  # optional unsubscribe mailbox for the List-Unsubscribe mailto: part
+    webhook_public_key: str = ""  # SendGrid event webhook verification key (base64 DER, public)
+    webhook_max_age_seconds: int = 600
+
+
+@dataclass(frozen=True)
+class SendSettings:
+    transport: str = "auto"  # auto | outbox | sendgrid
+    batch_size: int = 1000
+    concurrency: int = 4
+    max_per_second: float = 0.0  # 0 = no limit
+    max_per_hour: int = 0  # 0 = no limit
+    max_retries: int = 5
+    max_consecutive_failures: int = 5
+    timeout_seconds: float = 30.0
+    categories: tuple[str, ...] = ("newsletter",)
+    asm_group_id: int = 0  # SendGrid unsubscribe group; 0 = none
+    outbox_dir: str = "outbox"
+    sync_suppressions: bool = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the tool knows about a site, with paths resolved against ``root``."""
+
+    root: Path = Path(".")
+    config_path: Path | None = None
+    site: SiteSettings = field(default_factory=SiteSettings)
+    email: EmailSettings = field(default_factory=EmailSettings)
+    unsubscribe: UnsubscribeSettings = field(default_factory=UnsubscribeSettings)
+    send: SendSettings = field(default_factory=SendSettings)
+    store_path: str = "newsletter.db"
+
+    def path(self, value: str) -> Path:
+        """Resolve a path setting relative to the folder that holds the config file."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def content_dirs(self) -> list[Path]:
+        return [self.path(c) for c in self.site.content]
+
+    @property
+    def db_path(self) -> Path:
+        return self.path(self.store_path)
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Secrets from the environment. ``repr`` never shows them."""
+
+    sendgrid_api_key: str = field(default="", repr=False)
+    signing_key: str = field(default="", repr=False)
+    sendgrid_api_url: str = "https://api.sendgrid.com"
+
+    def __repr__(self) -> str:
+        key = "set" if self.sendgrid_api_key else "unset"
+        sec = "set" if self.signing_key else "unset"
+        return f"Secrets(sendgrid_api_key={key}, signing_key={sec}, api_url={self.sendgrid_api_url})"
+
+
+def load_secrets(environ: Mapping[str, str]) -> Secrets:
+    return Secrets(
+        sendgrid_api_key=environ.get("SENDGRID_API_KEY", "").strip(),
+        signing_key=environ.get("NEWSLETTER_SECRET", "").strip(),
+        sendgrid_api_url=environ.get("SENDGRID_API_URL", "https://api.sendgrid.com").rstrip("/"),
+    )
+
+
+_SECTIONS: dict[str, type] = {
+    "site": SiteSettings,
+    "email": EmailSettings,
+    "unsubscribe": UnsubscribeSettings,
+    "send": SendSettings,
+}
+
+
+def _coerce(section: str, cls: type, raw: Mapping[str, Any], path: Path) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    defaults = cls()
+    for key, value in raw.items():
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(
+                f"unknown setting; known settings in [{section}] are: {known}",
+                path=path,
+                key=f"{section}.{key}",
+            )
+        default = getattr(defaults, key)
+        if isinstance(default, tuple):
+            if isinstance(value, str):
+                value = (value,)
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(
+                    "expected a string or a list of strings", path=path, key=f"{section}.{key}"
+                )
+            value = tuple(value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError("expected true or false", path=path, key=f"{section}.{key}")
+        elif isinstance(default, int | float) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError("expected a number", path=path, key=f"{section}.{key}")
+            value = type(default)(value)
+        elif isinstance(default, str):
+            if not isinstance(value, str):
+                raise ConfigError("expected a string", path=path, key=f"{section}.{key}")
+        elif isinstance(default, Mapping) and not isinstance(value, Mapping):
+            raise ConfigError("expected a table", path=path, key=f"{section}.{key}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_settings(
+    config: Path | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Read ``newsletter.toml`` (or ``config``) and apply overrides such as ``{"site.url": ...}``.
+
+    With no ``config``, ``newsletter.toml`` in ``cwd`` is used when present; otherwise defaults.
+    """
+    cwd = cwd or Path.cwd()
+    path = config if config is not None else cwd / DEFAULT_CONFIG_NAME
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"not valid TOML ({err}); fix the syntax", path=path) from err
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"cannot read the config file ({err})", path=path) from err
+        root = path.resolve().parent
+        config_path: Path | None = path
+    elif config is not None:
+        raise ConfigError("config file not found; pass an existing file to --config", path=path)
+    else:
+        root = cwd.resolve()
+        config_path = None
+
+    raw: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+    store_path = "newsletter.db"
+    for key, value in data.items():
+        if key in _SECTIONS:
+            if not isinstance(value, Mapping):
+                raise ConfigError("expected a table", path=path, key=key)
+            raw[key] = dict(value)
+        elif key == "store":
+            if not isinstance(value, Mapping) or not isinstance(value.get("path", ""), str):
+                raise ConfigError("expected [store] with path = \"...\"", path=path, key=key)
+            store_path = value.get("path", store_path)
+        else:
+            known = ", ".join([*_SECTIONS, "store"])
+            raise ConfigError(f"unknown section; known sections are: {known}", path=path, key=key)
+
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        section, _, key = dotted.partition(".")
+        if section == "store":
+            store_path = str(value)
+            continue
+        raw.setdefault(section, {})[key] = value
+
+    built = {name: _coerce(name, cls, raw[name], path) for name, cls in _SECTIONS.items()}
+    settings = Settings(root=root, config_path=config_path, store_path=store_path, **built)
+    try:
+        settings.site.tz  # noqa: B018 - validate early
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ConfigError(
+            f"unknown time zone {settings.site.timezone!r}; use an IANA name such as "
+            "'Europe/Berlin' or 'UTC'",
+            path=path,
+            key="site.timezone",
+        ) from err
+    if not settings.site.url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"site URL {settings.site.url!r} must start with https:// or http://",
+            path=path,
+            key="site.url",
+        )
+    return settings

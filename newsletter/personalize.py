@@ -1,0 +1,87 @@
+"""Per-recipient values in a rendered email: render once, personalize by split-and-join.
+
+The renderer leaves tokens such as ``%%UNSUBSCRIBE_URL%%`` in its HTML, text and subject. The
+HTML part and the text part use *different* tokens (``%%FIRST_NAME%%`` vs ``%%FIRST_NAME_TEXT%%``)
+because their values differ: in HTML a first name like ``O'Brien & Co`` must be escaped, in the
+text part it must not. The same token names are used as SendGrid ``substitutions`` keys, so a
+SendGrid batch and the outbox produce the same bytes per recipient.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# token name -> literal placeholder. Plain ASCII, no characters that HTML escaping, MJML or CSS
+# inlining would touch, and nothing a lint check for leftover template syntax ({{, {%) matches.
+UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
+FIRST_NAME = "%%FIRST_NAME%%"
+FIRST_NAME_TEXT = "%%FIRST_NAME_TEXT%%"
+EMAIL = "%%EMAIL%%"
+EMAIL_TEXT = "%%EMAIL_TEXT%%"
+
+HTML_TOKENS = (UNSUBSCRIBE_URL, FIRST_NAME, EMAIL)
+TEXT_TOKENS = (UNSUBSCRIBE_URL, FIRST_NAME_TEXT, EMAIL_TEXT)
+ALL_TOKENS = (UNSUBSCRIBE_URL, FIRST_NAME, FIRST_NAME_TEXT, EMAIL, EMAIL_TEXT)
+
+_TOKEN_RE = re.compile("|".join(re.escape(t) for t in ALL_TOKENS))
+
+
+@dataclass(frozen=True)
+class Personal:
+    """What is personal about one recipient."""
+
+    email: str
+    first_name: str = ""
+    unsubscribe_url: str = ""
+
+
+def token_values(person: Personal, *, first_name_fallback: str = "there") -> dict[str, str]:
+    """The value of every token for one recipient, escaped for the part each token lives in."""
+    name = person.first_name.strip() or first_name_fallback
+    return {
+        UNSUBSCRIBE_URL: person.unsubscribe_url,
+        FIRST_NAME: html.escape(name, quote=True),
+        FIRST_NAME_TEXT: name,
+        EMAIL: html.escape(person.email, quote=True),
+        EMAIL_TEXT: person.email,
+    }
+
+
+class Template:
+    """A string split once at its tokens; :meth:`fill` joins it with one recipient's values."""
+
+    __slots__ = ("_parts", "source", "tokens")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        pieces = _TOKEN_RE.split(source)
+        found = _TOKEN_RE.findall(source)
+        # _parts alternates literal, token, literal, token, ..., literal
+        parts: list[str] = [pieces[0]]
+        for tok, lit in zip(found, pieces[1:], strict=True):
+            parts.append(tok)
+            parts.append(lit)
+        self._parts = tuple(parts)
+        self.tokens = frozenset(found)
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        parts = self._parts
+        out = list(parts)
+        for i in range(1, len(parts), 2):
+            out[i] = values[parts[i]]
+        return "".join(out)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+
+def longest_values(
+    *, unsubscribe_url: str, first_name: str = "", email: str = ""
+) -> dict[str, str]:
+    """Token values for the lint size check: the longest value each token takes in a send."""
+    return token_values(
+        Personal(email=email, first_name=first_name, unsubscribe_url=unsubscribe_url)
+    )

@@ -1,0 +1,14 @@
+"""Campaigns and the per-recipient ledger (issue #5)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from newsletter.store.db import Migration
+
+MIGRATIONS: list[Migration] = []
+
+
+class CampaignStore:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn

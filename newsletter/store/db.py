@@ -1,0 +1,90 @@
+"""SQLite plumbing: connections, WAL, named forward migrations, write transactions.
+
+Migrations are named (``audience.0001_initial``) and recorded in ``schema_migrations``; each part
+of the store owns its list, and :data:`MIGRATIONS` fixes their order. A database that holds a
+migration this version does not know was written by a newer version: we refuse to touch it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from newsletter.errors import StoreError
+
+Migration = tuple[str, str]  # (name, SQL script)
+
+
+def connect(path: Path | str, *, timeout: float = 30.0) -> sqlite3.Connection:
+    """Open the database in WAL mode with a busy timeout; autocommit (we BEGIN ourselves)."""
+    try:
+        conn = sqlite3.connect(
+            str(path), timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    except sqlite3.DatabaseError as err:
+        raise StoreError(f"{path}: cannot open the database ({err})") from err
+    return conn
+
+
+@contextmanager
+def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction that takes the write lock at once (BEGIN IMMEDIATE)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[str]:
+    """Apply every migration not yet applied, in order; return the names applied."""
+    applied_now: list[str] = []
+    with write(conn):
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
+        known = {name for name, _ in migrations}
+        unknown = sorted(done - known)
+        if unknown:
+            raise StoreError(
+                f"the database has migrations this version does not know ({', '.join(unknown)}); "
+                "it was written by a newer version of newsletter: upgrade the tool"
+            )
+        for name, script in migrations:
+            if name in done:
+                continue
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations(name, applied_at) VALUES (?, ?)",
+                (name, datetime.now(UTC).isoformat(timespec="seconds")),
+            )
+            applied_now.append(name)
+    return applied_now
+
+
+def _statements(script: str) -> list[str]:
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out

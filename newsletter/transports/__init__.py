@@ -1,0 +1,1 @@
+"""Transports: one small interface (:class:`newsletter.transports.base.Transport`)."""
