@@ -1,14 +1,403 @@
-"""Subscribers and suppressions (issue #4)."""
+"""Subscribers, their tags, suppressions and raw webhook events (issue #4).
+
+Addresses are keyed by ``email_key``: the whole address lower-cased. SendGrid treats addresses
+case-insensitively (local part included), so ``Ann@x.org`` and ``ann@X.org`` are one person here
+too; the address is stored as it was first given (domain lower-cased), and mail goes to that.
+
+A suppression is keyed by address, not by subscriber, because SendGrid's lists hold addresses we
+may never have imported. ``suppression_log`` keeps every suppress/unsuppress with time and source.
+Subscriber ids use AUTOINCREMENT so an id is never reused: unsubscribe tokens carry the id.
+"""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
 
-from newsletter.store.db import Migration
+from newsletter.store import bulk
+from newsletter.store.db import Migration, write
+from newsletter.store.keys import email_key
 
-MIGRATIONS: list[Migration] = []
+MIGRATIONS: list[Migration] = [
+    (
+        "audience.0001_initial",
+        """
+        CREATE TABLE subscribers (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            email TEXT NOT NULL,
+            email_key TEXT NOT NULL UNIQUE,
+            first_name TEXT NOT NULL DEFAULT '',
+            last_name TEXT NOT NULL DEFAULT '',
+            fields TEXT NOT NULL DEFAULT '{}',
+            subscribed_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE subscriber_tags (
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            tag TEXT NOT NULL,
+            PRIMARY KEY (subscriber_id, tag)
+        ) WITHOUT ROWID;
+        CREATE INDEX subscriber_tags_by_tag ON subscriber_tags(tag, subscriber_id);
+        CREATE TABLE suppressions (
+            email_key TEXT PRIMARY KEY,
+            email TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            source TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE suppression_log (
+            id INTEGER PRIMARY KEY,
+            email_key TEXT NOT NULL,
+            action TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '',
+            at TEXT NOT NULL
+        );
+        CREATE INDEX suppression_log_by_key ON suppression_log(email_key, id);
+        CREATE TABLE webhook_events (
+            event_id TEXT PRIMARY KEY,
+            event TEXT NOT NULL,
+            email_key TEXT NOT NULL DEFAULT '',
+            campaign_id TEXT NOT NULL DEFAULT '',
+            recipient_id INTEGER,
+            at TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            raw TEXT NOT NULL
+        );
+        CREATE INDEX webhook_events_by_campaign ON webhook_events(campaign_id, recipient_id);
+        """,
+    ),
+]
+
+# Why an address must not be mailed. "unsubscribed" is the only reason a person can undo
+# themselves (the resubscribe button); the others need `newsletter suppressions remove`.
+REASONS = ("unsubscribed", "bounced", "spam_report", "group_unsubscribed", "invalid", "manual")
+
+PAGE = 1000
+
+
+def _iso(now: datetime) -> str:
+    return now.isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+    tags: tuple[str, ...] = ()
+    fields: Mapping[str, str] = field(default_factory=dict)
+    subscribed_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Suppression:
+    email: str
+    reason: str
+    source: str
+    created_at: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class AudienceStats:
+    subscribers: int
+    active: int  # subscribers not suppressed
+    suppressed_subscribers: int
+    suppressions_by_reason: Mapping[str, int]
+    tags: Mapping[str, int]  # tag -> active subscribers with it
+
+
+@dataclass(frozen=True)
+class WebhookEventRow:
+    event_id: str
+    event: str
+    email: str
+    campaign_id: str
+    recipient_id: int | None
+    at: str
+    raw: str
+
+
+_SUB_COLS = "s.id, s.email, s.first_name, s.last_name, s.fields, s.subscribed_at"
 
 
 class AudienceStore:
+    """Subscribers and suppressions behind plain methods; no SQL leaves this class."""
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+
+    # -- reading subscribers -------------------------------------------------------------------
+
+    def _build(self, rows: Sequence[sqlite3.Row]) -> list[Subscriber]:
+        if not rows:
+            return []
+        ids = [r[0] for r in rows]
+        tags: dict[int, list[str]] = {}
+        marks = ",".join("?" * len(ids))
+        for sid, tag in self.conn.execute(
+            f"SELECT subscriber_id, tag FROM subscriber_tags WHERE subscriber_id IN ({marks})"
+            " ORDER BY subscriber_id, tag",
+            ids,
+        ):
+            tags.setdefault(sid, []).append(tag)
+        return [
+            Subscriber(
+                id=r[0],
+                email=r[1],
+                first_name=r[2],
+                last_name=r[3],
+                tags=tuple(tags.get(r[0], ())),
+                fields=json.loads(r[4]),
+                subscribed_at=r[5],
+            )
+            for r in rows
+        ]
+
+    def get_subscriber(self, email: str) -> Subscriber | None:
+        rows = self.conn.execute(
+            f"SELECT {_SUB_COLS} FROM subscribers s WHERE s.email_key = ?", (email_key(email),)
+        ).fetchall()
+        built = self._build(rows)
+        return built[0] if built else None
+
+    def get_subscriber_by_id(self, subscriber_id: int) -> Subscriber | None:
+        rows = self.conn.execute(
+            f"SELECT {_SUB_COLS} FROM subscribers s WHERE s.id = ?", (subscriber_id,)
+        ).fetchall()
+        built = self._build(rows)
+        return built[0] if built else None
+
+    def _where(self, segments: Sequence[str], *, active_only: bool) -> tuple[str, list[str]]:
+        clauses: list[str] = []
+        params: list[str] = []
+        if segments:
+            marks = ",".join("?" * len(segments))
+            clauses.append(
+                "EXISTS (SELECT 1 FROM subscriber_tags t WHERE t.subscriber_id = s.id"
+                f" AND t.tag IN ({marks}))"
+            )
+            params.extend(segments)
+        if active_only:
+            clauses.append(
+                "NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_key = s.email_key)"
+            )
+        return "".join(f" AND {c}" for c in clauses), params
+
+    def iter_subscribers(
+        self, segments: Sequence[str] = (), *, active_only: bool = False, page: int = PAGE
+    ) -> Iterator[Subscriber]:
+        """Every subscriber (any-of ``segments`` when given), ordered by id, in keyset pages."""
+        where, params = self._where(tuple(segments), active_only=active_only)
+        last = 0
+        while True:
+            rows = self.conn.execute(
+                f"SELECT {_SUB_COLS} FROM subscribers s WHERE s.id > ?{where}"
+                " ORDER BY s.id LIMIT ?",
+                [last, *params, page],
+            ).fetchall()
+            if not rows:
+                return
+            yield from self._build(rows)
+            last = rows[-1][0]
+
+    def iter_recipients(self, segments: Sequence[str] = ()) -> Iterator[Subscriber]:
+        """Active (not suppressed) subscribers, any-of ``segments`` when given, ordered by id.
+
+        Each address appears once (``email_key`` is unique); memory holds one page at a time.
+        """
+        return self.iter_subscribers(segments, active_only=True)
+
+    def count_recipients(self, segments: Sequence[str] = ()) -> int:
+        where, params = self._where(tuple(segments), active_only=True)
+        row = self.conn.execute(
+            f"SELECT count(*) FROM subscribers s WHERE 1{where}", params
+        ).fetchone()
+        return int(row[0])
+
+    def stats(self) -> AudienceStats:
+        total = self.conn.execute("SELECT count(*) FROM subscribers").fetchone()[0]
+        active = self.count_recipients()
+        by_reason = dict(
+            self.conn.execute(
+                "SELECT reason, count(*) FROM suppressions GROUP BY reason ORDER BY reason"
+            ).fetchall()
+        )
+        tags = dict(
+            self.conn.execute(
+                "SELECT t.tag, count(*) FROM subscriber_tags t JOIN subscribers s"
+                " ON s.id = t.subscriber_id WHERE NOT EXISTS (SELECT 1 FROM suppressions x"
+                " WHERE x.email_key = s.email_key) GROUP BY t.tag ORDER BY t.tag"
+            ).fetchall()
+        )
+        return AudienceStats(
+            subscribers=int(total),
+            active=active,
+            suppressed_subscribers=int(total) - active,
+            suppressions_by_reason=by_reason,
+            tags=tags,
+        )
+
+    # -- writing subscribers -------------------------------------------------------------------
+
+    @contextmanager
+    def import_session(self) -> Iterator[bulk.ImportSession]:
+        """A bulk import: chunks are applied one write transaction each (others can write
+        between them), and a temporary table remembers the addresses seen so far, so duplicates
+        across chunks are found without holding a million addresses in memory."""
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS import_seen(k TEXT PRIMARY KEY)")
+        self.conn.execute("DELETE FROM temp.import_seen")
+        try:
+            yield bulk.ImportSession(self.conn)
+        finally:
+            self.conn.execute("DROP TABLE IF EXISTS temp.import_seen")
+
+    def remove_subscriber(self, email: str) -> bool:
+        """Delete a subscriber and their tags. Suppressions stay (they are about the address)."""
+        with write(self.conn):
+            cur = self.conn.execute(
+                "DELETE FROM subscribers WHERE email_key = ?", (email_key(email),)
+            )
+        return cur.rowcount > 0
+
+    # -- suppressions --------------------------------------------------------------------------
+
+    def is_suppressed(self, email: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM suppressions WHERE email_key = ?", (email_key(email),)
+        ).fetchone()
+        return row is not None
+
+    def get_suppression(self, email: str) -> Suppression | None:
+        row = self.conn.execute(
+            "SELECT email, reason, source, created_at, detail FROM suppressions"
+            " WHERE email_key = ?",
+            (email_key(email),),
+        ).fetchone()
+        return None if row is None else Suppression(*row)
+
+    def suppress(
+        self, email: str, *, reason: str, source: str, now: datetime, detail: str = ""
+    ) -> bool:
+        """Suppress an address. Returns False (and changes nothing) if it already was."""
+        with write(self.conn):
+            return self._suppress_in_tx(email, reason, source, now, detail)
+
+    def _suppress_in_tx(
+        self, email: str, reason: str, source: str, now: datetime, detail: str
+    ) -> bool:
+        if reason not in REASONS:
+            raise ValueError(f"unknown suppression reason {reason!r}")
+        key = email_key(email)
+        cur = self.conn.execute(
+            "INSERT INTO suppressions(email_key, email, reason, source, detail, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(email_key) DO NOTHING",
+            (key, email.strip(), reason, source, detail, _iso(now)),
+        )
+        if cur.rowcount == 0:
+            return False
+        self.conn.execute(
+            "INSERT INTO suppression_log(email_key, action, reason, source, detail, at)"
+            " VALUES (?, 'suppress', ?, ?, ?, ?)",
+            (key, reason, source, detail, _iso(now)),
+        )
+        return True
+
+    def suppress_many(
+        self, items: Sequence[tuple[str, str, str]], *, source: str, now: datetime
+    ) -> int:
+        """Suppress ``(email, reason, detail)`` items in one transaction; return the count new."""
+        added = 0
+        with write(self.conn):
+            for email, reason, detail in items:
+                added += self._suppress_in_tx(email, reason, source, now, detail)
+        return added
+
+    def unsuppress(
+        self,
+        email: str,
+        *,
+        source: str,
+        now: datetime,
+        only_reasons: Sequence[str] = (),
+    ) -> bool:
+        """Lift a suppression. With ``only_reasons``, only if it was suppressed for one of them."""
+        key = email_key(email)
+        with write(self.conn):
+            row = self.conn.execute(
+                "SELECT reason FROM suppressions WHERE email_key = ?", (key,)
+            ).fetchone()
+            if row is None or (only_reasons and row[0] not in only_reasons):
+                return False
+            self.conn.execute("DELETE FROM suppressions WHERE email_key = ?", (key,))
+            self.conn.execute(
+                "INSERT INTO suppression_log(email_key, action, reason, source, at)"
+                " VALUES (?, 'unsuppress', ?, ?, ?)",
+                (key, row[0], source, _iso(now)),
+            )
+        return True
+
+    def iter_suppressions(self, reason: str = "") -> Iterator[Suppression]:
+        last = ""
+        while True:
+            rows = self.conn.execute(
+                "SELECT email_key, email, reason, source, created_at, detail FROM suppressions"
+                " WHERE email_key > ? AND (? = '' OR reason = ?) ORDER BY email_key LIMIT ?",
+                (last, reason, reason, PAGE),
+            ).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield Suppression(r[1], r[2], r[3], r[4], r[5])
+            last = rows[-1][0]
+
+    def count_suppressions(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM suppressions").fetchone()[0])
+
+    def suppression_history(self, email: str) -> list[tuple[str, str, str, str]]:
+        """``(at, action, reason, source)`` for an address, oldest first."""
+        rows = self.conn.execute(
+            "SELECT at, action, reason, source FROM suppression_log WHERE email_key = ?"
+            " ORDER BY id",
+            (email_key(email),),
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    # -- webhook events ------------------------------------------------------------------------
+
+    def record_webhook_event(self, row: WebhookEventRow, *, received: datetime) -> bool:
+        """Keep a raw event once. False when its id was seen before (SendGrid retries)."""
+        with write(self.conn):
+            cur = self.conn.execute(
+                "INSERT INTO webhook_events(event_id, event, email_key, campaign_id,"
+                " recipient_id, at, received_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(event_id) DO NOTHING",
+                (
+                    row.event_id,
+                    row.event,
+                    email_key(row.email),
+                    row.campaign_id,
+                    row.recipient_id,
+                    row.at,
+                    _iso(received),
+                    row.raw,
+                ),
+            )
+        return cur.rowcount > 0
+
+    def webhook_event_counts(self, campaign_id: str = "") -> dict[str, int]:
+        rows = self.conn.execute(
+            "SELECT event, count(*) FROM webhook_events WHERE ? = '' OR campaign_id = ?"
+            " GROUP BY event ORDER BY event",
+            (campaign_id, campaign_id),
+        ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}

@@ -1,0 +1,175 @@
+"""Signed unsubscribe tokens and the List-Unsubscribe headers (RFC 2369, RFC 8058).
+
+A token is ``base64url(version | id | email tag | mac)``, about 27 characters:
+
+- ``version``: one byte (1), so the format can change later without guessing.
+- ``id``: the subscriber id as a varint. Ids are never reused (AUTOINCREMENT), so the token
+  names one subscriber for good. The id is not a secret; knowing it does not help forge a token.
+- ``email tag``: 4 bytes of a keyed hash of the address the mail went to. If the subscriber's
+  address changes later, old links stop applying to them (they no longer reach that person), and
+  a link never unsubscribes an address it was not sent to. It reveals nothing without the secret.
+- ``mac``: the first 12 bytes (96 bits) of HMAC-SHA256 over everything before it, with a key
+  derived from ``NEWSLETTER_SECRET`` for this purpose only, so a token is no good for anything
+  else the secret might sign. Compared in constant time.
+
+Everything here is pure: the secret is an argument. Only :func:`signing_secret` touches a file,
+and only the composition roots call it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import secrets as pysecrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from newsletter.config import Secrets
+from newsletter.errors import NewsletterError, SecretMissing
+
+VERSION = 1
+TAG_BYTES = 4
+MAC_BYTES = 12
+MAX_TOKEN_CHARS = 64
+SECRET_FILE = ".newsletter-secret"
+_B64URL = re.compile(r"[A-Za-z0-9_-]{8,64}")
+
+
+class InvalidToken(NewsletterError):
+    """The token was not made by us with this secret (tampered, truncated, random)."""
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    subscriber_id: int
+    email_tag: bytes  # compare with :func:`token_matches_email`
+
+
+def _key(secret: str, purpose: bytes) -> bytes:
+    return hmac.new(secret.encode("utf-8"), b"newsletter/" + purpose, hashlib.sha256).digest()
+
+
+def _email_tag(secret: str, email: str) -> bytes:
+    key = _key(secret, b"unsubscribe-email/v1")
+    return hmac.new(key, email.strip().lower().encode("utf-8"), hashlib.sha256).digest()[:TAG_BYTES]
+
+
+def _mac(secret: str, payload: bytes) -> bytes:
+    key = _key(secret, b"unsubscribe-token/v1")
+    return hmac.new(key, payload, hashlib.sha256).digest()[:MAC_BYTES]
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    for i in range(pos, min(len(data), pos + 9)):
+        byte = data[i]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            if byte == 0 and i > pos:
+                raise InvalidToken("unsubscribe link is not valid")  # non-canonical varint
+            return value, i + 1
+        shift += 7
+    raise InvalidToken("unsubscribe link is not valid")
+
+
+def make_token(secret: str, subscriber_id: int, email: str) -> str:
+    """A URL-safe token that lets whoever holds it unsubscribe this subscriber at this address."""
+    if not secret:
+        raise SecretMissing("an unsubscribe token needs NEWSLETTER_SECRET")
+    if subscriber_id < 1:
+        raise ValueError("subscriber ids start at 1")
+    payload = bytes([VERSION]) + _varint(subscriber_id) + _email_tag(secret, email)
+    raw = payload + _mac(secret, payload)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def verify_token(secret: str, token: str) -> TokenClaims:
+    """The claims of a token we made; :class:`InvalidToken` for anything else."""
+    bad = InvalidToken("unsubscribe link is not valid (it may be cut short or changed)")
+    if not secret or len(token) > MAX_TOKEN_CHARS or not _B64URL.fullmatch(token):
+        raise bad
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except ValueError as err:
+        raise bad from err
+    # one spelling per token: reject encodings that decode to the same bytes (unused low bits)
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != token:
+        raise bad
+    if len(raw) < 1 + 1 + TAG_BYTES + MAC_BYTES or raw[0] != VERSION:
+        raise bad
+    payload, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
+    if not hmac.compare_digest(mac, _mac(secret, payload)):
+        raise bad
+    subscriber_id, pos = _read_varint(payload, 1)
+    if len(payload) - pos != TAG_BYTES or subscriber_id < 1:
+        raise bad
+    return TokenClaims(subscriber_id=subscriber_id, email_tag=payload[pos:])
+
+
+def token_matches_email(secret: str, claims: TokenClaims, email: str) -> bool:
+    """Was the token made for this address? (False after the subscriber's address changed.)"""
+    return hmac.compare_digest(claims.email_tag, _email_tag(secret, email))
+
+
+def unsubscribe_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/u/{token}"
+
+
+def list_unsubscribe_headers(url: str, mailto: str = "") -> dict[str, str]:
+    """The RFC 8058 one-click pair; the mailto part only when an unsubscribe mailbox is set."""
+    parts = [f"<{url}>"]
+    if mailto:
+        address = mailto.removeprefix("mailto:")
+        parts.append(f"<mailto:{address}?subject=unsubscribe>")
+    return {
+        "List-Unsubscribe": ", ".join(parts),
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+def signing_secret(secrets: Secrets, *, allow_generated: bool, keep_at: Path) -> str:
+    """``NEWSLETTER_SECRET`` from the environment, or (outbox/demo only) a generated one.
+
+    A generated secret is kept in ``keep_at`` (mode 0600) so links in mail already written keep
+    working after a restart. Without either, :class:`SecretMissing` says what to do.
+    """
+    if secrets.signing_key:
+        return secrets.signing_key
+    if not allow_generated:
+        raise SecretMissing(
+            "NEWSLETTER_SECRET is not set; unsubscribe links must be signed. Set it to a long "
+            "random value that stays the same between runs, e.g. export NEWSLETTER_SECRET="
+            "\"$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')\""
+        )
+    try:
+        return keep_at.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    except (OSError, UnicodeDecodeError) as err:
+        raise SecretMissing(f"{keep_at}: cannot read the generated secret ({err})") from err
+    value = pysecrets.token_urlsafe(32)
+    keep_at.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(keep_at, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use theirs
+        return keep_at.read_text(encoding="ascii").strip()
+    except OSError as err:
+        raise SecretMissing(f"{keep_at}: cannot keep a generated secret ({err})") from err
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(value + "\n")
+    return value
