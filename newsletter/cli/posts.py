@@ -1,0 +1,86 @@
+"""``newsletter posts``: list the site's posts and which ones an issue would contain."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import click
+
+from newsletter.cli import App, main
+from newsletter.cli.options import load_selection, selection_options
+from newsletter.content import Post
+from newsletter.selection import Reason, Selection, sort_newest_first
+
+
+def post_json(post: Post, reason: Reason | None) -> dict[str, Any]:
+    return {
+        "path": str(post.path),
+        "slug": post.slug,
+        "title": post.title,
+        "date": post.date.isoformat(),
+        "url": post.url,
+        "author": list(post.authors),
+        "categories": list(post.categories),
+        "tags": list(post.tags),
+        "cover": {"url": post.cover.url, "alt": post.cover.alt} if post.cover else None,
+        "excerpt": post.excerpt,
+        "draft": post.draft,
+        "selected": reason is None,
+        "reason": reason.value if reason is not None else None,
+    }
+
+
+def summary_line(selection: Selection, unreadable: int) -> str:
+    total = len(selection.selected) + len(selection.skipped)
+    counts = Counter(reason.label for _, reason in selection.skipped)
+    parts = [f"{total} post{'s' if total != 1 else ''} read", f"{len(selection.selected)} selected"]
+    if selection.skipped:
+        detail = ", ".join(f"{n} {label}" for label, n in sorted(counts.items()))
+        parts.append(f"{len(selection.skipped)} left out ({detail})")
+    if unreadable:
+        parts.append(f"{unreadable} could not be read and were skipped (see above)")
+    return "; ".join(parts)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@main.command("posts")
+@selection_options
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.pass_obj
+def posts_command(app: App, as_json: bool, **opts: Any) -> None:
+    """List the posts and whether each would be in the issue, with the reason if not.
+
+    \b
+    Examples:
+      newsletter posts --month 2026-10
+      newsletter posts --since last-issue --exclude-category Sponsors
+      newsletter posts --post 2026-10-05-wrap-up --json
+    """
+    result, selection = load_selection(app, opts)
+    reasons: dict[int, Reason | None] = {id(p): None for p in selection.selected}
+    reasons.update({id(p): r for p, r in selection.skipped})
+    ordered = sort_newest_first([*selection.selected, *(p for p, _ in selection.skipped)])
+    if as_json:
+        data = [post_json(p, reasons[id(p)]) for p in ordered]
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    tz = app.settings.site.tz
+    rows = [
+        (
+            p.date.astimezone(tz).strftime("%Y-%m-%d"),
+            _cut(p.title, 48),
+            _cut(", ".join(p.categories) or "-", 18),
+            "selected" if reasons[id(p)] is None else (reasons[id(p)] or Reason.INVALID).label,
+        )
+        for p in ordered
+    ]
+    header = ("date", "title", "category", "status")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    click.echo(summary_line(selection, len(result.errors)))

@@ -1,0 +1,321 @@
+"""Turn a post's front matter into :class:`~newsletter.content.Post` fields.
+
+Each site generator spells things its own way; the rules here are the ones the README lists:
+dates, authors, categories/tags, covers, excerpts, drafts, slugs and permalinks.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+from newsletter.config import Settings
+from newsletter.content import Cover, Post
+from newsletter.errors import PostError
+
+DATE_KEYS = ("date", "published_datetime", "published", "pubDate")
+EXCERPT_KEYS = ("excerpt", "summary", "description")
+MORE_RE = re.compile(r"<!--\s*(?:more|excerpt)\s*-->", re.IGNORECASE)
+_NAME_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
+_JEKYLL_RE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[ T](\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*"
+    r"(Z|[+-]\d{2}:?\d{2}|[+-]\d{1,2})?$"
+)
+_TEXT_FORMATS = ("%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%Y/%m/%d")
+EXCERPT_MAX = 300
+
+
+def parse_date(value: Any, tz: tzinfo) -> datetime | None:
+    """An aware datetime from a front-matter value, or None if it is not a date.
+
+    Values without a zone are in ``tz`` (the site's zone).
+    """
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=tz)
+    if isinstance(value, date):
+        return datetime.combine(value, time(0, 0), tzinfo=tz)
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    match = _JEKYLL_RE.match(text)
+    if match:
+        day, clock, zone = match.groups()
+        text = f"{day}T{clock}"
+        if zone:
+            if zone != "Z" and ":" not in zone:
+                sign, digits = zone[0], zone[1:].rjust(2, "0")
+                zone = f"{sign}{digits[:2]}:{digits[2:] or '00'}"
+            text += "+00:00" if zone == "Z" else zone
+    parsed: datetime | None = None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        for fmt in _TEXT_FORMATS:
+            try:
+                parsed = datetime.strptime(text, fmt)
+                break
+            except ValueError:
+                continue
+    if parsed is None:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    """A string, a comma-separated string or a list, as a tuple of non-empty strings."""
+    if value is None or value is False:
+        return ()
+    if isinstance(value, str):
+        items: list[Any] = value.split(",")
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        items = [value]
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, Mapping):
+            item = item.get("name") or item.get("title") or ""
+        text = str(item).strip()
+        if text and text not in out:
+            out.append(text)
+    return tuple(out)
+
+
+def slugify(text: str) -> str:
+    """URL slug: ASCII where possible, lower case, words joined by hyphens."""
+    norm = unicodedata.normalize("NFKD", text)
+    ascii_text = norm.encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug or re.sub(r"\s+", "-", text.strip().lower())
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "on", "1")
+    return bool(value)
+
+
+def is_draft(data: Mapping[str, Any], path: Path, root: Path) -> bool:
+    if _truthy(data.get("draft")) or _truthy(data.get("hidden")):
+        return True
+    published = data.get("published")
+    if published is False or (isinstance(published, str) and published.lower() == "false"):
+        return True
+    rel = path.relative_to(root) if path.is_relative_to(root) else path
+    return "_drafts" in rel.parts[:-1]
+
+
+def file_slug(path: Path) -> tuple[str, date | None]:
+    """Slug from the file name without its date prefix (or the folder for ``index.md``)."""
+    stem = path.stem
+    if stem.lower() in ("index", "_index") and path.parent.name:
+        stem = path.parent.name
+    match = _NAME_DATE_RE.match(stem)
+    if match:
+        year, month, day, rest = match.groups()
+        try:
+            return rest, date(int(year), int(month), int(day))
+        except ValueError:
+            return rest, None
+    return stem, None
+
+
+def absolute(url: str, base: str) -> str:
+    """Make ``url`` absolute against ``base``; keep mailto:, tel: and #fragments."""
+    url = url.strip()
+    if not url or url.startswith(("#", "mailto:", "tel:")):
+        return url
+    if url.startswith("//"):
+        return "https:" + url
+    return urljoin(base, url)
+
+
+def permalink_url(
+    pattern: str, settings: Settings, *, slug: str, when: datetime, categories: tuple[str, ...]
+) -> str:
+    if re.match(r"^[a-z][a-z0-9+.-]*://", pattern):
+        return pattern
+    local = when.astimezone(settings.site.tz)
+    values = {
+        "year": f"{local.year:04d}",
+        "month": f"{local.month:02d}",
+        "day": f"{local.day:02d}",
+        "i_month": str(local.month),
+        "i_day": str(local.day),
+        "slug": slug,
+        "title": slug,
+        "categories": "/".join(slugify(c) for c in categories),
+    }
+    path = re.sub(r":([a-z_]+)", lambda m: values.get(m.group(1), m.group(0)), pattern)
+    path = re.sub(r"/{2,}", "/", "/" + path.lstrip("/"))
+    return settings.site.url.rstrip("/") + path
+
+
+def _cover(data: Mapping[str, Any], base: str) -> Cover | None:
+    url: Any = None
+    alt: Any = None
+    cover = data.get("cover")
+    image = data.get("image")
+    if isinstance(cover, Mapping):
+        url = cover.get("url") or cover.get("image") or cover.get("src")
+        alt = cover.get("alt")
+    elif isinstance(cover, str):
+        url = cover
+    if not url and isinstance(image, Mapping):
+        url = image.get("path") or image.get("url") or image.get("src")
+        alt = alt or image.get("alt")
+    elif not url and isinstance(image, str):
+        url = image
+    if not url or not isinstance(url, str):
+        return None
+    alt = alt or data.get("image_alt") or data.get("cover_alt") or ""
+    return Cover(url=absolute(url, base), alt=str(alt).strip())
+
+
+_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)|\[([^\]]+)\]\[[^\]]*\]")
+_TAG = re.compile(r"<[^>]+>")
+_TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+_EMPH = re.compile(r"(\*\*|__|\*|_|~~|`)(?=\S)(.+?)(?<=\S)\1")
+
+
+def plain_text(markdown: str) -> str:
+    """Markdown/HTML snippet to one line of plain text (cheap; no full render)."""
+    text = _TEMPLATE.sub("", markdown)
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.DOTALL)
+    text = _MD_IMAGE.sub("", text)
+    text = _MD_LINK.sub(lambda m: m.group(1) or m.group(2), text)
+    text = _TAG.sub("", text)
+    text = _EMPH.sub(r"\2", text)
+    text = re.sub(r"^\s{0,3}(#{1,6}|>|[-*+]|\d+[.)])\s+", "", text, flags=re.MULTILINE)
+    text = html.unescape(text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _shorten(text: str, limit: int = EXCERPT_MAX) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:.-–— ")
+    return cut + "…"
+
+
+def _is_prose_block(block: str) -> bool:
+    first = block.lstrip()
+    return not (
+        first.startswith(("#", "```", "~~~", "|", "<iframe", "<table", "<figure", "{%", "<!--"))
+        or first.startswith("    ")
+        or re.fullmatch(r"\s*(<[^>]+>\s*)+", block) is not None
+        or re.fullmatch(r"\s*!\[[^\]]*\]\([^)]*\)\s*", block) is not None
+    )
+
+
+def excerpts(data: Mapping[str, Any], body: str) -> tuple[str, str | None]:
+    """(plain-text excerpt, the author's excerpt as Markdown or None)."""
+    for key in EXCERPT_KEYS:
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            return plain_text(value), value.strip()
+    match = MORE_RE.search(body)
+    if match:
+        before = body[: match.start()].strip()
+        text = plain_text(before)
+        if text:
+            return text, before
+    blocks = [b for b in re.split(r"\n\s*\n", body) if b.strip()]
+    for block in blocks:
+        if _is_prose_block(block):
+            text = plain_text(block)
+            if text:
+                return _shorten(text), None
+    for block in blocks:
+        text = plain_text(block)
+        if text:
+            return _shorten(text), None
+    return "", None
+
+
+def build_post(
+    path: Path,
+    data: dict[str, Any],
+    body: str,
+    body_line: int,
+    settings: Settings,
+    *,
+    root: Path,
+    key_line: Callable[[str], int],
+    has_fm: bool,
+) -> Post:
+    """Validate front matter and build the Post. Raises PostError for a missing title or date."""
+    tz = settings.site.tz
+    if not has_fm:
+        raise PostError(
+            "no front matter; start the file with a '---' block that sets at least title and date",
+            path=path,
+            line=1,
+        )
+    title = data.get("title")
+    if title is None or not str(title).strip():
+        raise PostError(
+            "no title; add 'title: ...' to the front matter", path=path, line=key_line("title")
+        )
+    slug_from_name, name_date = file_slug(path)
+    when: datetime | None = None
+    for key in DATE_KEYS:
+        value = data.get(key)
+        if value is None or isinstance(value, bool) or value == "":
+            continue
+        when = parse_date(value, tz)
+        if when is None:
+            raise PostError(
+                f"{key} {str(value)!r} is not a date; write it as YYYY-MM-DD, "
+                "YYYY-MM-DD HH:MM:SS or ISO 8601 such as 2026-03-01T09:00:00-08:00",
+                path=path,
+                line=key_line(key),
+                field=key,
+            )
+        break
+    if when is None and name_date is not None:
+        when = datetime.combine(name_date, time(0, 0), tzinfo=tz)
+    if when is None:
+        raise PostError(
+            "no date; add 'date: YYYY-MM-DD' to the front matter or prefix the file name "
+            "with YYYY-MM-DD-",
+            path=path,
+            line=key_line("title"),
+        )
+    if type(when.tzinfo).__module__.startswith("toml"):
+        # the toml package's own tz class; a plain fixed offset compares and copies cleanly
+        when = when.replace(tzinfo=timezone(when.utcoffset() or timedelta(0)))
+    slug = str(data.get("slug") or "").strip() or slug_from_name
+    categories = _strings(data.get("categories")) + tuple(
+        c for c in _strings(data.get("category")) if c not in _strings(data.get("categories"))
+    )
+    own = data.get("permalink")
+    pattern = own if isinstance(own, str) and own.strip() else settings.site.permalink
+    url = permalink_url(pattern.strip(), settings, slug=slug, when=when, categories=categories)
+    excerpt, excerpt_md = excerpts(data, body)
+    return Post(
+        path=path,
+        slug=slug,
+        title=str(title).strip(),
+        date=when,
+        url=url,
+        authors=_strings(data.get("author")) or _strings(data.get("authors")),
+        categories=categories,
+        tags=_strings(data.get("tags")),
+        cover=_cover(data, url),
+        excerpt=excerpt,
+        draft=is_draft(data, path, root),
+        body=body,
+        body_line=body_line,
+        metadata=data,
+        excerpt_markdown=excerpt_md,
+    )
