@@ -1,0 +1,174 @@
+"""MJML to HTML (mjml-python, i.e. MRML) and CSS inlining (premailer or css-inline).
+
+MRML reports errors as byte offsets into the MJML it was given, or not at all ("unexpected end
+of stream"). :func:`compile_mjml` turns both into the template name and line a user can open,
+by matching the failing line of the rendered MJML back to the template sources.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import jinja2
+import mjml
+
+from newsletter.errors import RenderError
+
+INLINERS = ("premailer", "css-inline")
+
+_POSITION = re.compile(r"at position (\d+):(\d+)")
+_MJ_TAG = re.compile(r"<(/?)(mj-[a-z-]+|mjml)\b[^>]*?(/?)>")
+_UNSUPPORTED = ("mj-html-attributes",)
+
+
+@dataclass(frozen=True)
+class SourceLine:
+    template: str
+    line: int
+    text: str
+
+
+def _template_lines(env: jinja2.Environment, names: Iterable[str]) -> list[SourceLine]:
+    out: list[SourceLine] = []
+    loader = env.loader
+    if loader is None:
+        return out
+    for name in names:
+        try:
+            source, _, _ = loader.get_source(env, name)
+        except jinja2.TemplateNotFound:
+            continue
+        for no, text in enumerate(source.splitlines(), start=1):
+            out.append(SourceLine(name, no, text))
+    return out
+
+
+def _literal_prefix(text: str) -> str:
+    """The part of a template line before its first Jinja tag, stripped."""
+    cut = len(text)
+    for mark in ("{{", "{%", "{#"):
+        i = text.find(mark)
+        if i != -1:
+            cut = min(cut, i)
+    return text[:cut].strip()
+
+
+def locate(
+    rendered: str, offset: int, env: jinja2.Environment, names: Iterable[str]
+) -> tuple[str | None, int]:
+    """Map a byte offset in rendered MJML to (template, line), or (None, rendered line)."""
+    raw = rendered.encode("utf-8")
+    line_no = raw[:offset].count(b"\n") + 1
+    line = rendered.splitlines()[line_no - 1].strip() if rendered else ""
+    best: tuple[int, SourceLine] | None = None
+    for src in _template_lines(env, names):
+        prefix = _literal_prefix(src.text)
+        if prefix and line.startswith(prefix) and (best is None or len(prefix) > best[0]):
+            best = (len(prefix), src)
+    if best is None:
+        return None, line_no
+    return best[1].template, best[1].line
+
+
+def _unclosed(rendered: str) -> tuple[str, int] | None:
+    """The first mj-* element that is opened and never closed: (tag, line in ``rendered``)."""
+    stack: list[tuple[str, int]] = []
+    for m in _MJ_TAG.finditer(rendered):
+        closing, tag, selfclosing = m.group(1), m.group(2), m.group(3)
+        pos = m.start()
+        if selfclosing:
+            continue
+        if not closing:
+            stack.append((tag, pos))
+            continue
+        while stack and stack[-1][0] != tag:
+            return stack[-1][0], rendered.count("\n", 0, stack[-1][1]) + 1
+        if stack:
+            stack.pop()
+    if stack:
+        tag, pos = stack[-1]
+        return tag, rendered.count("\n", 0, pos) + 1
+    return None
+
+
+def compile_mjml(rendered: str, env: jinja2.Environment, names: Iterable[str]) -> str:
+    """MJML to HTML; a failure names the template and line it most likely comes from."""
+    names = list(names)
+    for tag in _UNSUPPORTED:
+        i = rendered.find(f"<{tag}")
+        if i != -1:
+            where, line = locate(rendered, len(rendered[:i].encode()), env, names)
+            raise RenderError(
+                f"<{tag}> is not supported by mjml-python; use css-class and <mj-style> instead",
+                template=where or "rendered MJML",
+                line=line,
+            )
+    try:
+        return str(mjml.mjml2html(rendered, disable_comments=False))
+    except (ValueError, RuntimeError) as err:
+        text = str(err)
+        m = _POSITION.search(text)
+        if m:
+            where, line = locate(rendered, int(m.group(1)), env, names)
+            raise RenderError(
+                f"MJML: {text}", template=where or "rendered MJML", line=line
+            ) from err
+        found = _unclosed(rendered)
+        if found:
+            tag, rline = found
+            offset = len("\n".join(rendered.split("\n")[: rline - 1]).encode()) + 1
+            where, line = locate(rendered, offset, env, names)
+            raise RenderError(
+                f"MJML: <{tag}> is not closed, or contains HTML that is not well-formed ({text})",
+                template=where or "rendered MJML",
+                line=line if where else rline,
+            ) from err
+        raise RenderError(
+            f"MJML: {text}; check that every tag in the templates is closed and quoted",
+            template=names[0] if names else None,
+        ) from err
+
+
+def inline_css(html: str, inliner: str) -> str:
+    """Move CSS from ``<style>`` into ``style=""`` attributes; media queries stay in ``<style>``."""
+    if inliner == "css-inline":
+        import css_inline
+
+        try:
+            return str(
+                css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False).inline(
+                    html
+                )
+            )
+        except ValueError as err:
+            raise RenderError(f"css-inline failed: {err}", template="inline CSS") from err
+    if inliner == "premailer":
+        return _premailer(html)
+    raise RenderError(
+        f"unknown inliner {inliner!r}; set email.inliner to one of: {', '.join(INLINERS)}",
+        template="newsletter.toml",
+    )
+
+
+def _premailer(html: str) -> str:
+    import premailer
+
+    try:
+        return str(
+            premailer.Premailer(
+                html,
+                allow_network=False,
+                strip_important=False,
+                keep_style_tags=False,
+                disable_validation=True,
+                cssutils_logging_level=logging.CRITICAL,
+                cache_css_parsing=True,
+                align_floating_images=False,
+                remove_classes=False,
+            ).transform()
+        )
+    except (ValueError, TypeError) as err:
+        raise RenderError(f"premailer failed: {err}", template="inline CSS") from err

@@ -1,0 +1,260 @@
+"""Make a post's HTML safe and readable in an inbox, and tag links with UTM parameters.
+
+The posts stage hands over sanitized HTML with absolute URLs (:func:`newsletter.content.body_html`).
+This module owns what only matters in email: no active content even if some slipped through,
+images that shrink to the screen and keep their alt text, tables that scroll instead of widening
+the email on a 375 px phone, code blocks that keep their line breaks, and headings demoted below
+the post's own title.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+_DROP_WITH_CONTENT = frozenset({"script", "style", "noscript", "template", "object", "title"})
+_DROP_TAG_ONLY = frozenset({"form", "input", "button", "select", "option", "textarea", "embed"})
+_DROP_TAG_ONLY |= {"label", "fieldset", "link", "meta", "base", "source", "track"}
+_VOID = frozenset({"area", "br", "col", "hr", "img", "wbr", "source", "track", "input", "embed"})
+_URL_ATTRS = frozenset({"href", "src"})
+_HEADING = re.compile(r"^h([1-6])$")
+
+IMG_STYLE = "max-width:100%;height:auto;border:0;"
+TABLE_WRAP_STYLE = "width:100%;max-width:100%;overflow-x:auto;"
+TABLE_STYLE = "width:100%;border-collapse:collapse;"
+CELL_STYLE = "padding:4px 6px;border:1px solid #dddddd;word-break:break-word;vertical-align:top;"
+PRE_STYLE = (
+    "white-space:pre-wrap;word-wrap:break-word;overflow-x:auto;font-family:Menlo,Consolas,"
+    "monospace;font-size:13px;line-height:1.45;background:#f4f4f5;padding:12px;border-radius:4px;"
+)
+
+
+@dataclass(frozen=True)
+class UtmTags:
+    """Which links get UTM parameters: only those on ``domain`` (and its ``www.`` twin)."""
+
+    domain: str
+    source: str = ""
+    medium: str = ""
+    campaign: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.source and self.domain)
+
+
+def _same_site(host: str, domain: str) -> bool:
+    host, domain = host.lower().removeprefix("www."), domain.lower().removeprefix("www.")
+    return bool(host) and host == domain
+
+
+def tag_url(url: str, utm: UtmTags) -> str:
+    """``url`` with UTM parameters when it points to the site; never overwrites existing ones."""
+    if not utm.enabled or not url.startswith(("http://", "https://")):
+        return url
+    parts = urlsplit(url)
+    if not _same_site(parts.hostname or "", utm.domain):
+        return url
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    have = {k for k, _ in query}
+    added = [
+        (k, v)
+        for k, v in (
+            ("utm_source", utm.source),
+            ("utm_medium", utm.medium),
+            ("utm_campaign", utm.campaign),
+        )
+        if v and k not in have
+    ]
+    if not added:
+        return url
+    sep = "&" if parts.query else ""
+    return urlunsplit(parts._replace(query=parts.query + sep + urlencode(added)))
+
+
+_HREF = re.compile(r'(\shref=")([^"]*)(")')
+_TEXT_URL = re.compile(r"https?://[^\s<>()\[\]\"']+")
+
+
+def tag_html_links(markup: str, utm: UtmTags) -> str:
+    """Tag every ``href="..."`` in final HTML (entities inside the URL are respected)."""
+    if not utm.enabled:
+        return markup
+
+    def repl(m: re.Match[str]) -> str:
+        url = html.unescape(m.group(2))
+        tagged = tag_url(url, utm)
+        if tagged == url:
+            return m.group(0)
+        return m.group(1) + html.escape(tagged, quote=True) + m.group(3)
+
+    return _HREF.sub(repl, markup)
+
+
+def tag_text_links(text: str, utm: UtmTags) -> str:
+    """Tag every http(s) URL written out in a plain-text part."""
+    if not utm.enabled:
+        return text
+    return _TEXT_URL.sub(lambda m: tag_url(m.group(0), utm), text)
+
+
+def _style(existing: str | None, add: str, *, drop: tuple[str, ...] = ()) -> str:
+    kept = []
+    for decl in (existing or "").split(";"):
+        name = decl.split(":", 1)[0].strip().lower()
+        if decl.strip() and name not in drop:
+            kept.append(decl.strip())
+    return add + ";".join(kept)
+
+
+class _EmailRewriter(HTMLParser):
+    def __init__(
+        self, *, base_url: str, heading_shift: int, min_heading: int, styled: bool
+    ) -> None:
+        super().__init__(convert_charrefs=False)
+        self.styled = styled
+        self.out: list[str] = []
+        self.base_url = base_url
+        self.heading_shift = heading_shift
+        self.min_heading = min_heading
+        self.skip_depth = 0  # inside <script> etc.
+        self.stack: list[str] = []
+
+    # -- helpers
+    def _attrs(self, tag: str, attrs: list[tuple[str, str | None]]) -> dict[str, str | None]:
+        kept: dict[str, str | None] = {}
+        for name, value in attrs:
+            name = name.lower()
+            if name.startswith("on") or name in ("srcset", "sizes", "loading", "class", "id"):
+                continue
+            if name in _URL_ATTRS and value is not None:
+                value = value.strip()
+                if value.lower().startswith(("javascript:", "vbscript:", "data:text")):
+                    continue
+                if not value.startswith(("#", "mailto:", "tel:", "%%")):
+                    value = urljoin(self.base_url, value)
+            kept[name] = value
+        return kept
+
+    def _emit(self, tag: str, attrs: dict[str, str | None], *, close: bool = False) -> None:
+        parts = [tag]
+        for name, value in attrs.items():
+            if value is None:
+                parts.append(name)
+            else:
+                parts.append(f'{name}="{html.escape(html.unescape(value), quote=True)}"')
+        self.out.append("<" + " ".join(parts) + (" />" if close else ">"))
+
+    def _heading(self, tag: str) -> str:
+        m = _HEADING.match(tag)
+        if not m:
+            return tag
+        level = max(int(m.group(1)) + self.heading_shift, self.min_heading)
+        return f"h{min(level, 6)}"
+
+    # -- parser callbacks
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _DROP_WITH_CONTENT:
+            self.skip_depth += 1
+            return
+        if self.skip_depth or tag in _DROP_TAG_ONLY:
+            return
+        a = self._attrs(tag, attrs)
+        if tag == "iframe":
+            src = a.get("src") or ""
+            if src.startswith(("http://", "https://")):
+                self.out.append(f'<p><a href="{html.escape(src)}">Watch the video</a></p>')
+            self.skip_depth += 1
+            return
+        if tag == "img":
+            a["style"] = _style(a.get("style"), IMG_STYLE, drop=("float", "width", "height"))
+            a.pop("width", None)
+            a.pop("height", None)
+            self._emit("img", a, close=True)
+            return
+        if tag in _VOID:
+            self._emit(tag, a, close=True)
+            return
+        if tag == "table":
+            self.out.append(f'<div style="{TABLE_WRAP_STYLE}">' if self.styled else "<div>")
+        if not self.styled:
+            pass
+        elif tag == "table":
+            a["style"] = _style(a.get("style"), TABLE_STYLE, drop=("width",))
+            a.setdefault("role", "table")
+        elif tag in ("td", "th"):
+            a["style"] = _style(a.get("style"), CELL_STYLE)
+        elif tag == "pre":
+            a["style"] = _style(a.get("style"), PRE_STYLE, drop=("white-space",))
+        tag = self._heading(tag)
+        self.stack.append(tag)
+        self._emit(tag, a)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _VOID or tag == "img":
+            self.handle_starttag(tag, attrs)
+        else:
+            self.handle_starttag(tag, attrs)
+            self.handle_endtag(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _DROP_WITH_CONTENT or tag == "iframe":
+            self.skip_depth = max(0, self.skip_depth - 1)
+            return
+        if self.skip_depth or tag in _DROP_TAG_ONLY or tag in _VOID:
+            return
+        out_tag = self._heading(tag)
+        if out_tag not in self.stack:
+            return  # stray end tag: drop rather than unbalance the email
+        while self.stack:
+            top = self.stack.pop()
+            self.out.append(f"</{top}>")
+            if top == out_tag:
+                break
+        if tag == "table":
+            self.out.append("</div>")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip_depth:
+            self.out.append(html.escape(data, quote=False))
+
+    def handle_entityref(self, name: str) -> None:
+        if not self.skip_depth:
+            self.out.append(f"&{name};")
+
+    def handle_charref(self, name: str) -> None:
+        if not self.skip_depth:
+            self.out.append(f"&#{name};")
+
+    def handle_comment(self, data: str) -> None:
+        return  # comments in posts have no business in an email
+
+    def close(self) -> None:
+        super().close()
+        while self.stack:
+            self.out.append(f"</{self.stack.pop()}>")
+
+
+def top_heading_level(markup: str) -> int | None:
+    found = [int(m) for m in re.findall(r"<h([1-6])[\s>]", markup, flags=re.I)]
+    return min(found) if found else None
+
+
+def email_safe_html(
+    markup: str, *, base_url: str, title_level: int = 1, styled: bool = True
+) -> str:
+    """Rewrite a post's HTML for email; headings start one level below ``title_level``.
+
+    ``styled=False`` leaves out the inline styles (for making the plain-text part).
+    """
+    top = top_heading_level(markup)
+    shift = 0 if top is None else max(0, title_level + 1 - top)
+    parser = _EmailRewriter(
+        base_url=base_url, heading_shift=shift, min_heading=title_level + 1, styled=styled
+    )
+    parser.feed(markup)
+    parser.close()
+    return "".join(parser.out)

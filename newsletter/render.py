@@ -1,0 +1,323 @@
+"""Render an issue once: Jinja2 fills MJML, MRML compiles it, the CSS is inlined, a text part made.
+
+    posts ──► context (post views, slots) ──► <layout>.mjml.j2 ──► MJML ──► HTML
+          ──► post bodies into their slots ──► inline CSS ──► UTM tags ──► RenderedIssue.html
+          ──► <layout>.txt.j2 (post bodies as text) ─────────────────────► RenderedIssue.text
+
+Post bodies and the intro are not fed through MRML: the template receives a placeholder (a
+"slot") and the HTML goes in after compilation. That keeps MRML's strict XML-like parser away
+from user HTML and keeps compile time independent of how long the posts are.
+
+Per-recipient values are tokens from :mod:`newsletter.personalize`; :func:`personalize_email`
+fills them for one recipient.
+"""
+
+from __future__ import annotations
+
+import html as htmlmod
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import mistune
+from inscriptis import get_text
+from inscriptis.model.config import ParserConfig
+from markupsafe import Markup
+
+from newsletter import personalize as tok
+from newsletter.config import Settings
+from newsletter.content import Post
+from newsletter.emailcompile import compile_mjml, inline_css
+from newsletter.emailhtml import UtmTags, email_safe_html, tag_html_links, tag_text_links
+from newsletter.errors import ConfigError, RenderError
+from newsletter.rendered import RenderedIssue
+from newsletter.templating import environment, render_string, render_template
+
+LAYOUTS = ("digest", "post")
+PREHEADER_MAX = 140
+# Invisible characters after the preheader so the inbox preview stops there.
+PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 60
+_TEXT_CONFIG = ParserConfig(display_links=True, display_images=True)
+_SLOT = "%%NLSLOT{}%%"
+_SLOT_RE = re.compile(r"%%NLSLOT(\d+)%%")
+_MARKDOWN = mistune.create_markdown(escape=False, plugins=["strikethrough", "table", "url"])
+
+
+@dataclass(frozen=True)
+class PostView:
+    """What a template sees of one post (HTML templates get ``body`` as a slot)."""
+
+    title: str
+    url: str
+    path: str
+    date: datetime
+    date_display: str
+    authors: tuple[str, ...]
+    authors_display: str
+    excerpt: str
+    cover: Mapping[str, str] | None
+    body: str | Markup
+    categories: tuple[str, ...]
+    tags: tuple[str, ...]
+
+
+def _post_html(post: Post, settings: Settings) -> str:
+    """The post's sanitized HTML with absolute URLs, from the posts stage."""
+    from newsletter import content
+
+    body_html = getattr(content, "body_html", None)
+    if body_html is not None:
+        return str(body_html(post, settings))
+    # The posts stage has not provided body_html yet: plain Markdown, made safe below.
+    return str(_MARKDOWN(post.body))
+
+
+def _display_date(when: datetime, settings: Settings) -> str:
+    local = when.astimezone(settings.site.tz)
+    return f"{local:%B} {local.day}, {local.year}"
+
+
+def _authors(authors: Sequence[str]) -> str:
+    if len(authors) <= 2:
+        return " and ".join(authors)
+    return ", ".join(authors[:-1]) + " and " + authors[-1]
+
+
+def _relpath(post: Post, settings: Settings) -> str:
+    try:
+        return str(post.path.resolve().relative_to(settings.root.resolve()))
+    except ValueError:
+        return str(post.path)
+
+
+def _truncate(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0]
+    return cut.rstrip(",.;:") + "…"
+
+
+class _Slots:
+    """HTML kept out of MJML; the template gets ``%%NLSLOTn%%`` in its place."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, html: str, source: str) -> Markup:
+        self.items.append(f"<!-- source: {htmlmod.escape(source)} -->{html}<!-- /source -->")
+        return Markup(_SLOT.format(len(self.items) - 1))
+
+    def fill(self, compiled: str) -> str:
+        return _SLOT_RE.sub(lambda m: self.items[int(m.group(1))], compiled)
+
+
+def _issue_slug(layout: str, lead: Post, now: datetime, settings: Settings) -> str:
+    if layout == "post":
+        return lead.slug
+    return f"{now.astimezone(settings.site.tz):%Y-%m}"
+
+
+def _archive_link(settings: Settings, slug: str) -> str:
+    base = settings.email.archive_url
+    if not base:
+        return ""
+    return base.rstrip("/") + "/" + slug + "/"
+
+
+def render_issue(
+    posts: Sequence[Post],
+    settings: Settings,
+    *,
+    layout: str,
+    now: datetime,
+    subject: str | None = None,
+    intro: str | None = None,
+) -> RenderedIssue:
+    """Render ``posts`` (the lead first) once, with per-recipient tokens left in.
+
+    ``intro`` is Markdown (for the digest); ``None`` uses ``email.intro`` from the settings.
+    ``subject`` replaces the subject from the settings (it may use the same Jinja variables).
+    """
+    if layout not in LAYOUTS:
+        raise ConfigError(f"unknown layout {layout!r}; use one of: {', '.join(LAYOUTS)}")
+    if not posts:
+        raise ConfigError("no posts selected; widen the selection (see `newsletter posts`)")
+    if layout == "post" and len(posts) != 1:
+        raise ConfigError(
+            f"the post layout shows one post but {len(posts)} were selected; pick one with --post"
+        )
+    email = settings.email
+    env = environment(settings.path(email.templates))
+    warnings: list[str] = []
+    lead = posts[0]
+    slug = _issue_slug(layout, lead, now, settings)
+    utm = UtmTags(
+        domain=_host(settings.site.url),
+        source=email.utm_source,
+        medium=email.utm_medium,
+        campaign=email.utm_campaign or slug,
+    )
+    intro_md = email.intro if intro is None else intro
+    if intro_md and layout == "post":
+        warnings.append("the post layout has no intro; the intro was not used")
+        intro_md = ""
+
+    html_slots = _Slots()
+    html_views: list[PostView] = []
+    text_views: list[PostView] = []
+    for index, post in enumerate(posts):
+        rel = _relpath(post, settings)
+        body_html = ""
+        body_text = ""
+        if layout == "post":
+            source = _post_html(post, settings)
+            body_html = email_safe_html(source, base_url=post.url)
+            plain = email_safe_html(source, base_url=post.url, styled=False)
+            body_text = get_text(plain, _TEXT_CONFIG).strip()
+        if layout == "digest" and index > 0 and not post.excerpt:
+            warnings.append(f"{rel}: post has no excerpt; its card shows only the title")
+        common: dict[str, Any] = {
+            "title": post.title,
+            "url": post.url,
+            "path": rel,
+            "date": post.date,
+            "date_display": _display_date(post.date, settings),
+            "authors": tuple(post.authors),
+            "authors_display": _authors(post.authors),
+            "excerpt": post.excerpt,
+            "cover": {"url": post.cover.url, "alt": post.cover.alt} if post.cover else None,
+            "categories": tuple(post.categories),
+            "tags": tuple(post.tags),
+        }
+        html_views.append(PostView(body=html_slots.add(body_html, rel), **common))
+        text_views.append(PostView(body=body_text, **common))
+
+    intro_html = ""
+    intro_text = ""
+    if intro_md:
+        intro_html = email_safe_html(str(_MARKDOWN(intro_md)), base_url=settings.site.url)
+        intro_text = get_text(intro_html, _TEXT_CONFIG).strip()
+    issue_date = now.astimezone(settings.site.tz)
+    site = {
+        "name": settings.site.name,
+        "url": settings.site.url,
+        "logo_url": settings.site.logo_url,
+        "language": settings.site.language,
+        **{k: v for k, v in settings.site.values.items() if k not in ("name", "url")},
+    }
+    subject_ctx = {
+        "site": site,
+        "issue_date": issue_date,
+        "lead": text_views[0],
+        "posts": text_views,
+        "first_name": tok.FIRST_NAME_TEXT,
+    }
+    subject_src = (
+        subject
+        if subject is not None
+        else (email.subject_digest if layout == "digest" else email.subject_post)
+    )
+    setting = "--subject" if subject is not None else f"email.subject_{layout}"
+    final_subject = " ".join(render_string(subject_src, subject_ctx, setting=setting).split())
+    preheader = _truncate(email.preheader or lead.excerpt, PREHEADER_MAX)
+
+    footer = {
+        "why": email.why,
+        "postal_address": email.postal_address,
+        "unsubscribe_url": tok.UNSUBSCRIBE_URL,
+        "view_in_browser_url": _archive_link(settings, slug),
+    }
+    issue_ctx = {
+        "subject": final_subject,
+        "preheader": preheader,
+        "preheader_padding": Markup(PREHEADER_PADDING),
+        "layout": layout,
+        "date": issue_date,
+        "slug": slug,
+    }
+    html_ctx = {
+        "site": site,
+        "issue": {**issue_ctx, "intro": html_slots.add(intro_html, "intro") if intro_md else ""},
+        "lead": html_views[0],
+        "posts": html_views[1:],
+        "first_name": Markup(tok.FIRST_NAME),
+        "email": Markup(tok.EMAIL),
+        "footer": {**footer, "unsubscribe_url": Markup(tok.UNSUBSCRIBE_URL)},
+        "now": now,
+    }
+    text_ctx = {
+        **html_ctx,
+        "issue": {**issue_ctx, "intro": intro_text},
+        "lead": text_views[0],
+        "posts": text_views[1:],
+        "first_name": tok.FIRST_NAME_TEXT,
+        "email": tok.EMAIL_TEXT,
+        "footer": footer,
+    }
+
+    mjml_name = f"{layout}.mjml.j2"
+    mjml_src = render_template(env, mjml_name, html_ctx)
+    names = [mjml_name, *env.list_templates(filter_func=lambda n: n.startswith("partials/"))]
+    names.append("base.mjml.j2")
+    compiled = compile_mjml(mjml_src, env, names)
+    inlined = inline_css(html_slots.fill(compiled), email.inliner)
+    final_html = tag_html_links(inlined, utm)
+    text = render_template(env, f"{layout}.txt.j2", text_ctx)
+    final_text = tag_text_links(_tidy_text(text), utm)
+
+    newest = max(p.date for p in posts)
+    return RenderedIssue(
+        subject=final_subject,
+        preheader=preheader,
+        html=final_html,
+        text=final_text,
+        layout=layout,
+        post_paths=tuple(str(p.path) for p in posts),
+        slug=slug,
+        newest_post_date=newest.isoformat(),
+        warnings=tuple(warnings),
+    )
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or ""
+
+
+def _tidy_text(text: str) -> str:
+    """Trailing spaces off, at most one blank line in a row, one final newline."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if not line and (not out or not out[-1]):
+            continue
+        out.append(line)
+    return "\n".join(out).strip("\n") + "\n"
+
+
+def personalize_email(issue: RenderedIssue, values: Mapping[str, str]) -> tuple[str, str, str]:
+    """(subject, html, text) for one recipient; ``values`` from :func:`personalize.token_values`."""
+    missing = [t for t in tok.ALL_TOKENS if t not in values]
+    if missing:
+        raise RenderError(f"no value for {', '.join(missing)}", template="personalize")
+    return (
+        issue.subject_template.fill(values),
+        issue.html_template.fill(values),
+        issue.text_template.fill(values),
+    )
+
+
+def generic_values(settings: Settings) -> dict[str, str]:
+    """Token values for the public archive page and previews: no personal data."""
+    return tok.token_values(
+        tok.Personal(
+            email="",
+            first_name="",
+            unsubscribe_url=settings.unsubscribe.base_url.rstrip("/") + "/u/",
+        ),
+        first_name_fallback=settings.email.first_name_fallback,
+    )
