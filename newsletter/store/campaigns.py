@@ -1,14 +1,536 @@
-"""Campaigns and the per-recipient ledger (issue #5)."""
+"""Campaigns, their batches and the per-recipient ledger (issue #5).
+
+A campaign's recipients are written to the ledger as ``pending`` in batches of fixed membership
+before any request is made. A batch then moves ``pending -> sending -> accepted | rejected |
+failed | unknown``; every move is one committed transaction, and ``accepted`` is written only
+after the provider said so. ``sending`` found when a send starts means the batch was in flight
+when a previous process died: its fate is ``unknown``.
+
+The store also records webhook events (it is the ``EventSink`` of :mod:`newsletter.webhooks`) and
+answers "when was the newest post of the last issue" for ``since last-issue``.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
 
-from newsletter.store.db import Migration
+from newsletter.errors import CampaignLocked, StoreError
+from newsletter.store.db import Migration, write
 
-MIGRATIONS: list[Migration] = []
+MIGRATIONS: list[Migration] = [
+    (
+        "campaigns.0001_initial",
+        """
+        CREATE TABLE campaigns (
+            id TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            finished_at TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL DEFAULT 'preparing',
+            subject TEXT NOT NULL DEFAULT '',
+            layout TEXT NOT NULL DEFAULT '',
+            segment TEXT NOT NULL DEFAULT '',
+            transport TEXT NOT NULL DEFAULT '',
+            content_hash TEXT NOT NULL DEFAULT '',
+            newest_post_date TEXT NOT NULL DEFAULT '',
+            posts TEXT NOT NULL DEFAULT '[]',
+            total INTEGER NOT NULL DEFAULT 0,
+            batch_size INTEGER NOT NULL DEFAULT 1000,
+            note TEXT NOT NULL DEFAULT '',
+            owner_pid INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE campaign_batches (
+            campaign_id TEXT NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+            batch_no INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT NOT NULL DEFAULT '',
+            provider_message_id TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (campaign_id, batch_no)
+        );
+        CREATE TABLE campaign_ledger (
+            campaign_id TEXT NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+            recipient_id TEXT NOT NULL,
+            batch_no INTEGER NOT NULL,
+            email TEXT NOT NULL,
+            first_name TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL DEFAULT 'pending',
+            reason TEXT NOT NULL DEFAULT '',
+            last_event TEXT NOT NULL DEFAULT '',
+            last_event_at TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (campaign_id, recipient_id)
+        );
+        CREATE INDEX campaign_ledger_batch ON campaign_ledger(campaign_id, batch_no);
+        CREATE TABLE campaign_events (
+            event_id TEXT PRIMARY KEY,
+            campaign_id TEXT NOT NULL,
+            recipient_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX campaign_events_campaign ON campaign_events(campaign_id, event);
+        """,
+    ),
+]
+
+# batch (and ledger) states
+PENDING = "pending"
+SENDING = "sending"
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+FAILED = "failed"
+UNKNOWN = "unknown"
+SKIPPED = "skipped"  # suppressed between preparation and sending
+BATCH_STATES = (PENDING, SENDING, ACCEPTED, REJECTED, FAILED, UNKNOWN, SKIPPED)
+
+# campaign states
+PREPARING = "preparing"
+READY = "ready"
+RUNNING = "sending"
+PAUSED = "paused"
+DONE = "done"
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: str
+    created_at: str
+    updated_at: str
+    finished_at: str
+    state: str
+    subject: str
+    layout: str
+    segment: str
+    transport: str
+    content_hash: str
+    newest_post_date: str
+    posts: tuple[str, ...]
+    total: int
+    batch_size: int
+    note: str
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    recipient_id: str
+    email: str
+    first_name: str
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    batch_no: int
+    size: int
+    state: str
+    attempts: int
+    error: str
+
+
+@dataclass
+class CampaignStatus:
+    campaign: Campaign
+    counts: dict[str, int] = field(default_factory=dict)  # ledger state -> recipients
+    events: dict[str, int] = field(default_factory=dict)  # webhook event -> recipients
+    errors: list[tuple[str, str, int]] = field(default_factory=list)  # (state, reason, recipients)
+
+    def as_json(self) -> dict[str, Any]:
+        c = self.campaign
+        return {
+            "id": c.id,
+            "state": c.state,
+            "subject": c.subject,
+            "layout": c.layout,
+            "segment": c.segment,
+            "transport": c.transport,
+            "posts": list(c.posts),
+            "total": c.total,
+            "created_at": c.created_at,
+            "updated_at": c.updated_at,
+            "finished_at": c.finished_at,
+            "note": c.note,
+            "counts": {s: self.counts.get(s, 0) for s in BATCH_STATES},
+            "events": dict(self.events),
+            "errors": [{"state": s, "reason": r, "recipients": n} for s, r, n in self.errors],
+        }
 
 
 class CampaignStore:
+    """SQL for campaigns and the ledger; the dispatcher talks to this and never to SQL."""
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+
+    # -- campaigns -------------------------------------------------------------------------
+
+    def get(self, campaign_id: str) -> Campaign | None:
+        row = self.conn.execute("SELECT * FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+        return _campaign(row) if row else None
+
+    def all(self) -> list[Campaign]:
+        rows = self.conn.execute("SELECT * FROM campaigns ORDER BY created_at DESC, id")
+        return [_campaign(r) for r in rows]
+
+    def begin(
+        self,
+        campaign_id: str,
+        *,
+        now: datetime,
+        subject: str,
+        layout: str,
+        segment: str,
+        transport: str,
+        content_hash: str,
+        newest_post_date: str,
+        posts: Sequence[str],
+        batch_size: int,
+    ) -> None:
+        """Create the campaign in state ``preparing`` (or restart an unfinished preparation)."""
+        with write(self.conn) as c:
+            c.execute("DELETE FROM campaign_ledger WHERE campaign_id = ?", (campaign_id,))
+            c.execute("DELETE FROM campaign_batches WHERE campaign_id = ?", (campaign_id,))
+            c.execute("DELETE FROM campaigns WHERE id = ?", (campaign_id,))
+            c.execute(
+                "INSERT INTO campaigns(id, created_at, updated_at, state, subject, layout, segment,"
+                " transport, content_hash, newest_post_date, posts, batch_size, owner_pid)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    campaign_id,
+                    _iso(now),
+                    _iso(now),
+                    PREPARING,
+                    subject,
+                    layout,
+                    segment,
+                    transport,
+                    content_hash,
+                    newest_post_date,
+                    json.dumps(list(posts)),
+                    batch_size,
+                    os.getpid(),
+                ),
+            )
+
+    def add_recipients(
+        self, campaign_id: str, rows: Iterable[tuple[str, str, str]], *, batch_size: int
+    ) -> int:
+        """Write ``(recipient_id, email, first_name)`` rows as pending, in fixed batches.
+
+        Streams: commits every 50 batches so a million recipients never sit in memory. The
+        campaign stays ``preparing`` until :meth:`ready`, so a crash here restarts preparation.
+        """
+        total = 0
+        chunk: list[tuple[str, str, int, str, str]] = []
+        sizes: dict[int, int] = {}
+        flush_every = batch_size * 50
+
+        def flush() -> None:
+            with write(self.conn) as c:
+                c.executemany(
+                    "INSERT INTO campaign_ledger(campaign_id, recipient_id, batch_no, email,"
+                    " first_name) VALUES (?, ?, ?, ?, ?)",
+                    chunk,
+                )
+                c.executemany(
+                    "INSERT INTO campaign_batches(campaign_id, batch_no, size) VALUES (?, ?, ?)"
+                    " ON CONFLICT(campaign_id, batch_no) DO UPDATE SET size = excluded.size",
+                    [(campaign_id, b, n) for b, n in sizes.items()],
+                )
+            chunk.clear()
+
+        try:
+            for rid, email, first_name in rows:
+                batch_no = total // batch_size
+                chunk.append((campaign_id, rid, batch_no, email, first_name))
+                total += 1
+                sizes[batch_no] = total - batch_no * batch_size
+                if len(chunk) >= flush_every:
+                    flush()
+                    sizes = {batch_no: sizes[batch_no]}
+            if chunk or sizes:
+                flush()
+        except sqlite3.IntegrityError as err:
+            raise StoreError(
+                f"campaign {campaign_id}: the same recipient twice in one campaign ({err}); "
+                "the audience must list each subscriber once"
+            ) from err
+        return total
+
+    def ready(self, campaign_id: str, *, now: datetime) -> int:
+        """Preparation finished: every recipient is in the ledger. Returns the total."""
+        with write(self.conn) as c:
+            total = c.execute(
+                "SELECT count(*) FROM campaign_ledger WHERE campaign_id = ?", (campaign_id,)
+            ).fetchone()[0]
+            c.execute(
+                "UPDATE campaigns SET state = ?, total = ?, updated_at = ? WHERE id = ?",
+                (READY, total, _iso(now), campaign_id),
+            )
+        return int(total)
+
+    def set_state(self, campaign_id: str, state: str, *, now: datetime, note: str = "") -> None:
+        finished = _iso(now) if state == DONE else ""
+        with write(self.conn) as c:
+            c.execute(
+                "UPDATE campaigns SET state = ?, updated_at = ?, note = ?, owner_pid = ?,"
+                " finished_at = CASE WHEN ? != '' THEN ? ELSE finished_at END WHERE id = ?",
+                (state, _iso(now), note, os.getpid(), finished, finished, campaign_id),
+            )
+
+    # -- batches ---------------------------------------------------------------------------
+
+    def recover_in_flight(self, campaign_id: str, *, now: datetime) -> int:
+        """Batches left ``sending`` by a dead process become ``unknown``. Returns how many."""
+        note = "in flight when a previous send stopped; may or may not have been accepted"
+        with write(self.conn) as c:
+            n = c.execute(
+                "UPDATE campaign_batches SET state = ?, error = ?, updated_at = ?"
+                " WHERE campaign_id = ? AND state = ?",
+                (UNKNOWN, note, _iso(now), campaign_id, SENDING),
+            ).rowcount
+            c.execute(
+                "UPDATE campaign_ledger SET state = ?, reason = ?"
+                " WHERE campaign_id = ? AND state = ?",
+                (UNKNOWN, note, campaign_id, SENDING),
+            )
+        return int(n)
+
+    def requeue(self, campaign_id: str, states: Sequence[str], *, now: datetime) -> int:
+        """Put batches in ``states`` (e.g. unknown, failed) back to ``pending``."""
+        marks = ",".join("?" * len(states))
+        with write(self.conn) as c:
+            n = c.execute(
+                f"UPDATE campaign_batches SET state = ?, error = '', updated_at = ?"
+                f" WHERE campaign_id = ? AND state IN ({marks})",
+                (PENDING, _iso(now), campaign_id, *states),
+            ).rowcount
+            c.execute(
+                f"UPDATE campaign_ledger SET state = ?, reason = ''"
+                f" WHERE campaign_id = ? AND state IN ({marks})",
+                (PENDING, campaign_id, *states),
+            )
+        return int(n)
+
+    def batches(self, campaign_id: str, state: str | None = None) -> list[BatchInfo]:
+        sql = "SELECT batch_no, size, state, attempts, error FROM campaign_batches"
+        sql += " WHERE campaign_id = ?" + (" AND state = ?" if state else "") + " ORDER BY batch_no"
+        args: tuple[str, ...] = (campaign_id, state) if state else (campaign_id,)
+        return [BatchInfo(*r) for r in self.conn.execute(sql, args)]
+
+    def batch_rows(self, campaign_id: str, batch_no: int) -> list[LedgerRow]:
+        """The batch's recipients still to send (pending), in a stable order."""
+        rows = self.conn.execute(
+            "SELECT recipient_id, email, first_name FROM campaign_ledger"
+            " WHERE campaign_id = ? AND batch_no = ? AND state IN (?, ?) ORDER BY rowid",
+            (campaign_id, batch_no, PENDING, SENDING),
+        )
+        return [LedgerRow(*r) for r in rows]
+
+    def skip(self, campaign_id: str, recipient_ids: Sequence[str], reason: str) -> None:
+        """Recipients that must not be sent any more (suppressed since preparation)."""
+        with write(self.conn) as c:
+            c.executemany(
+                "UPDATE campaign_ledger SET state = ?, reason = ?"
+                " WHERE campaign_id = ? AND recipient_id = ?",
+                [(SKIPPED, reason, campaign_id, rid) for rid in recipient_ids],
+            )
+
+    def mark(
+        self,
+        campaign_id: str,
+        batch_no: int,
+        state: str,
+        *,
+        now: datetime,
+        error: str = "",
+        count_attempt: bool = False,
+        message_id: str = "",
+        rejected: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Move one batch (and its not-skipped recipients) to ``state`` in one transaction.
+
+        ``rejected`` lists ``(email, reason)`` of recipients the provider refused individually
+        inside an otherwise accepted batch.
+        """
+        with write(self.conn) as c:
+            c.execute(
+                "UPDATE campaign_batches SET state = ?, error = ?, updated_at = ?,"
+                " provider_message_id = CASE WHEN ? != '' THEN ? ELSE provider_message_id END,"
+                " attempts = attempts + ? WHERE campaign_id = ? AND batch_no = ?",
+                (
+                    state,
+                    error,
+                    _iso(now),
+                    message_id,
+                    message_id,
+                    int(count_attempt),
+                    campaign_id,
+                    batch_no,
+                ),
+            )
+            c.execute(
+                "UPDATE campaign_ledger SET state = ?, reason = ?"
+                " WHERE campaign_id = ? AND batch_no = ? AND state != ?",
+                (state, error, campaign_id, batch_no, SKIPPED),
+            )
+            if rejected:
+                c.executemany(
+                    "UPDATE campaign_ledger SET state = ?, reason = ?"
+                    " WHERE campaign_id = ? AND batch_no = ? AND email = ?",
+                    [(REJECTED, why, campaign_id, batch_no, email) for email, why in rejected],
+                )
+            c.execute("UPDATE campaigns SET updated_at = ? WHERE id = ?", (_iso(now), campaign_id))
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def status(self, campaign_id: str) -> CampaignStatus | None:
+        campaign = self.get(campaign_id)
+        if campaign is None:
+            return None
+        counts = {
+            r[0]: int(r[1])
+            for r in self.conn.execute(
+                "SELECT state, count(*) FROM campaign_ledger WHERE campaign_id = ? GROUP BY state",
+                (campaign_id,),
+            )
+        }
+        events = {
+            r[0]: int(r[1])
+            for r in self.conn.execute(
+                "SELECT event, count(DISTINCT recipient_id) FROM campaign_events"
+                " WHERE campaign_id = ? GROUP BY event ORDER BY event",
+                (campaign_id,),
+            )
+        }
+        errors = [
+            (r[0], r[1], int(r[2]))
+            for r in self.conn.execute(
+                "SELECT state, reason, count(*) FROM campaign_ledger"
+                " WHERE campaign_id = ? AND reason != '' GROUP BY state, reason"
+                " ORDER BY count(*) DESC",
+                (campaign_id,),
+            )
+        ]
+        return CampaignStatus(campaign, counts, events, errors)
+
+    # -- webhooks (EventSink) and "since last-issue" ----------------------------------------
+
+    def record_event(
+        self, campaign_id: str, recipient_id: int | str, event: str, at: datetime, event_id: str
+    ) -> bool:
+        """Record one webhook event once (by ``event_id``); False if it was seen before."""
+        with write(self.conn) as c:
+            new = c.execute(
+                "INSERT OR IGNORE INTO campaign_events(event_id, campaign_id, recipient_id, event,"
+                " at) VALUES (?, ?, ?, ?, ?)",
+                (event_id, campaign_id, str(recipient_id), event, _iso(at)),
+            ).rowcount
+            if new:
+                c.execute(
+                    "UPDATE campaign_ledger SET last_event = ?, last_event_at = ?"
+                    " WHERE campaign_id = ? AND recipient_id = ? AND last_event_at <= ?",
+                    (event, _iso(at), campaign_id, str(recipient_id), _iso(at)),
+                )
+        return bool(new)
+
+    def newest_post_date(self) -> datetime | None:
+        """The newest post date of any campaign that started sending (for since last-issue)."""
+        row = self.conn.execute(
+            "SELECT max(newest_post_date) FROM campaigns"
+            " WHERE state IN (?, ?, ?, ?) AND newest_post_date != ''",
+            (READY, RUNNING, PAUSED, DONE),
+        ).fetchone()
+        if not row or not row[0]:
+            return None
+        value = datetime.fromisoformat(row[0])
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _campaign(row: sqlite3.Row) -> Campaign:
+    return Campaign(
+        id=row["id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+        state=row["state"],
+        subject=row["subject"],
+        layout=row["layout"],
+        segment=row["segment"],
+        transport=row["transport"],
+        content_hash=row["content_hash"],
+        newest_post_date=row["newest_post_date"],
+        posts=tuple(json.loads(row["posts"])),
+        total=row["total"],
+        batch_size=row["batch_size"],
+        note=row["note"],
+    )
+
+
+class CampaignLock:
+    """One sender per campaign: an OS lock (``flock``) on ``<lock_dir>/<campaign>.lock``.
+
+    The kernel drops the lock when the process dies, even by ``kill -9``, so a crash never
+    leaves a campaign locked. The file holds the owner's pid for the error message.
+    """
+
+    def __init__(self, lock_dir: Path, campaign_id: str) -> None:
+        self.path = lock_dir / f"{campaign_id}.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            owner = os.read(fd, 32).decode("ascii", "replace").strip() or "another process"
+            os.close(fd)
+            raise CampaignLocked(
+                f"campaign {self.path.stem} is being sent by process {owner}; wait for it to "
+                "finish (see `newsletter status`) — only one send per campaign runs at a time"
+            ) from err
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode("ascii"))
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> CampaignLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+def lock_dir_for(db_path: Path) -> Path:
+    """Where the campaign lock files of a store live: next to the database file."""
+    return db_path.parent / f"{db_path.name}.locks"
+
+
+def iter_all_rows(conn: sqlite3.Connection, campaign_id: str) -> Iterator[sqlite3.Row]:
+    """Every ledger row of a campaign (for tests and exports)."""
+    yield from conn.execute(
+        "SELECT * FROM campaign_ledger WHERE campaign_id = ? ORDER BY batch_no, rowid",
+        (campaign_id,),
+    )

@@ -1,0 +1,412 @@
+"""A campaign: write the ledger, then send its batches exactly once, surviving crashes.
+
+The delivery guarantee, stated plainly: every recipient is written to the ledger as ``pending``
+before any request. A batch is marked ``sending`` (committed) before its request and
+``accepted`` only after SendGrid's 202. So after a crash, at any instant:
+
+- a batch marked ``accepted`` is never sent again;
+- a batch still ``pending`` or ``failed`` was never accepted and is sent on resume;
+- a batch found ``sending`` was in flight: SendGrid has no idempotency key, so it becomes
+  ``unknown`` and is resent only on the user's word (``resume --retry-unknown``).
+
+The dispatcher owns retries (429 honouring the provider's reset time, 5xx and refused
+connections with exponential backoff and jitter), pacing and the consecutive-failure brake;
+transports only translate. Only the main thread touches the store; worker threads only call
+``transport.send``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from newsletter.errors import (
+    DeliveryUnknown,
+    ProviderRejected,
+    RateLimited,
+    StoreError,
+    TransportError,
+)
+from newsletter.pacing import Backoff, Pacer
+from newsletter.personalize import Personal, token_values
+from newsletter.rendered import RenderedIssue
+from newsletter.store import campaigns as cs
+from newsletter.store.campaigns import CampaignStore, LedgerRow
+from newsletter.transports.base import Batch, BatchResult, Recipient, Sender, Status, Transport
+
+SETTLED = (cs.ACCEPTED, cs.REJECTED, cs.FAILED, cs.UNKNOWN, cs.SKIPPED)
+
+
+def campaign_id_for(issue: RenderedIssue, segment: str, *, salt: str = "") -> str:
+    """A stable id from what is sent (posts, content, layout) and to whom (the segment)."""
+    digest = hashlib.sha256(f"{issue.content_hash}\0{segment}\0{salt}".encode()).hexdigest()
+    stem = re.sub(r"[^a-z0-9-]+", "-", (issue.slug or issue.layout).lower()).strip("-")
+    return f"{stem[:40] or 'issue'}-{digest[:10]}"
+
+
+@dataclass(frozen=True)
+class Personalizer:
+    """Turns one ledger row into a transport Recipient (tokens, headers, custom_args)."""
+
+    campaign_id: str
+    unsubscribe_url: Callable[[str, str], str]  # (recipient_id, email) -> URL
+    list_headers: Callable[[str], Mapping[str, str]]  # URL -> List-Unsubscribe headers
+    first_name_fallback: str = "there"
+
+    def __call__(self, row: LedgerRow) -> Recipient:
+        url = self.unsubscribe_url(row.recipient_id, row.email)
+        person = Personal(email=row.email, first_name=row.first_name, unsubscribe_url=url)
+        return Recipient(
+            email=row.email,
+            name="",
+            substitutions=token_values(person, first_name_fallback=self.first_name_fallback),
+            headers=dict(self.list_headers(url)),
+            custom_args={"campaign_id": self.campaign_id, "recipient_id": row.recipient_id},
+        )
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What every batch of a campaign shares."""
+
+    issue: RenderedIssue
+    sender: Sender
+    categories: tuple[str, ...] = ()
+    asm_group_id: int = 0
+    send_at: int = 0
+    batch_id: str = ""
+    sandbox: bool = False
+    subject_prefix: str = ""
+
+
+@dataclass(frozen=True)
+class Options:
+    concurrency: int = 4
+    max_retries: int = 5
+    max_consecutive_failures: int = 5
+    batch_size: int = 1000
+
+
+@dataclass
+class Summary:
+    campaign_id: str
+    state: str  # done | paused
+    counts: dict[str, int]
+    total: int
+    accepted_now: int = 0
+    requests: int = 0
+    retries: int = 0
+    elapsed: float = 0.0
+    note: str = ""
+    errors: list[tuple[str, str, int]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.state == cs.DONE
+
+
+def prepare(
+    store: CampaignStore,
+    campaign_id: str,
+    issue: RenderedIssue,
+    recipients: Iterable[tuple[str, str, str]],
+    *,
+    segment: str,
+    transport: str,
+    now: datetime,
+    batch_size: int = 1000,
+) -> int:
+    """Write every ``(recipient_id, email, first_name)`` to the ledger as pending; return count.
+
+    Call with the campaign lock held. If this is interrupted, the campaign stays ``preparing``
+    and the next call starts the preparation over (nothing was sent yet).
+    """
+    if not 1 <= batch_size <= 1000:
+        raise StoreError(f"batch size {batch_size} must be between 1 and 1000")
+    store.begin(
+        campaign_id,
+        now=now,
+        subject=issue.subject,
+        layout=issue.layout,
+        segment=segment,
+        transport=transport,
+        content_hash=issue.content_hash,
+        newest_post_date=issue.newest_post_date,
+        posts=issue.post_paths,
+        batch_size=batch_size,
+    )
+    store.add_recipients(campaign_id, recipients, batch_size=batch_size)
+    return store.ready(campaign_id, now=now)
+
+
+ProgressFn = Callable[[int, int], None]  # (settled recipients, total)
+
+
+class Dispatcher:
+    """Sends a prepared campaign's pending batches. Call with the campaign lock held."""
+
+    def __init__(
+        self,
+        store: CampaignStore,
+        transport: Transport,
+        envelope: Envelope,
+        personalize: Callable[[LedgerRow], Recipient],
+        *,
+        options: Options = Options(),
+        pacer: Pacer | None = None,
+        backoff: Backoff | None = None,
+        now: Callable[[], datetime],
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        suppressed: Callable[[str], bool] | None = None,
+        on_progress: ProgressFn | None = None,
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.envelope = envelope
+        self.personalize = personalize
+        self.options = options
+        self.pacer = pacer or Pacer(clock=monotonic, sleep=sleep)
+        self.backoff = backoff or Backoff()
+        self.now = now
+        self.monotonic = monotonic
+        self.sleep = sleep
+        self.suppressed = suppressed
+        self.on_progress = on_progress
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self, campaign_id: str, *, retry_unknown: bool = False) -> Summary:
+        store = self.store
+        campaign = store.get(campaign_id)
+        if campaign is None or campaign.state == cs.PREPARING:
+            raise StoreError(f"campaign {campaign_id} is not prepared; run `newsletter send`")
+        start = self.monotonic()
+        store.recover_in_flight(campaign_id, now=self.now())
+        requeue = [cs.FAILED, cs.UNKNOWN] if retry_unknown else [cs.FAILED]
+        store.requeue(campaign_id, requeue, now=self.now())
+        store.set_state(campaign_id, cs.RUNNING, now=self.now())
+
+        infos = {b.batch_no: b for b in store.batches(campaign_id)}
+        queue = deque(sorted(n for n, b in infos.items() if b.state == cs.PENDING))
+        self._settled = sum(b.size for b in infos.values() if b.state in SETTLED)
+        self._total = campaign.total
+        self._progress()
+        retries: list[tuple[float, int]] = []  # (due, batch_no)
+        tries: dict[int, int] = {}
+        in_flight: dict[Future[BatchResult], tuple[int, int]] = {}
+        self._stats = {"accepted": 0, "requests": 0, "retries": 0}
+        self._consecutive = 0
+        self._last_error = ""
+        pause_note = ""
+
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency))
+        try:
+            while True:
+                try:
+                    if not pause_note:
+                        now_m = self.monotonic()
+                        due = []
+                        while retries and retries[0][0] <= now_m:
+                            due.append(heapq.heappop(retries)[1])
+                        queue.extendleft(reversed(due))
+                        while len(in_flight) < self.options.concurrency and queue:
+                            batch_no = queue[0]
+                            size = infos[batch_no].size
+                            if in_flight and self.pacer.wait_time(size) > 0:
+                                break
+                            queue.popleft()
+                            submitted = self._submit(pool, campaign_id, batch_no, tries)
+                            if submitted is not None:
+                                in_flight[submitted[0]] = (batch_no, submitted[1])
+                    if not in_flight:
+                        if pause_note or (not queue and not retries):
+                            break
+                        if not queue and retries:
+                            self.sleep(max(0.0, retries[0][0] - self.monotonic()))
+                        continue
+                    timeout = None
+                    if retries and not pause_note:
+                        timeout = max(0.0, retries[0][0] - self.monotonic())
+                    if queue and not pause_note:
+                        pace = self.pacer.wait_time(infos[queue[0]].size)
+                        timeout = pace if timeout is None else min(timeout, pace)
+                    done, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        batch_no, size = in_flight.pop(fut)
+                        note = self._settle(campaign_id, batch_no, size, fut, tries, retries)
+                        if note and not pause_note:
+                            pause_note = note
+                except KeyboardInterrupt:
+                    # stop submitting; the loop waits for the requests in flight and records
+                    # their answers (a second Ctrl-C leaves them `sending` -> unknown)
+                    pause_note = "interrupted (Ctrl-C)"
+        finally:
+            pool.shutdown(wait=True)
+
+        status = store.status(campaign_id)
+        assert status is not None
+        counts = status.counts
+        if pause_note:
+            note = _pause_message(campaign_id, pause_note)
+            store.set_state(campaign_id, cs.PAUSED, now=self.now(), note=note)
+            state = cs.PAUSED
+        elif counts.get(cs.PENDING, 0):
+            note = "some recipients are still pending; run `newsletter resume " + campaign_id + "`"
+            store.set_state(campaign_id, cs.PAUSED, now=self.now(), note=note)
+            state = cs.PAUSED
+        else:
+            note = ""
+            unknown = counts.get(cs.UNKNOWN, 0)
+            if unknown:
+                note = (
+                    f"{unknown} recipients are unknown (the provider's answer was lost; they may "
+                    f"have the email). Check SendGrid's activity, then if needed run "
+                    f"`newsletter resume {campaign_id} --retry-unknown`"
+                )
+            store.set_state(campaign_id, cs.DONE, now=self.now(), note=note)
+            state = cs.DONE
+        return Summary(
+            campaign_id=campaign_id,
+            state=state,
+            counts=counts,
+            total=campaign.total,
+            accepted_now=self._stats["accepted"],
+            requests=self._stats["requests"],
+            retries=self._stats["retries"],
+            elapsed=self.monotonic() - start,
+            note=note,
+            errors=status.errors,
+        )
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def _submit(
+        self, pool: ThreadPoolExecutor, campaign_id: str, batch_no: int, tries: dict[int, int]
+    ) -> tuple[Future[BatchResult], int] | None:
+        rows = self.store.batch_rows(campaign_id, batch_no)
+        if self.suppressed is not None:
+            gone = [r for r in rows if self.suppressed(r.email)]
+            if gone:
+                self.store.skip(campaign_id, [r.recipient_id for r in gone], "suppressed")
+                rows = [r for r in rows if not self.suppressed(r.email)]
+                self._settled += len(gone)
+        if not rows:
+            self.store.mark(campaign_id, batch_no, cs.SKIPPED, now=self.now())
+            self._progress()
+            return None
+        self.pacer.acquire(len(rows))
+        env = self.envelope
+        batch = Batch(
+            campaign_id=campaign_id,
+            batch_no=batch_no,
+            issue=env.issue,
+            sender=env.sender,
+            recipients=[self.personalize(r) for r in rows],
+            categories=env.categories,
+            asm_group_id=env.asm_group_id,
+            send_at=env.send_at,
+            batch_id=env.batch_id,
+            sandbox=env.sandbox,
+            subject_prefix=env.subject_prefix,
+        )
+        tries[batch_no] = tries.get(batch_no, 0) + 1
+        self.store.mark(campaign_id, batch_no, cs.SENDING, now=self.now(), count_attempt=True)
+        self._stats["requests"] += 1
+        return pool.submit(self.transport.send, batch), len(rows)
+
+    def _settle(
+        self,
+        campaign_id: str,
+        batch_no: int,
+        size: int,
+        fut: Future[BatchResult],
+        tries: dict[int, int],
+        retries: list[tuple[float, int]],
+    ) -> str:
+        """Record one answer. Returns a pause reason, or ""."""
+        attempt = tries[batch_no]
+        now = self.now()
+        try:
+            result = fut.result()
+        except RateLimited as err:
+            return self._retry(campaign_id, batch_no, size, err, attempt, retries, err.retry_after)
+        except ProviderRejected as err:
+            if err.status in (401, 403):
+                self.store.mark(campaign_id, batch_no, cs.PENDING, now=now, error=err.format())
+                return f"the provider refused our credentials: {err.format()}"
+            self.store.mark(campaign_id, batch_no, cs.REJECTED, now=now, error=err.format())
+            self._settled += size
+            return self._failure(err)
+        except DeliveryUnknown as err:
+            self.store.mark(campaign_id, batch_no, cs.UNKNOWN, now=now, error=err.format())
+            self._settled += size
+            return self._failure(err)
+        except TransportError as err:  # ProviderUnavailable and any other transport failure
+            return self._retry(campaign_id, batch_no, size, err, attempt, retries, None)
+        rejected = [(o.email, o.reason) for o in result.outcomes if o.status is Status.REJECTED]
+        self.store.mark(
+            campaign_id,
+            batch_no,
+            cs.ACCEPTED,
+            now=now,
+            message_id=result.provider_message_id,
+            rejected=rejected,
+        )
+        self._consecutive = 0
+        self._settled += size
+        self._stats["accepted"] += size - len(rejected)
+        self._progress()
+        return ""
+
+    def _retry(
+        self,
+        campaign_id: str,
+        batch_no: int,
+        size: int,
+        err: TransportError,
+        attempt: int,
+        retries: list[tuple[float, int]],
+        retry_after: float | None,
+    ) -> str:
+        now = self.now()
+        if attempt > self.options.max_retries:
+            self.store.mark(campaign_id, batch_no, cs.FAILED, now=now, error=err.format())
+            self._settled += size
+            self._progress()
+            return self._failure(err)
+        # known not accepted: back to pending, so a crash while waiting resends it on resume
+        self.store.mark(campaign_id, batch_no, cs.PENDING, now=now, error=err.format())
+        delay = self.backoff.delay(attempt - 1, retry_after)
+        due = self.monotonic() + delay
+        if retry_after is not None:
+            self.pacer.hold_until(due)
+        heapq.heappush(retries, (due, batch_no))
+        self._stats["retries"] += 1
+        return self._failure(err)
+
+    def _failure(self, err: TransportError) -> str:
+        self._consecutive += 1
+        self._last_error = err.format()
+        self._progress()
+        if self._consecutive >= self.options.max_consecutive_failures:
+            return f"{self._consecutive} failures in a row (last: {self._last_error})"
+        return ""
+
+    def _progress(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self._settled, self._total)
+
+
+def _pause_message(campaign_id: str, why: str) -> str:
+    return (
+        f"paused: {why}. Progress is saved; fix the cause, then run "
+        f"`newsletter resume {campaign_id}` to send to the remaining recipients"
+    )

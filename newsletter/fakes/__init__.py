@@ -1,0 +1,1 @@
+"""Fakes that ship with the product: a recording SendGrid server for tests, benchmarks, demos."""

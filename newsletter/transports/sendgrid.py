@@ -1,0 +1,379 @@
+"""The SendGrid transport: one v3 ``mail/send`` request per batch, through the official library.
+
+The rendered issue goes once as ``content``; each recipient is one personalization with their
+``substitutions`` (the tokens of :mod:`newsletter.personalize`), their own ``List-Unsubscribe``
+headers and ``custom_args`` (campaign id, recipient id) that come back in webhook events.
+
+Every documented limit is checked before a request is made (:func:`check_limits`). HTTP errors
+are translated to :mod:`newsletter.errors` here and nowhere else:
+
+    429                        -> RateLimited(retry_after from X-RateLimit-Reset / Retry-After)
+    5xx, refused before send   -> ProviderUnavailable   (the dispatcher retries)
+    other 4xx                  -> ProviderRejected      (not retried; the body says why)
+    timeout / dropped after    -> DeliveryUnknown       (maybe accepted: never resent silently)
+
+The library opens a new connection per call; :class:`KeepAliveClient` keeps one HTTP connection
+per thread instead (same request building and error classes, ``keep_alive=False`` to compare).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import python_http_client
+import sendgrid
+from python_http_client.exceptions import HTTPError, err_dict
+
+from newsletter.errors import (
+    DeliveryUnknown,
+    ProviderRejected,
+    ProviderUnavailable,
+    RateLimited,
+)
+from newsletter.transports.base import Batch, BatchResult, Outcome, Status
+
+MAX_RECIPIENTS = 1000  # to + cc + bcc over the whole request
+MAX_PERSONAL_BYTES = 10_000  # substitutions + custom_args, per personalization
+MAX_BODY_BYTES = 30 * 1024 * 1024
+MAX_SCHEDULE_SECONDS = 72 * 3600
+MAX_CATEGORIES = 10
+RESERVED_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "x-sg-id",
+        "x-sg-eid",
+        "received",
+        "dkim-signature",
+        "content-type",
+        "content-transfer-encoding",
+        "to",
+        "from",
+        "subject",
+        "reply-to",
+        "cc",
+        "bcc",
+    )
+)
+_IDLE_RECONNECT_SECONDS = 4.0  # servers close idle keep-alive connections; do not reuse stale ones
+
+
+class _AnswerLost(OSError):
+    """The request was written; the connection failed before a complete answer."""
+
+
+class _NotSent(urllib.error.URLError):
+    """The connection failed before the request was completely written: safe to retry."""
+
+
+class _Answer:
+    """What :class:`python_http_client.client.Response` reads from an opener's result."""
+
+    def __init__(self, status: int, body: bytes, headers: http.client.HTTPMessage) -> None:
+        self._status, self._body, self._headers = status, body, headers
+
+    def getcode(self) -> int:
+        return self._status
+
+    def read(self) -> bytes:
+        return self._body
+
+    def info(self) -> http.client.HTTPMessage:
+        return self._headers
+
+
+class KeepAliveClient(python_http_client.Client):
+    """python_http_client's Client with one persistent connection per thread."""
+
+    def __init__(self, *args: Any, local: threading.local | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._local = local if local is not None else threading.local()
+
+    def _build_client(self, name: str | None = None) -> KeepAliveClient:
+        url_path = [*self._url_path, name] if name else self._url_path
+        return KeepAliveClient(
+            host=self.host,
+            version=self._version,
+            request_headers=self.request_headers,
+            url_path=url_path,
+            append_slash=self.append_slash,
+            timeout=self.timeout,
+            local=self._local,
+        )
+
+    def _connection(self, url: urllib.parse.SplitResult, timeout: float | None) -> Any:
+        state = self._local.__dict__
+        conn = state.get("conn")
+        if conn is not None and (
+            state.get("netloc") != url.netloc
+            or time.monotonic() - state.get("used", 0.0) > _IDLE_RECONNECT_SECONDS
+        ):
+            conn.close()
+            conn = None
+        if conn is None:
+            cls = (
+                http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+            )
+            conn = cls(url.netloc, timeout=timeout)
+            state["conn"], state["netloc"] = conn, url.netloc
+        return conn
+
+    def _drop(self) -> None:
+        conn = self._local.__dict__.pop("conn", None)
+        if conn is not None:
+            conn.close()
+
+    def _make_request(
+        self, opener: Any, request: urllib.request.Request, timeout: float | None = None
+    ) -> _Answer:
+        timeout = timeout or self.timeout
+        url = urllib.parse.urlsplit(request.full_url)
+        path = url.path + (f"?{url.query}" if url.query else "")
+        conn = self._connection(url, timeout)
+        try:
+            if conn.sock is None:
+                conn.connect()
+            conn.request(request.get_method(), path, body=request.data, headers=request.headers)
+        except OSError as err:  # nothing complete reached the server
+            self._drop()
+            raise _NotSent(err) from err
+        try:
+            response = conn.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException) as err:
+            self._drop()
+            raise _AnswerLost(str(err) or type(err).__name__) from err
+        self._local.__dict__["used"] = time.monotonic()
+        if response.will_close:
+            self._drop()
+        if response.status >= 400:
+            cls = err_dict.get(response.status, HTTPError)
+            raise cls(response.status, response.reason, body, response.msg)
+        return _Answer(response.status, body, response.msg)
+
+
+def build_payload(batch: Batch) -> dict[str, Any]:
+    """The mail/send JSON for one batch (a plain dict: easy to test and to measure)."""
+    issue = batch.issue
+    used = issue.html_template.tokens | issue.text_template.tokens
+    subject_tokens = issue.subject_template.tokens
+    per_subject = bool(subject_tokens)
+    personalizations: list[dict[str, Any]] = []
+    for r in batch.recipients:
+        to: dict[str, str] = {"email": r.email}
+        if r.name:
+            to["name"] = r.name
+        p: dict[str, Any] = {"to": [to]}
+        subs = {k: r.substitutions[k] for k in used if k in r.substitutions}
+        if subs:
+            p["substitutions"] = subs
+        if per_subject:
+            p["subject"] = batch.subject_prefix + issue.subject_template.fill(r.substitutions)
+        if r.headers:
+            p["headers"] = dict(r.headers)
+        if r.custom_args:
+            p["custom_args"] = dict(r.custom_args)
+        if batch.send_at:
+            p["send_at"] = batch.send_at
+        personalizations.append(p)
+    sender: dict[str, str] = {"email": batch.sender.email}
+    if batch.sender.name:
+        sender["name"] = batch.sender.name
+    payload: dict[str, Any] = {
+        "personalizations": personalizations,
+        "from": sender,
+        "subject": batch.subject_prefix + issue.subject,
+        "content": [
+            {"type": "text/plain", "value": issue.text},
+            {"type": "text/html", "value": issue.html},
+        ],
+    }
+    if batch.sender.reply_to:
+        payload["reply_to"] = {"email": batch.sender.reply_to}
+    if batch.categories:
+        payload["categories"] = list(batch.categories)
+    if batch.asm_group_id:
+        payload["asm"] = {"group_id": batch.asm_group_id}
+    if batch.send_at:
+        payload["send_at"] = batch.send_at
+    if batch.batch_id:
+        payload["batch_id"] = batch.batch_id
+    if batch.sandbox:
+        payload["mail_settings"] = {"sandbox_mode": {"enable": True}}
+    return payload
+
+
+def check_limits(payload: dict[str, Any], *, now: float) -> None:
+    """Raise ProviderRejected (before any request) if the payload breaks a documented limit."""
+
+    def bad(what: str) -> ProviderRejected:
+        return ProviderRejected(f"request not sent: {what}", status=None)
+
+    people = payload.get("personalizations", [])
+    seen: set[str] = set()
+    count = 0
+    size_bound = 0
+    for i, p in enumerate(people):
+        for kind in ("to", "cc", "bcc"):
+            for addr in p.get(kind, []):
+                count += 1
+                email = addr["email"].lower()
+                if email in seen:
+                    raise bad(f"{addr['email']} appears twice in one request")
+                seen.add(email)
+        for name in p.get("headers", {}):
+            if name.lower() in RESERVED_HEADERS:
+                raise bad(f"personalization {i}: header {name!r} is reserved by SendGrid")
+        personal = sum(
+            len(k.encode()) + len(v.encode())
+            for part in ("substitutions", "custom_args")
+            for k, v in p.get(part, {}).items()
+        )
+        if personal > MAX_PERSONAL_BYTES:
+            raise bad(
+                f"personalization {i}: substitutions and custom_args take {personal} bytes "
+                f"(limit {MAX_PERSONAL_BYTES}); shorten the personal values"
+            )
+        size_bound += personal + sum(len(v) for v in p.get("headers", {}).values()) + 300
+        send_at = p.get("send_at", 0)
+        if send_at and send_at - now > MAX_SCHEDULE_SECONDS:
+            raise bad("send_at is more than 72 hours ahead; schedule it later or send now")
+    if count > MAX_RECIPIENTS:
+        raise bad(f"{count} recipients in one request (limit {MAX_RECIPIENTS})")
+    if payload.get("send_at", 0) and payload["send_at"] - now > MAX_SCHEDULE_SECONDS:
+        raise bad("send_at is more than 72 hours ahead; schedule it later or send now")
+    categories = payload.get("categories", [])
+    if len(categories) > MAX_CATEGORIES:
+        raise bad(f"{len(categories)} categories (limit {MAX_CATEGORIES})")
+    size_bound += sum(len(c["value"]) for c in payload.get("content", []))
+    # JSON escapes a character in at most 6 bytes; measure exactly only when that could matter
+    if size_bound * 6 > MAX_BODY_BYTES:
+        size = len(json.dumps(payload).encode("utf-8"))
+        if size > MAX_BODY_BYTES:
+            raise bad(f"request body is {size} bytes (limit {MAX_BODY_BYTES}); use smaller batches")
+
+
+class SendGridTransport:
+    name = "sendgrid"
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        api_url: str = "https://api.sendgrid.com",
+        timeout: float = 30.0,
+        keep_alive: bool = True,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self._sg = sendgrid.SendGridAPIClient(api_key=api_key, host=api_url)
+        if keep_alive:
+            self._sg.client = KeepAliveClient(
+                host=api_url, request_headers=self._sg._default_headers, version=3
+            )
+        self._sg.client.timeout = timeout
+        self._send = self._sg.client.mail.send
+        self._now = now
+
+    def send(self, batch: Batch) -> BatchResult:
+        payload = build_payload(batch)
+        check_limits(payload, now=self._now())
+        response = self.post(payload)
+        headers = response.headers
+        message_id = (headers.get("X-Message-Id") or "") if headers is not None else ""
+        return BatchResult(
+            [Outcome(r.email, Status.ACCEPTED, message_id=message_id) for r in batch.recipients],
+            provider_message_id=message_id,
+        )
+
+    def post(self, payload: dict[str, Any]) -> Any:
+        """POST one mail/send request; translate every failure to a newsletter error."""
+        try:
+            return self._send.post(request_body=payload)
+        except HTTPError as err:
+            raise self._translate(err) from err
+        except _AnswerLost as err:
+            raise DeliveryUnknown(
+                f"the connection failed after the request was sent ({err}); it may have been "
+                "accepted"
+            ) from err
+        except _NotSent as err:
+            raise ProviderUnavailable(f"cannot reach SendGrid ({err.reason})") from err
+        except TimeoutError as err:
+            raise DeliveryUnknown(
+                "no answer before the timeout; it may have been accepted"
+            ) from err
+        except urllib.error.URLError as err:
+            reason = err.reason
+            if isinstance(reason, ConnectionRefusedError | OSError) and not isinstance(
+                reason, TimeoutError | ConnectionResetError | http.client.RemoteDisconnected
+            ):
+                raise ProviderUnavailable(f"cannot reach SendGrid ({reason})") from err
+            raise DeliveryUnknown(
+                f"the connection failed during the request ({reason}); it may have been accepted"
+            ) from err
+        except (OSError, http.client.HTTPException) as err:
+            raise DeliveryUnknown(
+                f"the connection failed ({err}); it may have been accepted"
+            ) from err
+
+    def _translate(self, err: HTTPError) -> Exception:
+        status = int(err.status_code)
+        raw = err.body if isinstance(err.body, bytes) else str(err.body).encode()
+        body = raw.decode("utf-8", "replace")
+        headers = err.headers
+        if status == 429:
+            return RateLimited(
+                "SendGrid rate limit reached", retry_after=self._retry_after(headers), body=body
+            )
+        if status >= 500:
+            return ProviderUnavailable(f"SendGrid error: {_reason(body)}", status=status, body=body)
+        violations = headers.get("sl-violations") if headers is not None else None
+        why = _reason(body) if not violations else f"{_reason(body)} {violations}"
+        return ProviderRejected(f"SendGrid refused the request: {why}", status=status, body=body)
+
+    def _retry_after(self, headers: Any) -> float | None:
+        if headers is None:
+            return None
+        reset = headers.get("X-RateLimit-Reset")
+        if reset:
+            try:
+                return max(0.0, float(reset) - self._now())
+            except ValueError:
+                pass
+        after = headers.get("Retry-After")
+        if after:
+            try:
+                return max(0.0, float(after))
+            except ValueError:
+                return None
+        return None
+
+    def close(self) -> None:
+        local = getattr(self._sg.client, "_local", None)
+        if local is not None:
+            conn = local.__dict__.pop("conn", None)
+            if conn is not None:
+                conn.close()
+
+
+def _reason(body: str) -> str:
+    """SendGrid's error messages joined into one line (or the raw body, shortened)."""
+    try:
+        data = json.loads(body)
+        errors = data.get("errors") if isinstance(data, dict) else None
+        if errors:
+            return "; ".join(
+                f"{e['field']}: {e.get('message', '')}" if e.get("field") else str(e.get("message"))
+                for e in errors
+                if isinstance(e, dict)
+            )
+    except ValueError:
+        pass
+    return body.strip()[:300] or "(no body)"
