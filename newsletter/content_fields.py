@@ -301,7 +301,6 @@ def build_post(
     own = data.get("permalink")
     pattern = own if isinstance(own, str) and own.strip() else settings.site.permalink
     url = permalink_url(pattern.strip(), settings, slug=slug, when=when, categories=categories)
-    excerpt, excerpt_md = excerpts(data, body)
     return Post(
         path=path,
         slug=slug,
@@ -312,10 +311,8 @@ def build_post(
         categories=categories,
         tags=_strings(data.get("tags")),
         cover=_cover(data, url),
-        excerpt=excerpt,
         draft=is_draft(data, path, root),
         body=body,
         body_line=body_line,
         metadata=data,
-        excerpt_markdown=excerpt_md,
     )

@@ -26,7 +26,7 @@ from typing import Any
 
 from newsletter.config import Settings
 from newsletter.content import Post
-from newsletter.content_fields import absolute
+from newsletter.content_fields import absolute, excerpts, plain_text
 from newsletter.errors import LocatedError
 
 _TOKEN = re.compile(
@@ -182,12 +182,13 @@ def resolve_text(
 
 
 def resolve_post(post: Post, settings: Settings, index: PostIndex) -> list[LocatedError]:
-    """Set ``post.markdown`` (and resolve its excerpt); return the warnings."""
+    """Set ``post.markdown`` and the excerpt from the resolved text; return the warnings."""
     post.markdown, warnings = resolve_text(
         post.body, post, settings, index, first_line=post.body_line
     )
-    if post.excerpt_markdown is not None:
-        post.excerpt_markdown, _ = resolve_text(
-            post.excerpt_markdown, post, settings, index, first_line=post.body_line
-        )
+    excerpt, excerpt_md = excerpts(post.metadata, post.markdown)
+    if excerpt_md is not None and ("{{" in excerpt_md or "{%" in excerpt_md):
+        excerpt_md, _ = resolve_text(excerpt_md, post, settings, index, first_line=1)
+        excerpt = plain_text(excerpt_md)
+    post.excerpt, post.excerpt_markdown = excerpt, excerpt_md
     return warnings
