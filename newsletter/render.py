@@ -19,19 +19,21 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-import mistune
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
 from markupsafe import Markup
 
+from newsletter import content
 from newsletter import personalize as tok
 from newsletter.config import Settings
 from newsletter.content import Post
+from newsletter.content_html import markdown_to_email_html
 from newsletter.emailcompile import compile_mjml, inline_css
 from newsletter.emailhtml import UtmTags, email_safe_html, tag_html_links, tag_text_links
-from newsletter.errors import ConfigError, RenderError
+from newsletter.errors import ConfigError, InputError, RenderError
 from newsletter.rendered import RenderedIssue
 from newsletter.templating import environment, render_string, render_template
 
@@ -42,7 +44,6 @@ PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 60
 _TEXT_CONFIG = ParserConfig(display_links=True, display_images=True)
 _SLOT = "%%NLSLOT{}%%"
 _SLOT_RE = re.compile(r"%%NLSLOT(\d+)%%")
-_MARKDOWN = mistune.create_markdown(escape=False, plugins=["strikethrough", "table", "url"])
 
 
 @dataclass(frozen=True)
@@ -63,15 +64,25 @@ class PostView:
     tags: tuple[str, ...]
 
 
-def _post_html(post: Post, settings: Settings) -> str:
-    """The post's sanitized HTML with absolute URLs, from the posts stage."""
-    from newsletter import content
-
-    body_html = getattr(content, "body_html", None)
-    if body_html is not None:
-        return str(body_html(post, settings))
-    # The posts stage has not provided body_html yet: plain Markdown, made safe below.
-    return str(_MARKDOWN(post.body))
+def load_intro(settings: Settings, intro_file: Path | None) -> str | None:
+    """The digest intro as Markdown: ``--intro FILE`` first, else ``email.intro`` (text or a
+    path to a Markdown file, relative to the config). ``None`` when there is none."""
+    if intro_file is None:
+        value = settings.email.intro
+        if not value.strip():
+            return None
+        candidate = settings.path(value) if "\n" not in value and len(value) < 300 else None
+        if candidate is None or not candidate.suffix or not candidate.is_file():
+            return value
+        intro_file = candidate
+    try:
+        return intro_file.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise InputError(
+            "intro file not found; pass an existing Markdown file", path=intro_file
+        ) from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read the intro file ({err})", path=intro_file) from err
 
 
 def _display_date(when: datetime, settings: Settings) -> str:
@@ -170,11 +181,11 @@ def render_issue(
     text_views: list[PostView] = []
     for index, post in enumerate(posts):
         rel = _relpath(post, settings)
-        body_html = ""
+        email_body = ""
         body_text = ""
         if layout == "post":
-            source = _post_html(post, settings)
-            body_html = email_safe_html(source, base_url=post.url)
+            source = content.body_html(post, settings)
+            email_body = email_safe_html(source, base_url=post.url)
             plain = email_safe_html(source, base_url=post.url, styled=False)
             body_text = get_text(plain, _TEXT_CONFIG).strip()
         if layout == "digest" and index > 0 and not post.excerpt:
@@ -192,13 +203,15 @@ def render_issue(
             "categories": tuple(post.categories),
             "tags": tuple(post.tags),
         }
-        html_views.append(PostView(body=html_slots.add(body_html, rel), **common))
+        html_views.append(PostView(body=html_slots.add(email_body, rel), **common))
         text_views.append(PostView(body=body_text, **common))
 
     intro_html = ""
     intro_text = ""
     if intro_md:
-        intro_html = email_safe_html(str(_MARKDOWN(intro_md)), base_url=settings.site.url)
+        intro_html = email_safe_html(
+            markdown_to_email_html(intro_md, settings.site.url), base_url=settings.site.url
+        )
         intro_text = get_text(intro_html, _TEXT_CONFIG).strip()
     issue_date = now.astimezone(settings.site.tz)
     site = {

@@ -1,0 +1,277 @@
+"""``newsletter render``, ``newsletter lint`` and ``newsletter preview``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from newsletter.archive import write_archive
+from newsletter.cli import App, main
+from newsletter.cli.options import load_selection, resolve_now, selection_options
+from newsletter.config import Settings
+from newsletter.errors import ConfigError, LintFailed, NewsletterError
+from newsletter.lint import Finding, findings_json, has_errors, lint_issue
+from newsletter.mime import build_message
+from newsletter.personalize import Personal, token_values
+from newsletter.render import generic_values, load_intro, personalize_email, render_issue
+from newsletter.rendered import RenderedIssue
+
+F = TypeVar("F", bound=Callable[..., Any])
+PLACEHOLDER_TO = "subscriber@example.com"
+
+
+def issue_options(f: F) -> F:
+    """Flags shared by render, lint and preview: layout, subject, intro."""
+    options = [
+        click.option(
+            "--layout",
+            type=click.Choice(["digest", "post"]),
+            help="Email layout (default: post with --post, else digest).",
+        ),
+        click.option("--subject", help="Subject line (a Jinja expression, like the setting)."),
+        click.option(
+            "--intro",
+            "intro_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Markdown file with the digest's intro (default: email.intro).",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def render_from_options(app: App, opts: dict[str, Any]) -> RenderedIssue:
+    """Select posts with the flags and render them once."""
+    settings = app.settings
+    _, selection = load_selection(app, opts)
+    layout = opts.get("layout") or ("post" if opts.get("post") else "digest")
+    now = resolve_now(opts, settings.site.tz)
+    return render_issue(
+        selection.selected,
+        settings,
+        layout=layout,
+        now=now,
+        subject=opts.get("subject"),
+        intro=load_intro(settings, opts.get("intro_file")),
+    )
+
+
+def recipient_values(app: App, email: str | None) -> tuple[str, str, dict[str, str]]:
+    """(to address, to name, token values) for ``--as EMAIL``, or generic preview values."""
+    settings = app.settings
+    if not email:
+        return PLACEHOLDER_TO, "", generic_values(settings)
+    from newsletter.store import open_store
+    from newsletter.unsubscribe import make_token, unsubscribe_url
+
+    if not settings.db_path.exists():
+        raise ConfigError(
+            f"no subscriber store at {settings.db_path}; import subscribers first, or drop --as",
+            key="--as",
+        )
+    with open_store(settings.db_path) as store:
+        sub = store.audience.get_subscriber(email)
+    if sub is None:
+        raise ConfigError(
+            f"{email} is not a subscriber; `newsletter subscribers` lists them", key="--as"
+        )
+    secret = app.secrets.signing_key
+    if secret:
+        url = unsubscribe_url(settings.unsubscribe.base_url, make_token(secret, sub.id, sub.email))
+    else:
+        click.echo(
+            "note: NEWSLETTER_SECRET is not set, so the unsubscribe link is a placeholder",
+            err=True,
+        )
+        url = settings.unsubscribe.base_url.rstrip("/") + "/u/preview"
+    person = Personal(email=sub.email, first_name=sub.first_name, unsubscribe_url=url)
+    values = token_values(person, first_name_fallback=settings.email.first_name_fallback)
+    name = " ".join(p for p in (sub.first_name, sub.last_name) if p)
+    return sub.email, name, values
+
+
+def print_findings(findings: list[Finding]) -> None:
+    for finding in findings:
+        click.echo(finding.format(), err=True)
+    errors = sum(1 for f in findings if f.severity == "error")
+    warnings = len(findings) - errors
+    click.echo(f"lint: {errors} error(s), {warnings} warning(s)", err=True)
+
+
+def unsubscribe_headers(settings: Settings, url: str) -> dict[str, str]:
+    from newsletter.unsubscribe import list_unsubscribe_headers
+
+    return list_unsubscribe_headers(url, settings.unsubscribe.mailto)
+
+
+def write_email(
+    out: Path,
+    issue: RenderedIssue,
+    settings: Settings,
+    *,
+    to: str,
+    to_name: str,
+    values: dict[str, str],
+    now: datetime,
+) -> dict[str, Path]:
+    """email.html, email.txt and email.eml for one recipient in ``out``."""
+    from newsletter.personalize import UNSUBSCRIBE_URL
+
+    subject, html, text = personalize_email(issue, values)
+    email = settings.email
+    message = build_message(
+        from_email=email.from_email,
+        from_name=email.from_name,
+        reply_to=email.reply_to,
+        to=to,
+        to_name=to_name,
+        subject=subject,
+        html=html,
+        text=text,
+        headers=unsubscribe_headers(settings, values[UNSUBSCRIBE_URL]),
+        now=now,
+    )
+    paths = {"html": out / "email.html", "text": out / "email.txt", "eml": out / "email.eml"}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        paths["html"].write_text(html, encoding="utf-8")
+        paths["text"].write_text(text, encoding="utf-8")
+        paths["eml"].write_bytes(bytes(message))
+    except OSError as err:
+        raise ConfigError(f"cannot write to {out} ({err.strerror})", key="--out") from err
+    return paths
+
+
+@main.command("render")
+@selection_options
+@issue_options
+@click.option("--as", "as_email", metavar="EMAIL", help="Personalize for this subscriber.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for email.html, email.txt and email.eml.",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open email.html in the browser.")
+@click.option("--no-archive", is_flag=True, help="Do not write the public archive page.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.pass_obj
+def render_command(
+    app: App,
+    as_email: str | None,
+    out: Path,
+    open_browser: bool,
+    no_archive: bool,
+    as_json: bool,
+    **opts: Any,
+) -> None:
+    """Render the selected posts into email.html, email.txt and email.eml, and lint them.
+
+    Also writes the issue's public page to the archive folder (email.archive_dir).
+
+    \b
+    Examples:
+      newsletter render --month 2026-10 --out build/
+      newsletter render --post 2026-10-05-wrap-up --as ada@example.org --out build/ --open
+      newsletter render --since last-issue --out build/ --json
+    """
+    settings = app.settings
+    issue = render_from_options(app, opts)
+    now = resolve_now(opts, settings.site.tz)
+    to, to_name, values = recipient_values(app, as_email)
+    paths = write_email(out, issue, settings, to=to, to_name=to_name, values=values, now=now)
+    if not no_archive:
+        page = write_archive(issue, settings, now=now)
+        if not as_json:
+            click.echo(f"archive page: {page}")
+    findings = lint_issue(issue, settings, longest=None)
+    for warning in issue.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        data = {
+            "subject": issue.subject,
+            "preheader": issue.preheader,
+            "html_bytes": len(issue.html.encode("utf-8")),
+            "text_bytes": len(issue.text.encode("utf-8")),
+            "posts": list(issue.post_paths),
+            "warnings": [f.__dict__ for f in findings if f.severity == "warning"],
+            "errors": [f.__dict__ for f in findings if f.severity == "error"],
+        }
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"subject: {issue.subject}")
+        for kind, path in paths.items():
+            click.echo(f"{kind}: {path}")
+        print_findings(findings)
+    if open_browser:
+        click.launch(str(paths["html"].resolve()))
+
+
+@main.command("lint")
+@selection_options
+@issue_options
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list.")
+@click.pass_obj
+def lint_command(app: App, as_json: bool, **opts: Any) -> None:
+    """Check the issue before it goes out; exit code 3 when there are errors.
+
+    Checks Gmail's 102 KB clipping, relative or non-http links and images, missing alt text,
+    the unsubscribe link, the postal address, leftover template syntax, subject and preheader.
+
+    \b
+    Examples:
+      newsletter lint --month 2026-10
+      newsletter lint --post 2026-10-05-wrap-up --json
+    """
+    issue = render_from_options(app, opts)
+    findings = lint_issue(issue, app.settings, longest=None)
+    if as_json:
+        click.echo(findings_json(findings))
+    else:
+        print_findings(findings)
+    if has_errors(findings):
+        raise LintFailed("lint found errors; fix them before sending", list(findings))
+
+
+@main.command("preview")
+@selection_options
+@issue_options
+@click.option("--port", type=click.IntRange(0, 65535), default=8025, show_default=True)
+@click.option("--open", "open_browser", is_flag=True, help="Open the preview in the browser.")
+@click.pass_obj
+def preview_command(app: App, port: int, open_browser: bool, **opts: Any) -> None:
+    """Serve a live preview of the email on 127.0.0.1 that updates as you edit.
+
+    Desktop and mobile widths, the text part, the headers, the HTML source, the lint findings,
+    and a "render as" subscriber choice. Saving a post, a template or newsletter.toml updates
+    the page within a second or two; template errors show on the page.
+
+    \b
+    Examples:
+      newsletter preview --month 2026-10
+      newsletter preview --post 2026-10-05-wrap-up --port 8080 --open
+    """
+    from newsletter.web.preview import PreviewState, serve
+
+    def build(as_email: str | None) -> tuple[RenderedIssue, str, str, dict[str, str]]:
+        fresh = App(config=app.config, overrides=app.overrides)
+        issue = render_from_options(fresh, opts)
+        to, to_name, values = recipient_values(fresh, as_email)
+        return issue, to, to_name, values
+
+    def context() -> Settings:
+        return App(config=app.config, overrides=app.overrides).settings
+
+    state = PreviewState(build=build, settings=context)
+    try:
+        serve(state, port=port, open_browser=open_browser)
+    except OSError as err:
+        raise NewsletterError(
+            f"cannot listen on 127.0.0.1:{port} ({err.strerror}); pick another --port"
+        ) from err
