@@ -66,7 +66,7 @@ MIGRATIONS: list[Migration] = [
             event TEXT NOT NULL,
             email_key TEXT NOT NULL DEFAULT '',
             campaign_id TEXT NOT NULL DEFAULT '',
-            recipient_id INTEGER,
+            recipient_id TEXT NOT NULL DEFAULT '',
             at TEXT NOT NULL,
             received_at TEXT NOT NULL,
             raw TEXT NOT NULL
@@ -122,7 +122,7 @@ class WebhookEventRow:
     event: str
     email: str
     campaign_id: str
-    recipient_id: int | None
+    recipient_id: str
     at: str
     raw: str
 
@@ -216,6 +216,12 @@ class AudienceStore:
         Each address appears once (``email_key`` is unique); memory holds one page at a time.
         """
         return self.iter_subscribers(segments, active_only=True)
+
+    def custom_field_names(self) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT DISTINCT j.key FROM subscribers s, json_each(s.fields) j ORDER BY j.key"
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def count_recipients(self, segments: Sequence[str] = ()) -> int:
         where, params = self._where(tuple(segments), active_only=True)

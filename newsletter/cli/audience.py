@@ -1,0 +1,332 @@
+"""``newsletter subscribers …``, ``newsletter suppressions …`` and ``newsletter serve``."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from email_validator import EmailNotValidError, validate_email
+
+from newsletter.cli import App, main
+from newsletter.errors import ConfigError, InputError, SecretMissing
+from newsletter.store import Store, open_store
+from newsletter.store.audience import REASONS
+from newsletter.subscribers import Notice, export_subscribers, import_subscribers, subscriber_json
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _store(app: App) -> Store:
+    return open_store(app.settings.db_path)
+
+
+def _address(email: str) -> str:
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as err:
+        raise InputError(f"not a valid email address ({err})", path=email) from err
+
+
+@main.group("subscribers")
+def subscribers_group() -> None:
+    """Import, list, count, remove and export subscribers.
+
+    \b
+    Examples:
+      newsletter subscribers import people.csv --tag conference
+      newsletter subscribers stats
+    """
+
+
+@subscribers_group.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--tag", "tags", multiple=True, help="Add this tag to every row (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Check and count, write nothing.")
+@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the file.")
+@click.option("--delimiter", default=",", show_default=True, help="Column separator.")
+@click.option(
+    "--quiet", is_flag=True, help="Do not list suppressed rows (rejected rows still are)."
+)
+@click.pass_obj
+def import_command(
+    app: App,
+    file: Path,
+    tags: tuple[str, ...],
+    dry_run: bool,
+    encoding: str,
+    delimiter: str,
+    quiet: bool,
+) -> None:
+    """Import subscribers from a CSV file (columns: email, first_name, last_name, tags,
+    subscribed_at, and any custom column).
+
+    Every row that is not imported is printed as FILE:LINE: reason. Exits 1 when any row was
+    rejected (the other rows are still imported).
+
+    \b
+    Example:
+      newsletter subscribers import people.csv --tag 2026-conference --dry-run
+    """
+    if len(delimiter) != 1:
+        raise ConfigError("--delimiter must be one character, e.g. ';'")
+
+    def notice(n: Notice) -> None:
+        if n.kind == "rejected" or not quiet:
+            click.echo(n.format(), err=True)
+
+    with _store(app) as store:
+        report = import_subscribers(
+            store.audience,
+            file,
+            now=_now(),
+            tags=tags,
+            dry_run=dry_run,
+            encoding=encoding,
+            delimiter=delimiter,
+            on_notice=notice,
+        )
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    if report.custom_fields:
+        click.echo(f"custom fields: {', '.join(report.custom_fields)}")
+    click.echo(report.summary() + (" (dry run: nothing written)" if dry_run else ""))
+    if report.rejected:
+        sys.exit(1)
+
+
+@subscribers_group.command("list")
+@click.option("--tag", "tags", multiple=True, help="Only subscribers with this tag (any-of).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--active", is_flag=True, help="Leave out suppressed subscribers.")
+@click.pass_obj
+def list_command(app: App, tags: tuple[str, ...], as_json: bool, active: bool) -> None:
+    """List subscribers (email, name, tags, and why an address is suppressed).
+
+    \b
+    Example:
+      newsletter subscribers list --tag speakers --json
+    """
+    with _store(app) as store:
+        aud = store.audience
+        for sub in aud.iter_subscribers(tags, active_only=active):
+            sup = aud.get_suppression(sub.email)
+            reason = sup.reason if sup else ""
+            if as_json:
+                click.echo(subscriber_json(sub, reason))
+            else:
+                name = f"{sub.first_name} {sub.last_name}".strip()
+                status = f"suppressed: {reason}" if reason else "active"
+                click.echo(f"{sub.email}\t{name}\t{';'.join(sub.tags)}\t{status}")
+
+
+@subscribers_group.command("stats")
+@click.pass_obj
+def stats_command(app: App) -> None:
+    """Count subscribers, active recipients, suppressions by reason, and tags.
+
+    \b
+    Example:
+      newsletter subscribers stats
+    """
+    with _store(app) as store:
+        st = store.audience.stats()
+        total_suppressions = store.audience.count_suppressions()
+    click.echo(f"subscribers: {st.subscribers}")
+    click.echo(f"active (will be mailed): {st.active}")
+    click.echo(f"suppressed subscribers: {st.suppressed_subscribers}")
+    click.echo(f"suppressed addresses: {total_suppressions}")
+    for reason, n in st.suppressions_by_reason.items():
+        click.echo(f"  {reason}: {n}")
+    if st.tags:
+        click.echo("active subscribers by tag:")
+        for tag, n in st.tags.items():
+            click.echo(f"  {tag}: {n}")
+
+
+@subscribers_group.command("remove")
+@click.argument("email")
+@click.option("--suppress", is_flag=True, help="Also suppress the address (manual).")
+@click.pass_obj
+def remove_command(app: App, email: str, suppress: bool) -> None:
+    """Delete a subscriber (their name, tags and fields). A suppression of the address stays.
+
+    \b
+    Example:
+      newsletter subscribers remove ann@example.org --suppress
+    """
+    with _store(app) as store:
+        removed = store.audience.remove_subscriber(email)
+        if suppress:
+            store.audience.suppress(
+                _address(email), reason="manual", source="cli", now=_now(), detail="removed"
+            )
+    if not removed:
+        raise InputError("no subscriber with this address; nothing removed", path=email)
+    click.echo(f"removed {email}" + (" and suppressed it" if suppress else ""))
+
+
+@subscribers_group.command("export")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
+@click.option("--tag", "tags", multiple=True, help="Only subscribers with this tag (any-of).")
+@click.option(
+    "--include-suppressed", is_flag=True, help="Also export suppressed subscribers (with reason)."
+)
+@click.pass_obj
+def export_command(app: App, file: Path, tags: tuple[str, ...], include_suppressed: bool) -> None:
+    """Export subscribers as CSV in the import format ('-' for standard output).
+
+    \b
+    Example:
+      newsletter subscribers export backup.csv
+    """
+    with _store(app) as store:
+        if str(file) == "-":
+            n = export_subscribers(
+                store.audience, sys.stdout, segments=tags, include_suppressed=include_suppressed
+            )
+            return
+        try:
+            with open(file, "w", encoding="utf-8", newline="") as out:
+                n = export_subscribers(
+                    store.audience, out, segments=tags, include_suppressed=include_suppressed
+                )
+        except OSError as err:
+            raise InputError(f"cannot write the file ({err.strerror})", path=file) from err
+    click.echo(f"{file}: {n} subscribers written", err=True)
+
+
+@main.group("suppressions")
+def suppressions_group() -> None:
+    """The addresses never to mail: list, add, remove, and sync from SendGrid.
+
+    \b
+    Examples:
+      newsletter suppressions sync
+      newsletter suppressions add bounced@example.org
+    """
+
+
+@suppressions_group.command("list")
+@click.option("--reason", type=click.Choice(REASONS), help="Only this reason.")
+@click.pass_obj
+def suppressions_list(app: App, reason: str | None) -> None:
+    """List suppressed addresses with reason, source and time.
+
+    \b
+    Example:
+      newsletter suppressions list --reason bounced
+    """
+    with _store(app) as store:
+        for s in store.audience.iter_suppressions(reason or ""):
+            detail = f"\t{s.detail}" if s.detail else ""
+            click.echo(f"{s.email}\t{s.reason}\t{s.source}\t{s.created_at}{detail}")
+
+
+@suppressions_group.command("add")
+@click.argument("emails", nargs=-1, required=True)
+@click.option("--reason", type=click.Choice(REASONS), default="manual", show_default=True)
+@click.pass_obj
+def suppressions_add(app: App, emails: tuple[str, ...], reason: str) -> None:
+    """Suppress one or more addresses: they are never mailed, and imports do not re-add them.
+
+    \b
+    Example:
+      newsletter suppressions add someone@example.org --reason spam_report
+    """
+    addresses = [_address(e) for e in emails]
+    with _store(app) as store:
+        added = store.audience.suppress_many(
+            [(a, reason, "") for a in addresses], source="cli", now=_now()
+        )
+    click.echo(f"{added} suppressed, {len(addresses) - added} already were")
+
+
+@suppressions_group.command("remove")
+@click.argument("emails", nargs=-1, required=True)
+@click.pass_obj
+def suppressions_remove(app: App, emails: tuple[str, ...]) -> None:
+    """Lift suppressions (only do this when the person asked to be mailed again).
+
+    \b
+    Example:
+      newsletter suppressions remove ann@example.org
+    """
+    with _store(app) as store:
+        lifted = [e for e in emails if store.audience.unsuppress(e, source="cli", now=_now())]
+    for e in emails:
+        click.echo(f"{e}: {'no longer suppressed' if e in lifted else 'was not suppressed'}")
+    if len(lifted) != len(emails):
+        sys.exit(1)
+
+
+@suppressions_group.command("sync")
+@click.option("--group", "groups", multiple=True, type=int, help="Also this unsubscribe group.")
+@click.pass_obj
+def suppressions_sync(app: App, groups: tuple[int, ...]) -> None:
+    """Pull SendGrid's unsubscribes, bounces, spam reports and group suppressions into the local
+    list (needs SENDGRID_API_KEY with read access to Suppressions). Never removes anything.
+
+    \b
+    Example:
+      SENDGRID_API_KEY=SG.xxx newsletter suppressions sync
+    """
+    from newsletter.suppression_sync import SuppressionClient, sync_suppressions
+
+    secrets = app.secrets
+    if not secrets.sendgrid_api_key:
+        raise SecretMissing("SENDGRID_API_KEY is not set; export it to sync suppressions")
+    settings = app.settings
+    group_ids = list(dict.fromkeys([*groups, settings.send.asm_group_id]))
+    with (
+        _store(app) as store,
+        SuppressionClient(
+            secrets.sendgrid_api_key,
+            secrets.sendgrid_api_url,
+            timeout=settings.send.timeout_seconds,
+        ) as client,
+    ):
+        report = sync_suppressions(store.audience, client, now=_now(), group_ids=group_ids)
+    click.echo(report.summary())
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--access-log", is_flag=True, help="Log every request (URLs contain tokens).")
+@click.pass_obj
+def serve_command(app: App, host: str, port: int, access_log: bool) -> None:
+    """Run the unsubscribe page, one-click unsubscribe and the SendGrid event webhook.
+
+    Needs NEWSLETTER_SECRET (the same one used to send). Put it behind HTTPS at
+    unsubscribe.base_url.
+
+    \b
+    Example:
+      NEWSLETTER_SECRET=... newsletter serve --host 0.0.0.0 --port 8000
+    """
+    from newsletter.unsubscribe import SECRET_FILE, signing_secret
+    from newsletter.web.app import WebConfig, create_app, run_server
+    from newsletter.webhooks import Verifier
+
+    settings = app.settings
+    kept = settings.db_path.parent / SECRET_FILE
+    # a secret generated by an outbox (demo) send is reused; the server never makes a new one,
+    # since links signed with a secret nobody sent with would all be refused
+    secret = signing_secret(app.secrets, allow_generated=kept.exists(), keep_at=kept)
+    if not app.secrets.signing_key:
+        click.echo(f"note: NEWSLETTER_SECRET is not set; using the demo secret in {kept}", err=True)
+    unsub = settings.unsubscribe
+    verifier = None
+    if unsub.webhook_public_key:
+        verifier = Verifier(unsub.webhook_public_key, max_age_seconds=unsub.webhook_max_age_seconds)
+    config = WebConfig(
+        store_path=settings.db_path,
+        secret=secret,
+        site_name=settings.site.name,
+        verifier=verifier,
+    )
+    run_server(create_app(config), host=host, port=port, access_log=access_log)

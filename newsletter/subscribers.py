@@ -1,0 +1,362 @@
+"""Subscriber CSV import and export: validation, normalisation, merging, streaming.
+
+Columns: ``email`` (required), ``first_name``, ``last_name``, ``tags`` (``;``-separated),
+``subscribed_at`` (ISO 8601), and any other column, kept as a custom field for templates.
+Header names are matched case-insensitively, with spaces read as ``_``.
+
+Addresses are checked for syntax with email-validator (no DNS lookups) and normalised: trimmed,
+domain lower-cased (and IDNA-normalised). Duplicates are found case-insensitively on the whole
+address, local part included, as SendGrid does: the first spelling is kept, later rows are merged
+into it (non-empty values win, tags add up). A suppressed address is never (re-)subscribed.
+
+The file is read line by line and written in chunks of a few thousand rows, one transaction each,
+so a million-row import runs in flat memory and the unsubscribe endpoint can write in between.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from email_validator import EmailNotValidError, validate_email
+
+from newsletter.errors import InputError
+from newsletter.store.audience import AudienceStore, Subscriber
+from newsletter.store.bulk import NewSubscriber
+from newsletter.store.keys import email_key
+
+KNOWN_COLUMNS = ("email", "first_name", "last_name", "tags", "subscribed_at")
+CHUNK_ROWS = 2000
+_CONTROL = {chr(c) for c in range(32)} | {"\x7f"}
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A row that was not imported (``rejected``) or not subscribed (``suppressed``)."""
+
+    path: str
+    line: int
+    message: str
+    kind: str = "rejected"
+
+    def format(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+@dataclass
+class ImportReport:
+    path: str
+    rows: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    suppressed: int = 0
+    duplicates: int = 0
+    had_bom: bool = False
+    dry_run: bool = False
+    custom_fields: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        verb = "would be " if self.dry_run else ""
+        return (
+            f"{self.path}: {self.rows} rows: {self.added} {verb}added, "
+            f"{self.updated} {verb}updated, "
+            f"{self.unchanged} unchanged, {self.rejected} rejected, {self.suppressed} suppressed "
+            f"(not subscribed), {self.duplicates} duplicates merged"
+        )
+
+
+def _column(name: str) -> str:
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def _check_encoding(name: str, path: str) -> str:
+    try:
+        info = codecs.lookup(name)
+    except LookupError as err:
+        raise InputError(f"unknown encoding {name!r}; try utf-8 or cp1252", path=path) from err
+    if "\n".encode(info.name) != b"\n" or ",".encode(info.name) != b",":
+        raise InputError(
+            f"encoding {name!r} is not supported; save the file as CSV UTF-8", path=path
+        )
+    return info.name
+
+
+_UTF16_32 = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+class _Lines:
+    """Decoded lines of a binary file; remembers which physical lines failed to decode."""
+
+    def __init__(self, f: IO[bytes], encoding: str, path: str) -> None:
+        self.f = f
+        self.encoding = encoding
+        self.path = path
+        self.bad: dict[int, str] = {}
+        self.had_bom = False
+
+    def __iter__(self) -> Iterator[str]:
+        for n, raw in enumerate(self.f, start=1):
+            if n == 1:
+                for bom, name in _UTF16_32:
+                    if raw.startswith(bom):
+                        raise InputError(
+                            f"the file is {name} (it starts with a {name} byte-order mark); "
+                            "save it as 'CSV UTF-8' and import again",
+                            path=self.path,
+                            line=1,
+                        )
+                if raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8) :]
+                    self.had_bom = True
+                if b"\x00" in raw:
+                    raise InputError(
+                        "the file contains NUL bytes: it looks like UTF-16 without a byte-order "
+                        "mark; save it as 'CSV UTF-8' and import again",
+                        path=self.path,
+                        line=1,
+                    )
+            try:
+                yield raw.decode(self.encoding)
+            except UnicodeDecodeError as err:
+                byte = raw[err.start : err.start + 1].hex()
+                self.bad[n] = (
+                    f"not valid {self.encoding} (byte 0x{byte} at column {err.start + 1}); "
+                    "the file may be Windows-1252/Latin-1: re-save it as UTF-8 or import it "
+                    "with --encoding cp1252"
+                )
+                yield raw.decode(self.encoding, errors="replace")
+
+
+def _parse_date(value: str) -> str:
+    text = value.strip()
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).isoformat(timespec="seconds")
+
+
+class _RowReader:
+    def __init__(self, path: str, header: Sequence[str], extra_tags: Sequence[str]) -> None:
+        self.path = path
+        self.columns = [_column(h) for h in header]
+        self.width = len(header)
+        self.extra_tags = tuple(extra_tags)
+        self.custom = [(i, c) for i, c in enumerate(self.columns) if c not in KNOWN_COLUMNS]
+        self.index = {c: i for i, c in enumerate(self.columns)}
+
+    def read(self, line: int, row: list[str]) -> NewSubscriber | str:
+        if len(row) < self.width:  # trailing empty columns left out: read them as empty
+            row = row + [""] * (self.width - len(row))
+        if len(row) > self.width:
+            return (
+                f"{len(row)} fields, but the header has {self.width}; quote values that "
+                'contain commas ("Smith, Jr.")'
+            )
+        idx = self.index
+        raw_email = row[idx["email"]].strip()
+        if not raw_email:
+            return "no email address"
+        try:
+            checked = validate_email(raw_email, check_deliverability=False)
+        except EmailNotValidError as err:
+            return f"invalid email address {raw_email!r}: {err}"
+        email = checked.normalized
+        names = {}
+        for col in ("first_name", "last_name"):
+            value = row[idx[col]].strip() if col in idx else ""
+            if _CONTROL.intersection(value):
+                return f"{col} contains a line break or control character"
+            names[col] = value
+        tags: tuple[str, ...] = self.extra_tags
+        if "tags" in idx:
+            given = [t.strip() for t in row[idx["tags"]].split(";")]
+            tags = tuple(dict.fromkeys([*(t for t in given if t), *self.extra_tags]))
+        subscribed_at = None
+        if "subscribed_at" in idx and row[idx["subscribed_at"]].strip():
+            try:
+                subscribed_at = _parse_date(row[idx["subscribed_at"]])
+            except ValueError:
+                return (
+                    f"subscribed_at {row[idx['subscribed_at']]!r} is not a date; use ISO 8601 "
+                    "such as 2024-05-01 or 2024-05-01T09:30:00Z"
+                )
+        fields = {c: row[i].strip() for i, c in self.custom if row[i].strip()}
+        return NewSubscriber(
+            line=line,
+            email=email,
+            key=email_key(email),
+            first_name=names["first_name"],
+            last_name=names["last_name"],
+            tags=tags,
+            fields=fields,
+            subscribed_at=subscribed_at,
+        )
+
+
+def _header(path: str, reader: Iterator[list[str]], delimiter: str) -> list[str]:
+    for header in reader:
+        if header:
+            break
+    else:
+        raise InputError("the file is empty; expected a header row with an email column", path=path)
+    columns = [_column(h) for h in header]
+    dupes = sorted({c for c in columns if columns.count(c) > 1})
+    if dupes:
+        raise InputError(f"column {dupes[0]!r} appears twice in the header", path=path, line=1)
+    if "email" not in columns:
+        if any("@" in h for h in header):
+            hint = "the first row looks like data: add a header row such as email,first_name"
+        elif len(header) == 1 and delimiter != ";" and ";" in header[0]:
+            hint = "the columns look separated by ';': pass --delimiter ';'"
+        else:
+            hint = f"the header has {', '.join(repr(h) for h in header)}; name one column email"
+        raise InputError(f"no 'email' column: {hint}", path=path, line=1)
+    if "" in columns:
+        raise InputError(
+            f"column {columns.index('') + 1} of the header has no name", path=path, line=1
+        )
+    return header
+
+
+def import_subscribers(
+    store: AudienceStore,
+    path: Path,
+    *,
+    now: datetime,
+    tags: Sequence[str] = (),
+    dry_run: bool = False,
+    encoding: str = "utf-8",
+    delimiter: str = ",",
+    on_notice: Callable[[Notice], None] = lambda n: None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> ImportReport:
+    """Import a CSV of subscribers; every row not imported is reported through ``on_notice``."""
+    name = str(path)
+    enc = _check_encoding(encoding, name)
+    if tags and any(not t.strip() or ";" in t for t in tags):
+        raise InputError("a --tag must be non-empty and must not contain ';'", path=name)
+    report = ImportReport(path=name, dry_run=dry_run)
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below; streaming
+    except OSError as err:
+        raise InputError(f"cannot read the file ({err.strerror})", path=name) from err
+    with f, store.import_session() as session:
+        lines = _Lines(f, enc, name)
+        reader = csv.reader(lines, delimiter=delimiter, strict=True)
+        try:
+            header = _header(name, reader, delimiter)
+        except csv.Error as err:
+            raise InputError(f"not a readable CSV header ({err})", path=name, line=1) from err
+        if 1 in lines.bad:
+            raise InputError(lines.bad[1], path=name, line=1)
+        rows = _RowReader(name, header, [t.strip() for t in tags])
+        report.custom_fields = tuple(c for _, c in rows.custom)
+        report.had_bom = lines.had_bom
+        chunk: list[NewSubscriber] = []
+        last_line = reader.line_num
+
+        def flush() -> None:
+            counts = session.apply(chunk, now=now, dry_run=dry_run)
+            report.added += counts.added
+            report.updated += counts.updated
+            report.unchanged += counts.unchanged
+            report.suppressed += counts.suppressed
+            report.duplicates += counts.duplicates
+            for line, email in counts.suppressed_lines:
+                on_notice(
+                    Notice(name, line, f"{email} is suppressed; not subscribed", "suppressed")
+                )
+            chunk.clear()
+
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as err:
+                report.rows += 1
+                report.rejected += 1
+                on_notice(Notice(name, reader.line_num, f"not valid CSV ({err})"))
+                last_line = reader.line_num
+                continue
+            start, last_line = last_line + 1, reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank line
+            report.rows += 1
+            bad = [lines.bad.pop(n) for n in range(start, last_line + 1) if n in lines.bad]
+            result = bad[0] if bad else rows.read(start, row)
+            if isinstance(result, str):
+                report.rejected += 1
+                on_notice(Notice(name, start, result))
+                continue
+            chunk.append(result)
+            if len(chunk) >= chunk_rows:
+                flush()
+        if chunk:
+            flush()
+    if report.had_bom:
+        report.notes.append(f"{name}: the file starts with a UTF-8 byte-order mark; ignored it")
+    return report
+
+
+def _csv_line(values: Sequence[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(values)
+    return buf.getvalue()
+
+
+def export_subscribers(
+    store: AudienceStore, out: IO[str], *, segments: Sequence[str] = (), include_suppressed: bool
+) -> int:
+    """Write subscribers as CSV in the import format (custom fields as extra columns)."""
+    custom = store.custom_field_names()
+    columns = [*KNOWN_COLUMNS, *custom]
+    if include_suppressed:
+        columns.append("suppressed")
+    out.write(_csv_line(columns))
+    n = 0
+    for sub in store.iter_subscribers(segments, active_only=not include_suppressed):
+        values = [
+            sub.email,
+            sub.first_name,
+            sub.last_name,
+            ";".join(sub.tags),
+            sub.subscribed_at or "",
+            *(sub.fields.get(c, "") for c in custom),
+        ]
+        if include_suppressed:
+            sup = store.get_suppression(sub.email)
+            values.append(sup.reason if sup else "")
+        out.write(_csv_line(values))
+        n += 1
+    return n
+
+
+def subscriber_json(sub: Subscriber, suppression: str = "") -> str:
+    """One subscriber as a JSON object (for ``subscribers list --json``)."""
+    data = {
+        "id": sub.id,
+        "email": sub.email,
+        "first_name": sub.first_name,
+        "last_name": sub.last_name,
+        "tags": list(sub.tags),
+        "fields": dict(sub.fields),
+        "subscribed_at": sub.subscribed_at,
+        "suppressed": suppression or None,
+    }
+    return json.dumps(data, ensure_ascii=False)

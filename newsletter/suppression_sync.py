@@ -1,0 +1,202 @@
+"""Pull SendGrid's suppression lists into the local list (``newsletter suppressions sync``).
+
+Lists: global unsubscribes, bounces, spam reports, and the suppressions of unsubscribe groups.
+Each is a paged GET (``limit`` at most 500, ``offset``). This module is the one place that
+translates the suppression API's HTTP errors into :mod:`newsletter.errors` transport errors.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from newsletter.errors import (
+    ProviderRejected,
+    ProviderUnavailable,
+    RateLimited,
+    TransportError,
+)
+from newsletter.store.audience import AudienceStore
+
+PAGE_LIMIT = 500
+MAX_RATE_LIMIT_WAITS = 5
+
+# list name -> (path, our reason)
+LISTS: dict[str, tuple[str, str]] = {
+    "unsubscribes": ("/v3/suppression/unsubscribes", "unsubscribed"),
+    "bounces": ("/v3/suppression/bounces", "bounced"),
+    "spam_reports": ("/v3/suppression/spam_reports", "spam_report"),
+}
+
+
+@dataclass(frozen=True)
+class RemoteSuppression:
+    email: str
+    reason: str  # one of newsletter.store.audience.REASONS
+    detail: str = ""
+
+
+class SuppressionClient:
+    """A small client for SendGrid's suppression endpoints."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        page_limit: int = PAGE_LIMIT,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            transport=transport,
+        )
+        self.page_limit = max(1, min(page_limit, PAGE_LIMIT))
+        self._sleep = sleep
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SuppressionClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _get(self, path: str, params: dict[str, int]) -> Any:
+        for _ in range(MAX_RATE_LIMIT_WAITS + 1):
+            try:
+                response = self._http.get(path, params=params)
+            except httpx.TimeoutException as err:
+                raise ProviderUnavailable(f"SendGrid did not answer GET {path} in time") from err
+            except httpx.HTTPError as err:
+                raise ProviderUnavailable(f"cannot reach SendGrid for GET {path} ({err})") from err
+            if response.status_code != 429:
+                break
+            wait = _retry_after(response)
+            if wait is None or wait > 60:
+                raise RateLimited(
+                    f"SendGrid rate limit on GET {path}; try again later",
+                    retry_after=wait,
+                    body=response.text[:2000],
+                )
+            self._sleep(wait)
+        else:
+            raise RateLimited(f"SendGrid kept rate-limiting GET {path}", retry_after=None)
+        status = response.status_code
+        body = response.text[:2000]
+        if status in (401, 403):
+            raise ProviderRejected(
+                f"SendGrid refused the API key for GET {path}: SENDGRID_API_KEY needs "
+                "read access to Suppressions",
+                status=status,
+                body=body,
+            )
+        if status >= 500:
+            raise ProviderUnavailable(f"SendGrid failed on GET {path}", status=status, body=body)
+        if status >= 400:
+            raise ProviderRejected(f"SendGrid rejected GET {path}", status=status, body=body)
+        try:
+            return response.json()
+        except ValueError as err:
+            raise TransportError(
+                f"SendGrid answered GET {path} with something that is not JSON", status=status
+            ) from err
+
+    def _pages(self, path: str) -> Iterator[list[Any]]:
+        offset = 0
+        previous: list[Any] | None = None
+        while True:
+            page = self._get(path, {"limit": self.page_limit, "offset": offset})
+            if not isinstance(page, list):
+                raise TransportError(f"SendGrid answered GET {path} with a non-list", status=200)
+            if page == previous and page:  # the endpoint ignores paging: we have it all
+                return
+            yield page
+            if len(page) < self.page_limit or len(page) > self.page_limit:
+                return
+            previous = page
+            offset += len(page)
+
+    def global_list(self, name: str) -> Iterator[list[RemoteSuppression]]:
+        """Pages of one global list: ``unsubscribes``, ``bounces`` or ``spam_reports``."""
+        path, reason = LISTS[name]
+        for page in self._pages(path):
+            out = []
+            for item in page:
+                if not isinstance(item, dict) or not isinstance(item.get("email"), str):
+                    raise TransportError(f"SendGrid listed an entry without an email in {path}")
+                detail = ""
+                if name == "bounces":
+                    detail = " ".join(
+                        str(item.get(k, "")) for k in ("status", "reason") if item.get(k)
+                    )[:500]
+                out.append(RemoteSuppression(item["email"], reason, detail))
+            yield out
+
+    def group(self, group_id: int) -> Iterator[list[RemoteSuppression]]:
+        """Pages of the addresses suppressed in one unsubscribe group."""
+        path = f"/v3/asm/groups/{group_id}/suppressions"
+        for page in self._pages(path):
+            if not all(isinstance(e, str) for e in page):
+                raise TransportError(f"SendGrid listed a non-address in {path}")
+            yield [RemoteSuppression(e, "group_unsubscribed", f"group {group_id}") for e in page]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    reset = response.headers.get("X-RateLimit-Reset")
+    if reset is None:
+        after = response.headers.get("Retry-After")
+        try:
+            return float(after) if after is not None else None
+        except ValueError:
+            return None
+    try:
+        return max(0.0, float(reset) - datetime.now(UTC).timestamp())
+    except ValueError:
+        return None
+
+
+@dataclass
+class SyncReport:
+    fetched: dict[str, int] = field(default_factory=dict)
+    added: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        parts = [
+            f"{name}: {self.fetched[name]} listed, {self.added.get(name, 0)} new"
+            for name in self.fetched
+        ]
+        return "; ".join(parts) if parts else "nothing to sync"
+
+
+def sync_suppressions(
+    store: AudienceStore,
+    client: SuppressionClient,
+    *,
+    now: datetime,
+    group_ids: Sequence[int] = (),
+) -> SyncReport:
+    """Add every address on SendGrid's lists to the local suppression list (never removes)."""
+    report = SyncReport()
+    sources: list[tuple[str, Iterator[list[RemoteSuppression]]]] = [
+        (name, client.global_list(name)) for name in LISTS
+    ]
+    sources += [(f"group {gid}", client.group(gid)) for gid in group_ids if gid]
+    for name, pages in sources:
+        report.fetched[name] = 0
+        report.added[name] = 0
+        for page in pages:
+            report.fetched[name] += len(page)
+            items = [(s.email, s.reason, s.detail) for s in page if s.email.strip()]
+            report.added[name] += store.suppress_many(items, source="sendgrid-sync", now=now)
+    return report

@@ -1,0 +1,1 @@
+"""Web endpoints (composition roots): ``app`` (unsubscribe + webhooks) and ``preview``."""

@@ -1,0 +1,290 @@
+"""``newsletter serve``: the unsubscribe page, RFC 8058 one-click, and SendGrid's event webhook.
+
+Routes:
+    GET  /u/TOKEN            a page with one button; a GET alone never unsubscribes (mail scanners
+                             and link prefetchers follow links)
+    POST /u/TOKEN            unsubscribe at once (body ``List-Unsubscribe=One-Click``, or the page's
+                             form); 200, no redirect, idempotent; ``action=resubscribe`` undoes it
+    POST /webhooks/sendgrid  SendGrid Event Webhook (signature checked when a key is configured)
+    GET  /healthz            200 "ok" when the database answers
+
+The store is opened once at startup and used from a worker thread under a lock, so the event
+loop never waits on SQLite and one connection serves every request.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from newsletter.errors import NewsletterError
+from newsletter.store import Store, open_store
+from newsletter.store.audience import Subscriber
+from newsletter.unsubscribe import InvalidToken, token_matches_email, verify_token
+from newsletter.webhooks import (
+    MAX_BODY_BYTES,
+    Verifier,
+    WebhookRejected,
+    parse_events,
+    process_events,
+)
+
+log = logging.getLogger("newsletter.web")
+T = TypeVar("T")
+MAX_FORM_BYTES = 16 * 1024
+PRIVATE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+}
+BAD_TOKEN = (
+    "This unsubscribe link is not valid: it may have been cut short or changed. "
+    "Copy the whole link from the email, or reply to the email to ask to be removed.\n"
+)
+
+
+@dataclass
+class WebConfig:
+    store_path: Path
+    secret: str
+    site_name: str = "our newsletter"
+    verifier: Verifier | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+class _Db:
+    """One connection, used by one worker thread at a time."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.lock = threading.Lock()
+
+    async def run(self, fn: Callable[[Store], T]) -> T:
+        def call() -> T:
+            with self.lock:
+                return fn(self.store)
+
+        return await run_in_threadpool(call)
+
+
+@dataclass(frozen=True)
+class _View:
+    state: str  # "subscribed" | "unsubscribed" | "suppressed" | "gone"
+    email: str = ""
+    reason: str = ""
+
+
+def _page(site: str, title: str, body: str, status: int = 200) -> HTMLResponse:
+    doc = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>{html.escape(title)} · {html.escape(site)}</title>
+<style>
+body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:32rem;
+margin:4rem auto;padding:0 1rem;color:#222;line-height:1.5}}
+button{{font-size:1rem;padding:.6rem 1.2rem;border-radius:.4rem;border:1px solid #555;
+background:#222;color:#fff;cursor:pointer}}
+button.secondary{{background:#fff;color:#222}}
+.muted{{color:#666;font-size:.9rem}}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+{body}
+<p class="muted">{html.escape(site)}</p>
+</body></html>
+"""
+    return HTMLResponse(doc, status_code=status, headers=PRIVATE_HEADERS)
+
+
+def _form(action: str, label: str, css: str = "") -> str:
+    cls = f' class="{css}"' if css else ""
+    return (
+        '<form method="post"><input type="hidden" name="action" '
+        f'value="{action}"><button type="submit"{cls}>{label}</button></form>'
+    )
+
+
+def create_app(config: WebConfig) -> Starlette:
+    """The ASGI app; the composition root (``newsletter serve``) builds ``config``."""
+    holder: dict[str, _Db] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = open_store(config.store_path)
+        holder["db"] = _Db(store)
+        if config.verifier is None:
+            log.warning(
+                "unsubscribe.webhook_public_key is not set: /webhooks/sendgrid accepts "
+                "unsigned events"
+            )
+        try:
+            yield
+        finally:
+            store.close()
+
+    def db() -> _Db:
+        return holder["db"]
+
+    def claims_or_400(token: str) -> int | Response:
+        try:
+            return verify_token(config.secret, token).subscriber_id
+        except InvalidToken:
+            return PlainTextResponse(BAD_TOKEN, status_code=400, headers=PRIVATE_HEADERS)
+
+    def subscriber_for(store: Store, token: str, sid: int) -> Subscriber | None:
+        sub = store.audience.get_subscriber_by_id(sid)
+        if sub is None:
+            return None
+        claims = verify_token(config.secret, token)
+        return sub if token_matches_email(config.secret, claims, sub.email) else None
+
+    def view(store: Store, token: str, sid: int) -> _View:
+        sub = subscriber_for(store, token, sid)
+        if sub is None:
+            return _View("gone")
+        sup = store.audience.get_suppression(sub.email)
+        if sup is None:
+            return _View("subscribed", sub.email)
+        state = "unsubscribed" if sup.reason == "unsubscribed" else "suppressed"
+        return _View(state, sub.email, sup.reason)
+
+    def render(v: _View, *, just_changed: str = "") -> HTMLResponse:
+        site = config.site_name
+        who = f"<p><strong>{html.escape(v.email)}</strong></p>" if v.email else ""
+        if v.state == "gone":
+            return _page(site, "Not on the list", "<p>This address is not on our list any more; "
+                         "you will not get this newsletter.</p>")  # fmt: skip
+        if v.state == "subscribed":
+            title = "You are subscribed again" if just_changed == "resubscribed" else "Unsubscribe"
+            lead = (
+                "<p>Welcome back. You will get the next issue.</p>"
+                if just_changed == "resubscribed"
+                else "<p>Stop getting this newsletter at this address?</p>"
+            )
+            return _page(site, title, who + lead + _form("unsubscribe", "Unsubscribe"))
+        if v.state == "unsubscribed":
+            return _page(
+                site,
+                "You are unsubscribed",
+                who + "<p>You will not get this newsletter any more.</p>"
+                "<p>Clicked by mistake?</p>" + _form("resubscribe", "Resubscribe", "secondary"),
+            )
+        return _page(site, "You are unsubscribed", who + "<p>This address gets no more mail from "
+                     "us.</p>")  # fmt: skip
+
+    async def get_page(request: Request) -> Response:
+        token = request.path_params["token"]
+        sid = claims_or_400(token)
+        if isinstance(sid, Response):
+            return sid
+        v = await db().run(lambda s: view(s, token, sid))
+        return render(v)
+
+    async def post_page(request: Request) -> Response:
+        token = request.path_params["token"]
+        sid = claims_or_400(token)
+        if isinstance(sid, Response):
+            return sid
+        body = await _read_limited(request, MAX_FORM_BYTES)
+        if body is None:
+            return PlainTextResponse("request too large\n", status_code=413)
+        form = parse_qs(body.decode("utf-8", "replace"))
+        one_click = b"One-Click" in body and b"List-Unsubscribe" in body
+        resubscribe = not one_click and form.get("action", [""])[0] == "resubscribe"
+        now = config.clock()
+
+        def change(store: Store) -> tuple[_View, str]:
+            sub = subscriber_for(store, token, sid)
+            if sub is None:
+                return _View("gone"), ""
+            if resubscribe:
+                done = store.audience.unsuppress(
+                    sub.email, source="unsubscribe-page", now=now, only_reasons=("unsubscribed",)
+                )
+                return view(store, token, sid), "resubscribed" if done else ""
+            store.audience.suppress(
+                sub.email,
+                reason="unsubscribed",
+                source="one-click" if one_click else "unsubscribe-page",
+                now=now,
+            )
+            return view(store, token, sid), "unsubscribed"
+
+        v, changed = await db().run(change)
+        if one_click:
+            message = "unsubscribed\n" if v.state != "gone" else "not on the list\n"
+            return PlainTextResponse(message, headers=PRIVATE_HEADERS)
+        return render(v, just_changed=changed)
+
+    async def webhook(request: Request) -> Response:
+        body = await _read_limited(request, MAX_BODY_BYTES)
+        if body is None:
+            return PlainTextResponse("request too large\n", status_code=413)
+        now = config.clock()
+        try:
+            if config.verifier is not None:
+                config.verifier.verify(request.headers, body, now=now)
+            events = parse_events(body)
+        except WebhookRejected as err:
+            log.warning("webhook rejected: %s", err.message)
+            return PlainTextResponse(err.message + "\n", status_code=err.status)
+
+        def apply(store: Store) -> dict[str, int]:
+            sink = store.campaigns
+            return process_events(events, store=store.audience, now=now, sink=sink).as_dict()
+
+        try:
+            result = await db().run(apply)
+        except NewsletterError as err:  # e.g. the database is locked for too long: SendGrid retries
+            log.error("webhook not processed: %s", err.format())
+            return PlainTextResponse("try again later\n", status_code=503)
+        return JSONResponse(result)
+
+    async def healthz(request: Request) -> Response:
+        await db().run(lambda s: s.conn.execute("SELECT 1").fetchone())
+        return PlainTextResponse("ok\n")
+
+    routes = [
+        Route("/u/{token}", get_page, methods=["GET"]),
+        Route("/u/{token}", post_page, methods=["POST"]),
+        Route("/webhooks/sendgrid", webhook, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def run_server(app: Any, *, host: str, port: int, access_log: bool = False) -> None:
+    """Serve until interrupted. The access log is off by default: URLs carry tokens."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info")
