@@ -17,8 +17,10 @@ transports only translate. Only the main thread touches the store; worker thread
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import heapq
+import json
 import re
 import time
 from collections import deque
@@ -85,6 +87,38 @@ class Envelope:
     sandbox: bool = False
     subject_prefix: str = ""
 
+    def to_json(self) -> str:
+        issue = self.issue
+        data = {
+            "issue": {f.name: getattr(issue, f.name) for f in dataclasses.fields(issue) if f.init},
+            "sender": dataclasses.asdict(self.sender),
+            "categories": list(self.categories),
+            "asm_group_id": self.asm_group_id,
+            "send_at": self.send_at,
+            "batch_id": self.batch_id,
+            "sandbox": self.sandbox,
+        }
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Envelope:
+        try:
+            data = json.loads(text)
+            raw = data["issue"]
+            for key in ("post_paths", "warnings"):
+                raw[key] = tuple(raw.get(key, ()))
+            return cls(
+                issue=RenderedIssue(**raw),
+                sender=Sender(**data["sender"]),
+                categories=tuple(data.get("categories", ())),
+                asm_group_id=int(data.get("asm_group_id", 0)),
+                send_at=int(data.get("send_at", 0)),
+                batch_id=str(data.get("batch_id", "")),
+                sandbox=bool(data.get("sandbox", False)),
+            )
+        except (ValueError, KeyError, TypeError) as err:
+            raise StoreError(f"the stored campaign cannot be read back ({err})") from err
+
 
 @dataclass(frozen=True)
 class Options:
@@ -115,7 +149,7 @@ class Summary:
 def prepare(
     store: CampaignStore,
     campaign_id: str,
-    issue: RenderedIssue,
+    envelope: Envelope,
     recipients: Iterable[tuple[str, str, str]],
     *,
     segment: str,
@@ -130,6 +164,7 @@ def prepare(
     """
     if not 1 <= batch_size <= 1000:
         raise StoreError(f"batch size {batch_size} must be between 1 and 1000")
+    issue = envelope.issue
     store.begin(
         campaign_id,
         now=now,
@@ -141,6 +176,7 @@ def prepare(
         newest_post_date=issue.newest_post_date,
         posts=issue.post_paths,
         batch_size=batch_size,
+        envelope=envelope.to_json(),
     )
     store.add_recipients(campaign_id, recipients, batch_size=batch_size)
     return store.ready(campaign_id, now=now)

@@ -46,7 +46,8 @@ MIGRATIONS: list[Migration] = [
             total INTEGER NOT NULL DEFAULT 0,
             batch_size INTEGER NOT NULL DEFAULT 1000,
             note TEXT NOT NULL DEFAULT '',
-            owner_pid INTEGER NOT NULL DEFAULT 0
+            owner_pid INTEGER NOT NULL DEFAULT 0,
+            envelope TEXT NOT NULL DEFAULT '{}'
         );
         CREATE TABLE campaign_batches (
             campaign_id TEXT NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
@@ -198,6 +199,7 @@ class CampaignStore:
         newest_post_date: str,
         posts: Sequence[str],
         batch_size: int,
+        envelope: str = "{}",
     ) -> None:
         """Create the campaign in state ``preparing`` (or restart an unfinished preparation)."""
         with write(self.conn) as c:
@@ -206,8 +208,8 @@ class CampaignStore:
             c.execute("DELETE FROM campaigns WHERE id = ?", (campaign_id,))
             c.execute(
                 "INSERT INTO campaigns(id, created_at, updated_at, state, subject, layout, segment,"
-                " transport, content_hash, newest_post_date, posts, batch_size, owner_pid)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " transport, content_hash, newest_post_date, posts, batch_size, owner_pid, envelope)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     campaign_id,
                     _iso(now),
@@ -222,8 +224,16 @@ class CampaignStore:
                     json.dumps(list(posts)),
                     batch_size,
                     os.getpid(),
+                    envelope,
                 ),
             )
+
+    def envelope(self, campaign_id: str) -> str:
+        """The JSON the dispatcher stored at preparation: the rendered issue and its envelope."""
+        row = self.conn.execute(
+            "SELECT envelope FROM campaigns WHERE id = ?", (campaign_id,)
+        ).fetchone()
+        return str(row[0]) if row else "{}"
 
     def add_recipients(
         self, campaign_id: str, rows: Iterable[tuple[str, str, str]], *, batch_size: int
