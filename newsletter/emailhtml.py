@@ -178,6 +178,8 @@ class _EmailRewriter(HTMLParser):
         if tag in _VOID:
             self._emit(tag, a, close=True)
             return
+        if tag == "code" and not self.styled and "pre" in self.stack:
+            return  # text conversion collapses spaces in <code>, even inside <pre>
         if tag == "table":
             self.out.append(f'<div style="{TABLE_WRAP_STYLE}">' if self.styled else "<div>")
         if not self.styled:
@@ -205,6 +207,8 @@ class _EmailRewriter(HTMLParser):
             self.skip_depth = max(0, self.skip_depth - 1)
             return
         if self.skip_depth or tag in _DROP_TAG_ONLY or tag in _VOID:
+            return
+        if tag == "code" and not self.styled and "pre" in self.stack:
             return
         out_tag = self._heading(tag)
         if out_tag not in self.stack:

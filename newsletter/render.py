@@ -251,9 +251,17 @@ def render_issue(
         "date": issue_date,
         "slug": slug,
     }
+    # The subject carries text-part tokens; inside the HTML (<title>) it needs the HTML ones.
+    html_subject = final_subject.replace(tok.FIRST_NAME_TEXT, tok.FIRST_NAME).replace(
+        tok.EMAIL_TEXT, tok.EMAIL
+    )
     html_ctx = {
         "site": site,
-        "issue": {**issue_ctx, "intro": html_slots.add(intro_html, "intro") if intro_md else ""},
+        "issue": {
+            **issue_ctx,
+            "subject": html_subject,
+            "intro": html_slots.add(intro_html, "intro") if intro_md else "",
+        },
         "lead": html_views[0],
         "posts": html_views[1:],
         "first_name": Markup(tok.FIRST_NAME),
