@@ -14,8 +14,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The whole job on the example site: posts, subscribers, one send through the outbox (no API key
+# or NEWSLETTER_SECRET needed). Re-runnable: the second run says the campaign was already sent.
+DEMO_NOW := 2026-11-01T09:00
 demo: $(STAMP)
-	$(BIN)/newsletter posts
+	$(BIN)/newsletter posts --month 2026-10 --now $(DEMO_NOW)
+	$(BIN)/newsletter subscribers import subscribers.example.csv
+	$(BIN)/newsletter send --month 2026-10 --now $(DEMO_NOW) --transport outbox --yes --no-progress
+	@echo "Open the outbox index above (outbox/<campaign>/index.html) in a browser; each .eml opens in a mail client."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -51,6 +51,7 @@ from newsletter.store import campaigns as cs
 from newsletter.store.campaigns import CampaignLock, CampaignStatus, LedgerRow, lock_dir_for
 from newsletter.transports.base import Batch, Sender, Transport
 from newsletter.unsubscribe import (
+    SECRET_FILE,
     list_unsubscribe_headers,
     make_token,
     signing_secret,
@@ -73,12 +74,15 @@ class CampaignIncomplete(NewsletterError):
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False, markup=False)
+    return Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
 def secret_path(settings: Settings) -> Path:
-    """Where a generated signing secret is kept for outbox/demo sends (never for SendGrid)."""
-    return settings.db_path.with_name(settings.db_path.name + ".secret")
+    """Where a generated signing secret is kept for outbox/demo sends (never for SendGrid).
+
+    The same file ``newsletter serve`` reads, so the demo's unsubscribe links work there.
+    """
+    return settings.db_path.parent / SECRET_FILE
 
 
 def choose_transport(settings: Settings, app: App, requested: str | None) -> str:

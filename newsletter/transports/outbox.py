@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email.header import decode_header, make_header
 from pathlib import Path
 
 from newsletter.errors import ProviderUnavailable
@@ -87,6 +88,13 @@ class OutboxTransport:
 def write_index(folder: Path) -> Path:
     """(Re)write ``index.html`` listing every message in an outbox campaign folder."""
     items = []
+
+    def decoded(value: str) -> str:
+        try:
+            return str(make_header(decode_header(value)))
+        except (ValueError, LookupError):
+            return value
+
     for eml in sorted(folder.glob("*.eml")):
         to = subject = ""
         with eml.open("rb") as fh:
