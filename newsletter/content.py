@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,7 @@ class ReadResult:
     warnings: list[LocatedError]  # e.g. template code removed, with path:line
 
 
+_ISO_DAY = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 POST_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd")
 _YAML = YAMLHandler()
 _TOML = TOMLHandler()
@@ -103,7 +104,9 @@ def _front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int, str,
     try:
         data = handler.load(fm)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
+        # where the construct the user got wrong began (an unclosed '[' or quote), else where
+        # the parser gave up
+        mark = getattr(err, "context_mark", None) or getattr(err, "problem_mark", None)
         line = fm_line + mark.line if mark is not None else fm_line
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise PostError(
@@ -118,9 +121,18 @@ def _front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int, str,
             path=path,
             line=fm_line + err.lineno - 1,
         ) from err
-    except (TypeError, ValueError) as err:  # toml raises these for some bad values
+    except (TypeError, ValueError) as err:  # impossible dates such as 2026-02-30
+        line = fm_line
+        for match in _ISO_DAY.finditer(fm):
+            try:
+                date(*(int(g) for g in match.groups()))
+            except ValueError:
+                line = fm_line + fm.count("\n", 0, match.start())
+                break
         raise PostError(
-            f"front matter cannot be read ({err}); fix the syntax", path=path, line=fm_line
+            f"front matter has a value that cannot be read ({err}); fix it, e.g. the date",
+            path=path,
+            line=line,
         ) from err
     if data is None:
         data = {}
@@ -136,7 +148,7 @@ def _front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int, str,
 
 def _key_line(fm: str, key: str, fm_line: int) -> int:
     """The file line where ``key`` is set in the front matter (best effort)."""
-    match = re.search(rf"^\s*['\"]?{re.escape(key)}['\"]?\s*[:=]", fm, re.MULTILINE)
+    match = re.search(rf"^[ \t]*['\"]?{re.escape(key)}['\"]?\s*[:=]", fm, re.MULTILINE)
     if match is None:
         return fm_line
     return fm_line + fm.count("\n", 0, match.start())
@@ -209,7 +221,7 @@ def find_post_files(settings: Settings) -> list[tuple[Path, Path]]:
             rel = path.relative_to(folder)
             if _is_hidden(rel) or path.name.lower() in ("readme.md", "license.md"):
                 continue
-            if path.is_file():
+            if not path.is_dir():  # a broken symlink is reported, not silently skipped
                 found.append((path, folder))
     return found
 

@@ -83,7 +83,7 @@ def _strings(value: Any) -> tuple[str, ...]:
     for item in items:
         if isinstance(item, Mapping):
             item = item.get("name") or item.get("title") or ""
-        text = str(item).strip()
+        text = str(item).strip().strip("\"'").strip()
         if text and text not in out:
             out.append(text)
     return tuple(out)
@@ -184,12 +184,17 @@ _MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)|\[([^\]]+)\]\[[^\]]*\]")
 _TAG = re.compile(r"<[^>]+>")
 _TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+_INVISIBLE = re.compile(
+    r"<(script|style|template|noscript|iframe|textarea|select)\b.*?</\1\s*>",
+    re.IGNORECASE | re.DOTALL,
+)
 _EMPH = re.compile(r"(\*\*|__|\*|_|~~|`)(?=\S)(.+?)(?<=\S)\1")
 
 
 def plain_text(markdown: str) -> str:
     """Markdown/HTML snippet to one line of plain text (cheap; no full render)."""
     text = _TEMPLATE.sub("", markdown)
+    text = _INVISIBLE.sub("", text)
     text = re.sub(r"<!--.*?-->", "", text, flags=re.DOTALL)
     text = _MD_IMAGE.sub("", text)
     text = _MD_LINK.sub(lambda m: m.group(1) or m.group(2), text)

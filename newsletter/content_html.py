@@ -123,6 +123,13 @@ def replace_embeds(markup: str, base: str) -> str:
     return _IFRAME.sub(swap, markup)
 
 
+def _drop_empty_urls(tag: str, attr: str, value: str) -> str | None:
+    """An ``href``/``src`` left empty (e.g. a link to a post that was not found) is dropped."""
+    if attr in ("href", "src") and not value.strip():
+        return None
+    return value
+
+
 def sanitize(markup: str, base: str) -> str:
     """nh3 with our email allow-list; relative URLs become absolute against ``base``."""
     clean = nh3.clean(
@@ -135,6 +142,7 @@ def sanitize(markup: str, base: str) -> str:
         link_rel=None,
         filter_style_properties=set(STYLE_PROPERTIES),
         strip_comments=True,
+        attribute_filter=_drop_empty_urls,
     )
     return clean.replace("{{", "&#123;&#123;").replace("{%", "&#123;%").replace("%}", "%&#125;")
 
