@@ -260,7 +260,11 @@ def import_subscribers(
         reader = csv.reader(lines, delimiter=delimiter, strict=True)
         try:
             header = _header(name, reader, delimiter)
-        except csv.Error as err:
+        except (csv.Error, InputError) as err:
+            if 1 in lines.bad:  # the real problem is the encoding
+                raise InputError(lines.bad[1], path=name, line=1) from err
+            if isinstance(err, InputError):
+                raise
             raise InputError(f"not a readable CSV header ({err})", path=name, line=1) from err
         if 1 in lines.bad:
             raise InputError(lines.bad[1], path=name, line=1)

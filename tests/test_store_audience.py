@@ -1,0 +1,152 @@
+"""The audience store on a real SQLite file: recipients, segments, suppressions, concurrency."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from newsletter.store import open_store
+from newsletter.store.bulk import NewSubscriber
+from newsletter.store.keys import email_key
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def row(line: int, email: str, *tags: str, first: str = "", **fields: str) -> NewSubscriber:
+    return NewSubscriber(line, email, email_key(email), first, "", tags, dict(fields), None)
+
+
+def test_recipients_are_active_subscribers_by_segment_minus_suppressions(tmp_path: Path) -> None:
+    with open_store(tmp_path / "n.db") as store:
+        aud = store.audience
+        with aud.import_session() as s:
+            s.apply(
+                [
+                    row(2, "a@x.org", "news"),
+                    row(3, "b@x.org", "news", "events"),
+                    row(4, "c@x.org", "events"),
+                    row(5, "d@x.org"),
+                ],
+                now=NOW,
+                dry_run=False,
+            )
+        assert [r.email for r in aud.iter_recipients()] == [
+            "a@x.org",
+            "b@x.org",
+            "c@x.org",
+            "d@x.org",
+        ]
+        assert [r.email for r in aud.iter_recipients(["events"])] == ["b@x.org", "c@x.org"]
+        assert [r.email for r in aud.iter_recipients(["news", "events"])] == [
+            "a@x.org",
+            "b@x.org",
+            "c@x.org",
+        ]
+        assert aud.suppress("B@X.org", reason="unsubscribed", source="test", now=NOW)
+        assert not aud.suppress("b@x.org", reason="bounced", source="test", now=NOW)
+        assert aud.get_suppression("b@x.org").reason == "unsubscribed"  # type: ignore[union-attr]
+        assert [r.email for r in aud.iter_recipients(["news", "events"])] == ["a@x.org", "c@x.org"]
+        assert aud.count_recipients(["news", "events"]) == 2
+        assert aud.count_recipients() == 3
+        assert aud.is_suppressed("b@X.ORG")
+        assert aud.unsuppress("b@x.org", source="test", now=NOW)
+        assert not aud.unsuppress("b@x.org", source="test", now=NOW)
+        assert aud.count_recipients() == 4
+        history = aud.suppression_history("b@x.org")
+        assert [h[1] for h in history] == ["suppress", "unsuppress"]
+
+
+def test_iter_recipients_pages_without_skipping_or_repeating(tmp_path: Path) -> None:
+    with open_store(tmp_path / "n.db") as store:
+        aud = store.audience
+        with aud.import_session() as s:
+            s.apply(
+                [row(i, f"u{i}@x.org", "t" if i % 3 else "other") for i in range(2500)],
+                now=NOW,
+                dry_run=False,
+            )
+        for i in range(0, 2500, 7):
+            aud.suppress(f"u{i}@x.org", reason="bounced", source="t", now=NOW)
+        got = [r.email for r in aud.iter_subscribers(["t"], active_only=True, page=100)]
+        want = [f"u{i}@x.org" for i in range(2500) if i % 3 and i % 7]
+        assert got == want
+        ids = [r.id for r in aud.iter_recipients()]
+        assert ids == sorted(set(ids))
+
+
+def test_unsuppress_only_for_reasons(tmp_path: Path) -> None:
+    with open_store(tmp_path / "n.db") as store:
+        aud = store.audience
+        aud.suppress("a@x.org", reason="bounced", source="t", now=NOW)
+        assert not aud.unsuppress("a@x.org", source="t", now=NOW, only_reasons=["unsubscribed"])
+        assert aud.is_suppressed("a@x.org")
+
+
+def test_unknown_reason_is_a_programming_error(tmp_path: Path) -> None:
+    with open_store(tmp_path / "n.db") as store, pytest.raises(ValueError):
+        store.audience.suppress("a@x.org", reason="because", source="t", now=NOW)
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from datetime import UTC, datetime
+    from newsletter.store import open_store
+    from newsletter.store.bulk import NewSubscriber
+    import os, time
+    path, who, n, gate = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    now = datetime.now(UTC)
+    with open_store(path) as store:
+        while not os.path.exists(gate):  # start both writers at the same moment
+            time.sleep(0.001)
+        aud = store.audience
+        for i in range(n):
+            aud.suppress(f"{who}-s{i}@x.org", reason="manual", source=who, now=now)
+            if i % 25 == 0:
+                with aud.import_session() as s:
+                    rows = [NewSubscriber(j, f"{who}-{i}-{j}@x.org", f"{who}-{i}-{j}@x.org",
+                                          tags=(who,)) for j in range(40)]
+                    s.apply(rows, now=now, dry_run=False)
+    print("done")
+    """
+)
+
+
+def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "shared.db"
+    open_store(db).close()  # migrate first, as the CLI would
+    n = 1000
+    gate = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(db), who, str(n), str(gate)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for who in ("p1", "p2")
+    ]
+    time.sleep(0.5)
+    gate.touch()
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert out.strip() == "done"
+    with open_store(db) as store:
+        ok = store.conn.execute("PRAGMA integrity_check").fetchone()[0]
+        assert ok == "ok"
+        assert store.audience.count_suppressions() == 2 * n
+        stats = store.audience.stats()
+        assert stats.tags == {"p1": 40 * 40, "p2": 40 * 40}
+        assert stats.subscribers == 2 * 40 * 40
+        # the two writers really did interleave
+        log = [r[0] for r in store.conn.execute("SELECT source FROM suppression_log ORDER BY id")]
+        switches = sum(1 for a, b in itertools.pairwise(log) if a != b)
+        assert switches >= 1, switches
