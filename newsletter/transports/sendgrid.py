@@ -89,12 +89,58 @@ class _Answer:
         return self._headers
 
 
+class _Pool:
+    """One HTTP connection per thread, all closable from any thread."""
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.open: set[http.client.HTTPConnection] = set()
+
+    def get(
+        self, url: urllib.parse.SplitResult, timeout: float | None
+    ) -> http.client.HTTPConnection:
+        state = self.local.__dict__
+        conn = state.get("conn")
+        if conn is not None and (
+            state.get("netloc") != url.netloc
+            or time.monotonic() - state.get("used", 0.0) > _IDLE_RECONNECT_SECONDS
+        ):
+            self.drop()
+            conn = None
+        if conn is None:
+            if url.scheme == "https":
+                conn = http.client.HTTPSConnection(url.netloc, timeout=timeout)
+            else:
+                conn = http.client.HTTPConnection(url.netloc, timeout=timeout)
+            state["conn"], state["netloc"] = conn, url.netloc
+            with self.lock:
+                self.open.add(conn)
+        return conn
+
+    def used(self) -> None:
+        self.local.__dict__["used"] = time.monotonic()
+
+    def drop(self) -> None:
+        conn = self.local.__dict__.pop("conn", None)
+        if conn is not None:
+            conn.close()
+            with self.lock:
+                self.open.discard(conn)
+
+    def close_all(self) -> None:
+        with self.lock:
+            conns, self.open = self.open, set()
+        for conn in conns:
+            conn.close()
+
+
 class KeepAliveClient(python_http_client.Client):
     """python_http_client's Client with one persistent connection per thread."""
 
-    def __init__(self, *args: Any, local: threading.local | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, pool: _Pool | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._local = local if local is not None else threading.local()
+        self.pool = pool if pool is not None else _Pool()
 
     def _build_client(self, name: str | None = None) -> KeepAliveClient:
         url_path = [*self._url_path, name] if name else self._url_path
@@ -105,30 +151,8 @@ class KeepAliveClient(python_http_client.Client):
             url_path=url_path,
             append_slash=self.append_slash,
             timeout=self.timeout,
-            local=self._local,
+            pool=self.pool,
         )
-
-    def _connection(self, url: urllib.parse.SplitResult, timeout: float | None) -> Any:
-        state = self._local.__dict__
-        conn = state.get("conn")
-        if conn is not None and (
-            state.get("netloc") != url.netloc
-            or time.monotonic() - state.get("used", 0.0) > _IDLE_RECONNECT_SECONDS
-        ):
-            conn.close()
-            conn = None
-        if conn is None:
-            cls = (
-                http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-            )
-            conn = cls(url.netloc, timeout=timeout)
-            state["conn"], state["netloc"] = conn, url.netloc
-        return conn
-
-    def _drop(self) -> None:
-        conn = self._local.__dict__.pop("conn", None)
-        if conn is not None:
-            conn.close()
 
     def _make_request(
         self, opener: Any, request: urllib.request.Request, timeout: float | None = None
@@ -136,23 +160,23 @@ class KeepAliveClient(python_http_client.Client):
         timeout = timeout or self.timeout
         url = urllib.parse.urlsplit(request.full_url)
         path = url.path + (f"?{url.query}" if url.query else "")
-        conn = self._connection(url, timeout)
+        conn = self.pool.get(url, timeout)
         try:
             if conn.sock is None:
                 conn.connect()
             conn.request(request.get_method(), path, body=request.data, headers=request.headers)
         except OSError as err:  # nothing complete reached the server
-            self._drop()
+            self.pool.drop()
             raise _NotSent(err) from err
         try:
             response = conn.getresponse()
             body = response.read()
         except (OSError, http.client.HTTPException) as err:
-            self._drop()
+            self.pool.drop()
             raise _AnswerLost(str(err) or type(err).__name__) from err
-        self._local.__dict__["used"] = time.monotonic()
+        self.pool.used()
         if response.will_close:
-            self._drop()
+            self.pool.drop()
         if response.status >= 400:
             cls = err_dict.get(response.status, HTTPError)
             raise cls(response.status, response.reason, body, response.msg)
@@ -356,11 +380,9 @@ class SendGridTransport:
         return None
 
     def close(self) -> None:
-        local = getattr(self._sg.client, "_local", None)
-        if local is not None:
-            conn = local.__dict__.pop("conn", None)
-            if conn is not None:
-                conn.close()
+        client = self._sg.client
+        if isinstance(client, KeepAliveClient):
+            client.pool.close_all()
 
 
 def _reason(body: str) -> str:

@@ -1,0 +1,232 @@
+"""The dispatcher and its ledger, with the memory transport and a fake clock (no sleeping)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from dispatch_helpers import ISSUE, NOW, FakeClock, dispatcher, fresh_store, people, prepared
+
+from newsletter.dispatch import Options, campaign_id_for
+from newsletter.errors import CampaignLocked, ProviderRejected, RateLimited
+from newsletter.pacing import Pacer
+from newsletter.store import campaigns as cs
+from newsletter.store.campaigns import CampaignLock
+from newsletter.transports.memory import MemoryTransport
+
+
+def states(store, cid: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    status = store.campaigns.status(cid)
+    return {k: v for k, v in status.counts.items() if v}
+
+
+def test_every_recipient_once_and_personalized(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(2500))
+    t = MemoryTransport()
+    summary = dispatcher(store, t, cid).run(cid)
+    assert summary.state == cs.DONE
+    assert states(store, cid) == {"accepted": 2500}
+    counts = Counter(m.email for m in t.messages)
+    assert len(counts) == 2500 and set(counts.values()) == {1}
+    m = next(m for m in t.messages if m.email == "user7@example.net")
+    assert m.subject == "News for Name7"
+    assert "Hi Name7" in m.html and "https://example.org/u/7" in m.html
+    assert m.headers["List-Unsubscribe"] == "<https://example.org/u/7>"
+    assert m.custom_args == {"campaign_id": cid, "recipient_id": "7"}
+    assert t.calls == 3  # 1000 + 1000 + 500
+
+
+def test_batches_have_fixed_membership_and_order(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(250), batch_size=100)
+    assert [b.size for b in store.campaigns.batches(cid)] == [100, 100, 50]
+    rows = store.campaigns.batch_rows(cid, 2)
+    assert [r.email for r in rows][:2] == ["user200@example.net", "user201@example.net"]
+
+
+def test_429_waits_as_told_and_5xx_backs_off(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(10))
+    clock = FakeClock()
+    t = MemoryTransport([RateLimited("slow down", retry_after=7.0), "500", "500"])
+    summary = dispatcher(store, t, cid, clock=clock).run(cid)
+    assert summary.state == cs.DONE and summary.retries == 3
+    assert len(t.messages) == 10
+    assert clock.sleeps[0] >= 7.0  # honoured the provider's reset time
+    assert 0.25 <= clock.sleeps[1] <= 1.0 + 1e-9  # base 0.5 * 2**1 * U(0.5, 1)
+    assert 0.5 <= clock.sleeps[2] <= 2.0 + 1e-9
+
+
+def test_other_4xx_is_rejected_and_not_retried(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(1500))
+    bad = ProviderRejected("SendGrid refused the request: from.email: invalid", status=400)
+    t = MemoryTransport([bad])
+    summary = dispatcher(store, t, cid).run(cid)
+    assert t.calls == 2
+    assert states(store, cid) == {"rejected": 1000, "accepted": 500}
+    assert summary.errors[0][1].startswith("SendGrid refused the request: from.email: invalid")
+
+
+def test_unknown_is_not_resent_unless_asked(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(2000))
+    t = MemoryTransport(["unknown"])
+    summary = dispatcher(store, t, cid).run(cid)
+    assert summary.state == cs.DONE and "--retry-unknown" in summary.note
+    assert states(store, cid) == {"unknown": 1000, "accepted": 1000}
+    again = MemoryTransport()
+    dispatcher(store, again, cid).run(cid)
+    assert again.calls == 0
+    dispatcher(store, again, cid).run(cid, retry_unknown=True)
+    assert again.calls == 1 and len(again.messages) == 1000
+    assert states(store, cid) == {"accepted": 2000}
+
+
+def test_batch_in_flight_at_a_crash_becomes_unknown(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(3000))
+    store.campaigns.mark(cid, 0, cs.ACCEPTED, now=NOW)
+    store.campaigns.mark(cid, 1, cs.SENDING, now=NOW)  # the process died here
+    t = MemoryTransport()
+    dispatcher(store, t, cid).run(cid)
+    assert {m.batch_no for m in t.messages} == {2}
+    assert states(store, cid) == {"accepted": 2000, "unknown": 1000}
+
+
+def test_retries_exhausted_fail_then_resume_sends_them(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(5))
+    t = MemoryTransport(["500"] * 3)
+    opts = Options(max_retries=2, max_consecutive_failures=10)
+    summary = dispatcher(store, t, cid, options=opts).run(cid)
+    assert t.calls == 3 and states(store, cid) == {"failed": 5}
+    assert summary.state == cs.DONE
+    again = MemoryTransport()
+    dispatcher(store, again, cid).run(cid)
+    assert len(again.messages) == 5 and states(store, cid) == {"accepted": 5}
+
+
+def test_too_many_consecutive_failures_pause_with_progress_saved(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(5000))
+    t = MemoryTransport(["ok"] + ["500"] * 20)
+    opts = Options(concurrency=1, max_consecutive_failures=3, max_retries=10)
+    summary = dispatcher(store, t, cid, options=opts).run(cid)
+    assert summary.state == cs.PAUSED
+    assert "3 failures in a row" in summary.note and f"newsletter resume {cid}" in summary.note
+    assert store.campaigns.get(cid).state == cs.PAUSED  # type: ignore[union-attr]
+    assert states(store, cid) == {"accepted": 1000, "pending": 4000}
+    rest = MemoryTransport()
+    assert dispatcher(store, rest, cid).run(cid).state == cs.DONE
+    assert len(rest.messages) == 4000
+
+
+def test_bad_credentials_pause_at_once(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(3000))
+    t = MemoryTransport([ProviderRejected("bad key", status=401)] * 3)
+    summary = dispatcher(store, t, cid, options=Options(concurrency=1)).run(cid)
+    assert summary.state == cs.PAUSED and "credentials" in summary.note
+    assert states(store, cid) == {"pending": 3000}
+
+
+def test_suppressed_since_preparation_are_skipped(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(10))
+    gone = {"user3@example.net", "user4@example.net"}
+    t = MemoryTransport()
+    dispatcher(store, t, cid, suppressed=lambda e: e in gone).run(cid)
+    assert {m.email for m in t.messages}.isdisjoint(gone) and len(t.messages) == 8
+    assert states(store, cid) == {"accepted": 8, "skipped": 2}
+
+
+def test_pacing_per_second_spaces_batches(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(300), batch_size=100)
+    clock = FakeClock()
+    pacer = Pacer(per_second=50, clock=clock, sleep=clock.sleep)
+    dispatcher(store, MemoryTransport(), cid, clock=clock, pacer=pacer,
+               options=Options(concurrency=1)).run(cid)  # fmt: skip
+    assert clock.sleeps == [pytest.approx(2.0), pytest.approx(2.0)]
+
+
+def test_pacing_per_hour_waits_for_the_window() -> None:
+    clock = FakeClock()
+    pacer = Pacer(per_hour=1000, clock=clock, sleep=clock.sleep)
+    pacer.acquire(600)
+    clock.t += 10
+    pacer.acquire(400)
+    assert clock.sleeps == []
+    pacer.acquire(500)
+    assert clock.sleeps == [pytest.approx(3590.0)]
+
+
+def test_campaign_id_is_stable_and_depends_on_segment() -> None:
+    a = campaign_id_for(ISSUE, "")
+    assert a == campaign_id_for(ISSUE, "") and a.startswith("2026-11-")
+    assert campaign_id_for(ISSUE, "members") != a
+    assert campaign_id_for(ISSUE, "", salt="again") != a
+
+
+def test_events_are_recorded_once_and_last_issue_date(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    assert store.campaigns.newest_post_date() is None
+    cid = prepared(store, people(3))
+    at = datetime(2026, 11, 26, 10, tzinfo=UTC)
+    assert store.campaigns.record_event(cid, 1, "delivered", at, "ev-1") is True
+    assert store.campaigns.record_event(cid, 1, "delivered", at, "ev-1") is False
+    assert store.campaigns.record_event(cid, "2", "open", at, "ev-2") is True
+    assert store.campaigns.status(cid).events == {"delivered": 1, "open": 1}  # type: ignore[union-attr]
+    assert store.campaigns.newest_post_date() == datetime(2026, 11, 20, 10, tzinfo=UTC)
+
+
+def test_interrupted_preparation_starts_over(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+
+    def rows():  # type: ignore[no-untyped-def]
+        yield from people(1500)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        prepared(store, rows())
+    cid = campaign_id_for(ISSUE, "")
+    assert store.campaigns.get(cid).state == cs.PREPARING  # type: ignore[union-attr]
+    prepared(store, people(20))
+    assert store.campaigns.get(cid).total == 20  # type: ignore[union-attr]
+
+
+def test_one_sender_per_campaign_and_kill_9_releases_the_lock(tmp_path: Path) -> None:
+    with CampaignLock(tmp_path / "locks", "c1"):
+        with pytest.raises(CampaignLocked) as err:
+            CampaignLock(tmp_path / "locks", "c1").acquire()
+        assert str(os.getpid()) in err.value.format()
+        with CampaignLock(tmp_path / "locks", "c2"):
+            pass
+    code = (
+        "import sys, time; from pathlib import Path;"
+        "from newsletter.store.campaigns import CampaignLock;"
+        "CampaignLock(Path(sys.argv[1]), 'c1').acquire(); print('held', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "locks")],
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        with pytest.raises(CampaignLocked):
+            CampaignLock(tmp_path / "locks", "c1").acquire()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        with CampaignLock(tmp_path / "locks", "c1"):
+            pass
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
