@@ -202,7 +202,7 @@ def process_events(
             at=ev.at.isoformat(timespec="seconds"),
             raw=ev.raw,
         )
-        if not store.record_webhook_event(row, received=now):
+        if store.has_webhook_event(ev.event_id):
             result.duplicates += 1
             continue
         suppression = suppression_for(ev)
@@ -227,4 +227,8 @@ def process_events(
                     result.ledger += 1
             else:
                 result.unmatched += 1
+        # recorded last: if anything above fails, SendGrid's retry applies the event again
+        # (suppress and the ledger are idempotent themselves)
+        if not store.record_webhook_event(row, received=now):
+            result.duplicates += 1  # a concurrent request handled it meanwhile
     return result

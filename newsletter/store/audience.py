@@ -380,6 +380,12 @@ class AudienceStore:
 
     # -- webhook events ------------------------------------------------------------------------
 
+    def has_webhook_event(self, event_id: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM webhook_events WHERE event_id = ?", (event_id,)
+        ).fetchone()
+        return row is not None
+
     def record_webhook_event(self, row: WebhookEventRow, *, received: datetime) -> bool:
         """Keep a raw event once. False when its id was seen before (SendGrid retries)."""
         with write(self.conn):
