@@ -50,6 +50,11 @@ def _environment(dirs: tuple[str, ...]) -> jinja2.Environment:
     return env
 
 
+def forget_templates() -> None:
+    """Drop compiled templates, e.g. after a file appeared that shadows a default (preview)."""
+    _environment.cache_clear()
+
+
 def environment(user_dir: Path | None) -> jinja2.Environment:
     """The Jinja environment for a user's template folder (which may not exist)."""
     dirs: list[str] = []

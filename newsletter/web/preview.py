@@ -27,7 +27,7 @@ from newsletter.mime import build_message
 from newsletter.personalize import UNSUBSCRIBE_URL
 from newsletter.render import personalize_email
 from newsletter.rendered import RenderedIssue
-from newsletter.templating import default_templates_dir
+from newsletter.templating import default_templates_dir, forget_templates
 
 ASSETS = Path(__file__).resolve().parent / "preview_assets"
 Build = Callable[[str | None], tuple[RenderedIssue, str, str, dict[str, str]]]
@@ -57,6 +57,7 @@ class PreviewState:
         with self._lock:
             self.version += 1
             self._cache.clear()
+            forget_templates()
 
     def render(self, as_email: str | None) -> Rendered:
         key = (self.version, as_email or "")

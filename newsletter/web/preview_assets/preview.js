@@ -88,7 +88,7 @@
       .then(function (r) { return r.json(); })
       .then(function (d) { if (d.version !== version) { refresh(d.version); } })
       .catch(function () { $("status").textContent = "preview server not reachable"; })
-      .then(function () { setTimeout(poll, 500); });
+      .then(function () { fitFrame(); setTimeout(poll, 500); });
   }
 
   function setWidth(mode) {
