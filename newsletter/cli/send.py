@@ -59,6 +59,7 @@ from newsletter.unsubscribe import (
 )
 
 TRANSPORTS = ("auto", "outbox", "sendgrid")
+TEST_RECIPIENT = "0"
 
 
 class CampaignPaused(NewsletterError):
@@ -128,6 +129,8 @@ def personalizer_for(app: App, transport: str, campaign_id: str) -> Personalizer
     mailto = settings.unsubscribe.mailto
 
     def url(recipient_id: str, email: str) -> str:
+        if recipient_id == TEST_RECIPIENT:  # a --test address that is not a subscriber
+            return base.rstrip("/") + "/u/test-send"
         return unsubscribe_url(base, make_token(secret, int(recipient_id), email))
 
     return Personalizer(
@@ -195,7 +198,7 @@ def run_dispatch(
     store: Store,
     campaign_id: str,
     transport: Transport,
-    transport_name: str,
+    personalize: Personalizer,
     *,
     retry_unknown: bool,
     overrides: dict[str, Any],
@@ -214,7 +217,7 @@ def run_dispatch(
         store.campaigns,
         transport,
         envelope,
-        personalizer_for(app, transport_name, campaign_id),
+        personalize,
         options=_options(settings, overrides),
         pacer=pacer,
         backoff=Backoff(base=base) if base is not None else Backoff(),
@@ -392,15 +395,27 @@ def send_command(
                 )
                 return
             resuming = existing is not None and existing.state != cs.PREPARING
+            # credentials are checked before anything is written
+            transport = build_transport(app, transport_name, now=now)
+            try:
+                personalize = personalizer_for(app, transport_name, cid)
+            except NewsletterError:
+                transport.close()
+                raise
             if not resuming:
                 count = store.audience.count_recipients(segments)
                 if count == 0:
+                    transport.close()
                     where = f" with tag {', '.join(segments)}" if segments else ""
                     raise ConfigError(
                         f"no subscribers{where} to send to; import some with "
                         "`newsletter subscribers import FILE.csv`"
                     )
-                _confirm(issue, selection.selected, count, transport_name, cid, yes)
+                try:
+                    _confirm(issue, selection.selected, count, transport_name, cid, yes)
+                except NewsletterError:
+                    transport.close()
+                    raise
                 total = prepare(
                     store.campaigns,
                     cid,
@@ -415,13 +430,12 @@ def send_command(
                     raise ConfigError("no subscribers to send to (they were all suppressed)")
             else:
                 click.echo(f"resuming campaign {cid} (interrupted earlier)", err=True)
-            transport = build_transport(app, transport_name, now=now)
             summary = run_dispatch(
                 app,
                 store,
                 cid,
                 transport,
-                transport_name,
+                personalize,
                 retry_unknown=False,
                 overrides=opts,
                 show_progress=not opts.get("no_progress"),
@@ -471,7 +485,9 @@ def _send_test(
         except EmailNotValidError as err:
             raise ConfigError(f"{address!r} is not an email address ({err})", key="--test") from err
         sub = store.audience.get_subscriber(email)
-        row = LedgerRow(str(sub.id) if sub else "0", email, sub.first_name if sub else "")
+        row = LedgerRow(
+            str(sub.id) if sub else TEST_RECIPIENT, email, sub.first_name if sub else ""
+        )
         recipients.append(personalize(row))
     batch = Batch(
         campaign_id=cid,
@@ -529,7 +545,7 @@ def _dry_run(
             scratch,
             cid,
             transport,
-            "memory",
+            personalizer_for(app, "memory", cid),
             retry_unknown=False,
             overrides=opts,
             show_progress=False,
@@ -581,12 +597,17 @@ def resume_command(app: App, campaign: str, retry_unknown: bool, **opts: Any) ->
                 click.echo(f"campaign {campaign} is complete; nothing to resume")
                 return
             transport = build_transport(app, name, now=datetime.now(UTC))
+            try:
+                personalize = personalizer_for(app, name, campaign)
+            except NewsletterError:
+                transport.close()
+                raise
             summary = run_dispatch(
                 app,
                 store,
                 campaign,
                 transport,
-                name,
+                personalize,
                 retry_unknown=retry_unknown,
                 overrides=opts,
                 show_progress=not opts.get("no_progress"),
