@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import jinja2
@@ -94,12 +94,18 @@ def _unclosed(rendered: str) -> tuple[str, int] | None:
     return None
 
 
-def compile_mjml(rendered: str, env: jinja2.Environment, names: Iterable[str]) -> str:
-    """MJML to HTML; a failure names the template and line it most likely comes from."""
-    names = list(names)
+def compile_mjml(
+    rendered: str, env: jinja2.Environment, template_names: Callable[[], Iterable[str]]
+) -> str:
+    """MJML to HTML; a failure names the template and line it most likely comes from.
+
+    ``template_names`` lists the templates to search for the failing line (only called on
+    failure, since listing template folders costs file system calls).
+    """
     for tag in _UNSUPPORTED:
         i = rendered.find(f"<{tag}")
         if i != -1:
+            names = list(template_names())
             where, line = locate(rendered, len(rendered[:i].encode()), env, names)
             raise RenderError(
                 f"<{tag}> is not supported by mjml-python; use css-class and <mj-style> instead",
@@ -110,6 +116,7 @@ def compile_mjml(rendered: str, env: jinja2.Environment, names: Iterable[str]) -
         return str(mjml.mjml2html(rendered, disable_comments=False))
     except (ValueError, RuntimeError) as err:
         text = str(err)
+        names = list(template_names())
         m = _POSITION.search(text)
         if m:
             where, line = locate(rendered, int(m.group(1)), env, names)

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
 from markupsafe import Markup
@@ -138,20 +139,35 @@ def _archive_link(settings: Settings, slug: str) -> str:
     return base.rstrip("/") + "/" + slug + "/"
 
 
-def render_issue(
+@dataclass
+class _Prepared:
+    """An issue after Jinja: the MJML source, the slots to put back, the text context."""
+
+    env: jinja2.Environment
+    layout: str
+    mjml_src: str
+    slots: _Slots
+    text_ctx: dict[str, Any]
+    utm: UtmTags
+    subject: str
+    preheader: str
+    slug: str
+    warnings: list[str]
+
+    def template_names(self) -> list[str]:
+        partials = self.env.list_templates(filter_func=lambda n: n.startswith("partials/"))
+        return [f"{self.layout}.mjml.j2", *partials, "base.mjml.j2"]
+
+
+def _prepare(
     posts: Sequence[Post],
     settings: Settings,
     *,
     layout: str,
     now: datetime,
-    subject: str | None = None,
-    intro: str | None = None,
-) -> RenderedIssue:
-    """Render ``posts`` (the lead first) once, with per-recipient tokens left in.
-
-    ``intro`` is Markdown (for the digest); ``None`` uses ``email.intro`` from the settings.
-    ``subject`` replaces the subject from the settings (it may use the same Jinja variables).
-    """
+    subject: str | None,
+    intro: str | None,
+) -> _Prepared:
     if layout not in LAYOUTS:
         raise ConfigError(f"unknown layout {layout!r}; use one of: {', '.join(LAYOUTS)}")
     if not posts:
@@ -279,28 +295,67 @@ def render_issue(
         "footer": footer,
     }
 
-    mjml_name = f"{layout}.mjml.j2"
-    mjml_src = render_template(env, mjml_name, html_ctx)
-    names = [mjml_name, *env.list_templates(filter_func=lambda n: n.startswith("partials/"))]
-    names.append("base.mjml.j2")
-    compiled = compile_mjml(mjml_src, env, names)
-    inlined = inline_css(html_slots.fill(compiled), email.inliner)
-    final_html = tag_html_links(inlined, utm)
-    text = render_template(env, f"{layout}.txt.j2", text_ctx)
-    final_text = tag_text_links(_tidy_text(text), utm)
-
-    newest = max(p.date for p in posts)
-    return RenderedIssue(
+    mjml_src = render_template(env, f"{layout}.mjml.j2", html_ctx)
+    return _Prepared(
+        env=env,
+        layout=layout,
+        mjml_src=mjml_src,
+        slots=html_slots,
+        text_ctx=text_ctx,
+        utm=utm,
         subject=final_subject,
         preheader=preheader,
+        slug=slug,
+        warnings=warnings,
+    )
+
+
+def render_issue(
+    posts: Sequence[Post],
+    settings: Settings,
+    *,
+    layout: str,
+    now: datetime,
+    subject: str | None = None,
+    intro: str | None = None,
+) -> RenderedIssue:
+    """Render ``posts`` (the lead first) once, with per-recipient tokens left in.
+
+    ``intro`` is Markdown (for the digest); ``None`` uses ``email.intro`` from the settings.
+    ``subject`` replaces the subject from the settings (it may use the same Jinja variables).
+    """
+    prep = _prepare(posts, settings, layout=layout, now=now, subject=subject, intro=intro)
+    compiled = compile_mjml(prep.mjml_src, prep.env, prep.template_names)
+    inlined = inline_css(prep.slots.fill(compiled), settings.email.inliner)
+    final_html = tag_html_links(inlined, prep.utm)
+    text = render_template(prep.env, f"{layout}.txt.j2", prep.text_ctx)
+    final_text = tag_text_links(_tidy_text(text), prep.utm)
+    newest = max(p.date for p in posts)
+    return RenderedIssue(
+        subject=prep.subject,
+        preheader=prep.preheader,
         html=final_html,
         text=final_text,
         layout=layout,
         post_paths=tuple(str(p.path) for p in posts),
-        slug=slug,
+        slug=prep.slug,
         newest_post_date=newest.isoformat(),
-        warnings=tuple(warnings),
+        warnings=tuple(prep.warnings),
     )
+
+
+def render_mjml(
+    posts: Sequence[Post],
+    settings: Settings,
+    *,
+    layout: str,
+    now: datetime,
+    subject: str | None = None,
+    intro: str | None = None,
+) -> str:
+    """The MJML an issue compiles from, post bodies included (for benchmarks and debugging)."""
+    prep = _prepare(posts, settings, layout=layout, now=now, subject=subject, intro=intro)
+    return prep.slots.fill(prep.mjml_src)
 
 
 def _host(url: str) -> str:
