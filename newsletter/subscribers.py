@@ -19,9 +19,11 @@ import codecs
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import IO
 
@@ -142,6 +144,38 @@ class _Lines:
                 yield raw.decode(self.encoding, errors="replace")
 
 
+@lru_cache(maxsize=50_000)
+def _domain(domain: str) -> str | EmailNotValidError:
+    """The normalised domain, checked once per distinct domain (lists repeat a few domains)."""
+    try:
+        return validate_email(f"a@{domain}", check_deliverability=False).domain
+    except EmailNotValidError as err:
+        return err
+
+
+# RFC 5322 dot-atom with ASCII atext: a plain local part that email-validator accepts unchanged
+_ATEXT = r"[A-Za-z0-9_!#$%&'*+\-/=?^`{|}~]+"
+_PLAIN_LOCAL = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
+
+
+def normalise_email(raw: str) -> str:
+    """A syntactically valid address, normalised; raises ``EmailNotValidError``.
+
+    Same answers as ``validate_email(raw, check_deliverability=False).normalized`` (a test
+    compares the two on thousands of addresses), but fast for the common case: a plain ASCII
+    local part is accepted as it is and the domain is checked once per distinct domain. Anything
+    else goes through email-validator in full, which also gives the error message.
+    """
+    local, at, domain = raw.rpartition("@")
+    if at and _PLAIN_LOCAL.fullmatch(local):
+        checked = _domain(domain)
+        if isinstance(checked, str):
+            address = f"{local}@{checked}"
+            if len(address) <= 254 and address.isascii():
+                return address
+    return validate_email(raw, check_deliverability=False).normalized
+
+
 def _parse_date(value: str) -> str:
     text = value.strip()
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
@@ -172,10 +206,9 @@ class _RowReader:
         if not raw_email:
             return "no email address"
         try:
-            checked = validate_email(raw_email, check_deliverability=False)
+            email = normalise_email(raw_email)
         except EmailNotValidError as err:
             return f"invalid email address {raw_email!r}: {err}"
-        email = checked.normalized
         names = {}
         for col in ("first_name", "last_name"):
             value = row[idx[col]].strip() if col in idx else ""

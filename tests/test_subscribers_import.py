@@ -230,3 +230,31 @@ def test_cli_import_prints_rejections_and_exits_nonzero(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "missing.csv: cannot read the file" in result.output
     assert "Traceback" not in result.output
+
+
+def test_fast_address_check_agrees_with_email_validator() -> None:
+    import random
+
+    from email_validator import EmailNotValidError, validate_email
+
+    from newsletter.subscribers import normalise_email
+
+    rng = random.Random(7)
+    pieces = [
+        "ann", "Bob", ".", "..", "-", "_", "+tag", "@", "@@", " ", '"', "é", "Ω", "x" * 70,
+        "example.org", "EXAMPLE.COM", "-bad.com", "xn--bcher-kva.ch", "bücher.de", "localhost",
+        "[1.2.3.4]", "a.b.c.d", ".com", "org.", "!#$%&'*/=?^`{|}~", "\\", ",", "(c)", "\u200b",
+    ]  # fmt: skip
+    for _ in range(4000):
+        local = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 4)))
+        domain = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 3)))
+        addr = rng.choice([f"{local}@{domain}", f"{local}@example.org", f"ann@{domain}", local])
+        try:
+            want: str = validate_email(addr, check_deliverability=False).normalized
+        except EmailNotValidError as err:
+            want = f"error: {err}"
+        try:
+            got = normalise_email(addr)
+        except EmailNotValidError as err:
+            got = f"error: {err}"
+        assert got == want, addr
