@@ -14,6 +14,7 @@ YAML and TOML errors are translated into :class:`PostError` here and nowhere els
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -188,7 +189,8 @@ def _parse(path: Path, settings: Settings, *, root: Path) -> Post:
             path=path,
             line=line,
         ) from err
-    text = text.replace("\r\n", "\n")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
     data, body, body_line, fm, fm_line = _front_matter(text, path)
 
     def key_line(key: str) -> int:
@@ -199,14 +201,15 @@ def _parse(path: Path, settings: Settings, *, root: Path) -> Post:
     )
 
 
-def _is_hidden(rel: Path) -> bool:
-    return any(part.startswith(".") or part == "node_modules" for part in rel.parts[:-1]) or (
-        rel.name.startswith(".")
-    )
+def _skip_dir(name: str) -> bool:
+    return name.startswith(".") or name == "node_modules"
 
 
 def find_post_files(settings: Settings) -> list[tuple[Path, Path]]:
-    """(file, content folder) for every post file, in a stable order."""
+    """(file, content folder) for every post file, in a stable order.
+
+    Hidden folders and files, ``node_modules``, README and LICENSE files are not posts.
+    """
     found: list[tuple[Path, Path]] = []
     for folder in settings.content_dirs:
         if not folder.is_dir():
@@ -215,14 +218,18 @@ def find_post_files(settings: Settings) -> list[tuple[Path, Path]]:
                 "--content DIR",
                 path=folder,
             )
-        for path in sorted(folder.rglob("*")):
-            if path.suffix.lower() not in POST_SUFFIXES:
-                continue
-            rel = path.relative_to(folder)
-            if _is_hidden(rel) or path.name.lower() in ("readme.md", "license.md"):
-                continue
-            if not path.is_dir():  # a broken symlink is reported, not silently skipped
-                found.append((path, folder))
+        for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+            dirnames[:] = sorted(d for d in dirnames if not _skip_dir(d))
+            base = Path(dirpath)
+            for name in sorted(filenames):  # a broken symlink is listed too, and reported
+                lower = name.lower()
+                if (
+                    not lower.endswith(POST_SUFFIXES)
+                    or name.startswith(".")
+                    or lower in ("readme.md", "license.md")
+                ):
+                    continue
+                found.append((base / name, folder))
     return found
 
 

@@ -6,10 +6,12 @@ dates, authors, categories/tags, covers, excerpts, drafts, slugs and permalinks.
 
 from __future__ import annotations
 
+import functools
 import html
+import os
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,12 @@ _JEKYLL_RE = re.compile(
 )
 _TEXT_FORMATS = ("%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%Y/%m/%d")
 EXCERPT_MAX = 300
+_PERMA_TOKEN = re.compile(r":(categories|i_month|i_day|month|title|year|slug|day)\b")
+_SLASHES = re.compile(r"/{2,}")
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
+_BLANK_LINE = re.compile(r"\n\s*\n")
+_ONLY_TAGS = re.compile(r"\s*(?:<[^>]+>\s*)+")
+_ONLY_IMAGE = re.compile(r"\s*!\[[^\]]*\]\([^)]*\)\s*")
 
 
 def parse_date(value: Any, tz: tzinfo) -> datetime | None:
@@ -109,8 +117,9 @@ def is_draft(data: Mapping[str, Any], path: Path, root: Path) -> bool:
     published = data.get("published")
     if published is False or (isinstance(published, str) and published.lower() == "false"):
         return True
-    rel = path.relative_to(root) if path.is_relative_to(root) else path
-    return "_drafts" in rel.parts[:-1]
+    full, top = str(path), str(root)
+    rel = full[len(top) :] if full.startswith(top) else full
+    return f"{os.sep}_drafts{os.sep}" in f"{os.sep}{rel.lstrip(os.sep)}"
 
 
 def file_slug(path: Path) -> tuple[str, date | None]:
@@ -128,6 +137,13 @@ def file_slug(path: Path) -> tuple[str, date | None]:
     return stem, None
 
 
+def _origin(base: str) -> str:
+    """``https://host`` of an absolute URL (string slicing: this runs once per post)."""
+    start = base.find("//")
+    end = base.find("/", start + 2) if start >= 0 else -1
+    return base if end < 0 else base[:end]
+
+
 def absolute(url: str, base: str) -> str:
     """Make ``url`` absolute against ``base``; keep mailto:, tel: and #fragments."""
     url = url.strip()
@@ -135,27 +151,49 @@ def absolute(url: str, base: str) -> str:
         return url
     if url.startswith("//"):
         return "https:" + url
+    if url.startswith("/") and "/." not in url:  # the common root-relative case, without urljoin
+        return _origin(base) + url
     return urljoin(base, url)
+
+
+@functools.lru_cache(maxsize=32)
+def _permalink_parts(pattern: str) -> tuple[str, ...]:
+    """The pattern split into literal text and ``:token`` names (even index = literal)."""
+    return tuple(_PERMA_TOKEN.split(pattern))
 
 
 def permalink_url(
     pattern: str, settings: Settings, *, slug: str, when: datetime, categories: tuple[str, ...]
 ) -> str:
-    if re.match(r"^[a-z][a-z0-9+.-]*://", pattern):
+    if _SCHEME.match(pattern):
         return pattern
     local = when.astimezone(settings.site.tz)
-    values = {
-        "year": f"{local.year:04d}",
-        "month": f"{local.month:02d}",
-        "day": f"{local.day:02d}",
-        "i_month": str(local.month),
-        "i_day": str(local.day),
-        "slug": slug,
-        "title": slug,
-        "categories": "/".join(slugify(c) for c in categories),
-    }
-    path = re.sub(r":([a-z_]+)", lambda m: values.get(m.group(1), m.group(0)), pattern)
-    path = re.sub(r"/{2,}", "/", "/" + path.lstrip("/"))
+    parts = _permalink_parts(pattern)
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            out.append(part)
+        elif part in ("slug", "title"):
+            out.append(slug)
+        elif part == "year":
+            out.append(f"{local.year:04d}")
+        elif part == "month":
+            out.append(f"{local.month:02d}")
+        elif part == "day":
+            out.append(f"{local.day:02d}")
+        elif part == "i_month":
+            out.append(str(local.month))
+        elif part == "i_day":
+            out.append(str(local.day))
+        elif part == "categories":
+            out.append("/".join(slugify(c) for c in categories))
+        else:
+            out.append(":" + part)
+    path = "".join(out)
+    if "//" in path:
+        path = _SLASHES.sub("/", path)
+    if not path.startswith("/"):
+        path = "/" + path
     return settings.site.url.rstrip("/") + path
 
 
@@ -188,21 +226,30 @@ _INVISIBLE = re.compile(
     r"<(script|style|template|noscript|iframe|textarea|select)\b.*?</\1\s*>",
     re.IGNORECASE | re.DOTALL,
 )
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_BLOCK_MARK = re.compile(r"^\s{0,3}(?:#{1,6}|>|[-*+]|\d+[.)])\s+", re.MULTILINE)
 _EMPH = re.compile(r"(\*\*|__|\*|_|~~|`)(?=\S)(.+?)(?<=\S)\1")
 
 
 def plain_text(markdown: str) -> str:
     """Markdown/HTML snippet to one line of plain text (cheap; no full render)."""
-    text = _TEMPLATE.sub("", markdown)
-    text = _INVISIBLE.sub("", text)
-    text = re.sub(r"<!--.*?-->", "", text, flags=re.DOTALL)
-    text = _MD_IMAGE.sub("", text)
-    text = _MD_LINK.sub(lambda m: m.group(1) or m.group(2), text)
-    text = _TAG.sub("", text)
-    text = _EMPH.sub(r"\2", text)
-    text = re.sub(r"^\s{0,3}(#{1,6}|>|[-*+]|\d+[.)])\s+", "", text, flags=re.MULTILINE)
-    text = html.unescape(text)
-    return re.sub(r"\s+", " ", text).strip()
+    text = markdown
+    if "{" in text:
+        text = _TEMPLATE.sub("", text)
+    if "<" in text:
+        text = _INVISIBLE.sub("", text)
+        text = _COMMENT.sub("", text)
+    if "[" in text:
+        text = _MD_IMAGE.sub("", text)
+        text = _MD_LINK.sub(lambda m: m.group(1) or m.group(2), text)
+    if "<" in text:
+        text = _TAG.sub("", text)
+    if "*" in text or "_" in text or "`" in text or "~" in text:
+        text = _EMPH.sub(r"\2", text)
+    text = _BLOCK_MARK.sub("", text)
+    if "&" in text:
+        text = html.unescape(text)
+    return " ".join(text.split())
 
 
 def _shorten(text: str, limit: int = EXCERPT_MAX) -> str:
@@ -217,8 +264,8 @@ def _is_prose_block(block: str) -> bool:
     return not (
         first.startswith(("#", "```", "~~~", "|", "<iframe", "<table", "<figure", "{%", "<!--"))
         or first.startswith("    ")
-        or re.fullmatch(r"\s*(<[^>]+>\s*)+", block) is not None
-        or re.fullmatch(r"\s*!\[[^\]]*\]\([^)]*\)\s*", block) is not None
+        or _ONLY_TAGS.fullmatch(block) is not None
+        or _ONLY_IMAGE.fullmatch(block) is not None
     )
 
 
@@ -234,17 +281,28 @@ def excerpts(data: Mapping[str, Any], body: str) -> tuple[str, str | None]:
         text = plain_text(before)
         if text:
             return text, before
-    blocks = [b for b in re.split(r"\n\s*\n", body) if b.strip()]
-    for block in blocks:
+    for block in _blocks(body):
         if _is_prose_block(block):
             text = plain_text(block)
             if text:
                 return _shorten(text), None
-    for block in blocks:
+    for block in _blocks(body):
         text = plain_text(block)
         if text:
             return _shorten(text), None
     return "", None
+
+
+def _blocks(body: str) -> Iterator[str]:
+    """Blank-line separated blocks, lazily (most posts need only the first one or two)."""
+    pos = 0
+    while pos < len(body):
+        match = _BLANK_LINE.search(body, pos)
+        end = match.start() if match else len(body)
+        block = body[pos:end]
+        if block.strip():
+            yield block
+        pos = match.end() if match else len(body)
 
 
 def build_post(

@@ -29,12 +29,16 @@ from newsletter.content import Post
 from newsletter.content_fields import absolute, excerpts, plain_text
 from newsletter.errors import LocatedError
 
+# every alternative starts with "{", written once up front so the regex engine can skip ahead
+# to the next "{" quickly instead of trying five alternatives at every character
 _TOKEN = re.compile(
-    r"(?P<raw>\{%-?\s*raw\s*-?%\}(?P<raw_body>.*?)\{%-?\s*endraw\s*-?%\})"
-    r"|(?P<comment>\{%-?\s*comment\s*-?%\}.*?\{%-?\s*endcomment\s*-?%\})"
-    r"|(?P<hugo>\{\{[<%]\s*(?P<hugo_body>.*?)\s*[>%]\}\})"
-    r"|(?P<expr>\{\{-?\s*(?P<expr_body>.*?)\s*-?\}\})"
-    r"|(?P<tag>\{%-?\s*(?P<tag_body>.*?)\s*-?%\})",
+    r"\{(?:"
+    r"(?P<raw>%-?\s*raw\s*-?%\}(?P<raw_body>.*?)\{%-?\s*endraw\s*-?%\})"
+    r"|(?P<comment>%-?\s*comment\s*-?%\}.*?\{%-?\s*endcomment\s*-?%\})"
+    r"|(?P<hugo>\{[<%]\s*(?P<hugo_body>.*?)\s*[>%]\}\})"
+    r"|(?P<expr>\{-?\s*(?P<expr_body>.*?)\s*-?\}\})"
+    r"|(?P<tag>%-?\s*(?P<tag_body>.*?)\s*-?%\})"
+    r")",
     re.DOTALL,
 )
 _STRING = re.compile(r"""^(?:"([^"]*)"|'([^']*)')$""")
@@ -133,7 +137,7 @@ def resolve_text(
     text: str, post: Post, settings: Settings, index: PostIndex, *, first_line: int
 ) -> tuple[str, list[LocatedError]]:
     """``text`` with its template code resolved or removed, and a warning per removal."""
-    if "{{" not in text and "{%" not in text:
+    if "{" not in text or ("{{" not in text and "{%" not in text):  # one-char search is fastest
         return text, []
     warnings: list[LocatedError] = []
 
