@@ -307,3 +307,13 @@ def test_example_site_through_the_installed_command(project_root: Path) -> None:
     assert reasons["call-for-2027-organisers"] == "draft"
     assert all(d["url"].startswith("https://northbay-pyconf.example.org/news/") for d in data)
     assert all(d["excerpt"] for d in data)
+
+
+def test_every_selection_flag_and_posts_option_is_documented(project_root: Path) -> None:
+    readme = (project_root / "README.md").read_text("utf-8")
+    command = main.commands["posts"]
+    flags = [opt for param in command.params for opt in getattr(param, "opts", [])]
+    assert "--json" in flags and "--since" in flags
+    missing = [flag for flag in flags if f"`{flag}" not in readme and f" {flag}" not in readme]
+    assert missing == []
+    assert "newsletter posts" in readme
