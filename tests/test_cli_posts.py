@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime
@@ -317,3 +318,60 @@ def test_every_selection_flag_and_posts_option_is_documented(project_root: Path)
     missing = [flag for flag in flags if f"`{flag}" not in readme and f" {flag}" not in readme]
     assert missing == []
     assert "newsletter posts" in readme
+
+
+def test_since_last_issue_reads_the_store_after_a_real_send(tmp_path: Path) -> None:
+    """Send October through the outbox, then `posts --since last-issue` starts after it."""
+    site = make_site(
+        tmp_path,
+        {
+            "2026-10-05-october.md": "---\ntitle: October\n---\nx\n",
+            "2026-11-12-november.md": "---\ntitle: November\n---\ny\n",
+        },
+    )
+    with (site / "newsletter.toml").open("a", encoding="utf-8") as config_file:
+        config_file.write(
+            '\n[email]\nfrom_email = "news@example.org"\n'
+            'postal_address = "1 Test Street, Testville, CA 95501, USA"\n'
+        )
+    (site / "subs.csv").write_text("email,first_name\nreader@example.com,Rea\n", "utf-8")
+    env = {**os.environ, "NEWSLETTER_SECRET": "test-secret-for-unsubscribe-links"}
+    env.pop("SENDGRID_API_KEY", None)
+    exe = str(Path(sys.executable).parent / "newsletter")
+    config = ["--config", str(site / "newsletter.toml")]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [exe, *config, *args],
+            cwd=site,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    before = cli("posts", "--since", "last-issue", "--now", "2026-11-26", "--json")
+    assert before.returncode == 0, before.stderr
+    assert "no issue has been sent yet" in before.stderr
+    assert [d["selected"] for d in json.loads(before.stdout)] == [True, True, True]
+    assert not (site / "newsletter.db").exists()  # listing never creates the store
+
+    assert cli("subscribers", "import", "subs.csv").returncode == 0
+    sent = cli(
+        "send",
+        "--month",
+        "2026-10",
+        "--now",
+        "2026-11-26",
+        "--transport",
+        "outbox",
+        "--yes",
+        "--no-progress",
+    )
+    assert sent.returncode == 0, sent.stderr
+
+    after = cli("posts", "--since", "last-issue", "--now", "2026-11-26", "--json")
+    assert after.returncode == 0, after.stderr
+    got = {d["slug"]: d["reason"] for d in json.loads(after.stdout)}
+    assert got == {"november": None, "october": "before_window", "good": "before_window"}
