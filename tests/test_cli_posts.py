@@ -104,9 +104,9 @@ def test_bad_post_is_reported_and_skipped(tmp_path: Path, case: str) -> None:
     assert result.exit_code == 0
     assert result.stderr.splitlines() == [f"error: {path}:{message}"]
     assert "Traceback" not in result.output
-    assert result.stdout.splitlines()[-1] == (
-        "1 post read; 1 selected; 1 could not be read and were skipped (see above)"
-    )
+    *_, invalid_row, summary = result.stdout.splitlines()
+    assert invalid_row.split() == ["-", f"{case}.md", "-", "invalid"]
+    assert summary == "1 post read; 1 selected; 1 could not be read and were skipped (see above)"
 
 
 @pytest.mark.parametrize("case", sorted(BAD_POSTS))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from collections import Counter
 from typing import Any
 
@@ -87,6 +88,8 @@ def posts_command(app: App, as_json: bool, **opts: Any) -> None:
         )
         for p in ordered
     ]
+    # posts that could not be read are listed too (their errors went to stderr above)
+    rows += [("-", _cut(Path(e.path).name, 48), "-", Reason.INVALID.label) for e in result.errors]
     header = ("date", "title", "category", "status")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     for row in [header, *rows]:
