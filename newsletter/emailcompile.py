@@ -22,6 +22,7 @@ INLINERS = ("premailer", "css-inline")
 _POSITION = re.compile(r"at position (\d+):(\d+)")
 _MJ_TAG = re.compile(r"<(/?)(mj-[a-z-]+|mjml)\b[^>]*?(/?)>")
 _UNSUPPORTED = ("mj-html-attributes",)
+_UNQUOTED = re.compile(r"<(mj-[a-z-]+)\b[^>]*?\s[a-z-]+=(?![\"'])")
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,14 @@ def compile_mjml(
             where, line = locate(rendered, int(m.group(1)), env, names)
             raise RenderError(
                 f"MJML: {text}", template=where or "rendered MJML", line=line
+            ) from err
+        unquoted = _UNQUOTED.search(rendered)
+        if unquoted:
+            where, line = locate(rendered, len(rendered[: unquoted.start()].encode()), env, names)
+            raise RenderError(
+                f"MJML: an attribute of <{unquoted.group(1)}> is not in quotes ({text})",
+                template=where or "rendered MJML",
+                line=line,
             ) from err
         found = _unclosed(rendered)
         if found:

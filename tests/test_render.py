@@ -216,6 +216,33 @@ def test_mjml_error_maps_to_template_line(tmp_path: Path) -> None:
     assert message.startswith("post.mjml.j2:5: MJML: <mj-text> is not closed"), message
 
 
+def test_mjml_byte_offset_error_maps_to_partial_line(tmp_path: Path) -> None:
+    user = tmp_path / "templates" / "partials"
+    user.mkdir(parents=True)
+    (user / "preheader.mjml.j2").write_text(
+        "<mj-preview>{{ issue.preheader }}</mj-preview>\n<mj-bogus-head-tag />\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(RenderError) as err:
+        render_issue([make_post(tmp_path)], make_settings(tmp_path), layout="post", now=NOW)
+    message = err.value.format()
+    assert message.startswith("partials/preheader.mjml.j2:2: MJML: unexpected element"), message
+
+
+def test_mjml_unquoted_attribute_names_line(tmp_path: Path) -> None:
+    user = tmp_path / "templates" / "partials"
+    user.mkdir(parents=True)
+    (user / "header.mjml.j2").write_text(
+        "<mj-section>\n  <mj-column>\n    <mj-text padding=4px>{{ site.name }}</mj-text>\n"
+        "  </mj-column>\n</mj-section>\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(RenderError) as err:
+        render_issue([make_post(tmp_path)], make_settings(tmp_path), layout="post", now=NOW)
+    message = err.value.format()
+    assert message.startswith("partials/header.mjml.j2:3: MJML: an attribute of <mj-text>"), message
+
+
 def test_mj_html_attributes_is_refused_with_location(tmp_path: Path) -> None:
     user = tmp_path / "templates" / "partials"
     user.mkdir(parents=True)
