@@ -127,7 +127,8 @@ def _evaluate(body: str, post: Post, settings: Settings) -> tuple[bool, str]:
         if not ok:
             return False, ""
     if isinstance(value, datetime):
-        value = value.astimezone(settings.site.tz).strftime("%B %-d, %Y")
+        local = value.astimezone(settings.site.tz)
+        value = f"{local:%B} {local.day}, {local.year}"
     if isinstance(value, list | tuple):
         value = ", ".join(str(v) for v in value)
     return True, "" if value is None else str(value)
