@@ -226,3 +226,28 @@ def test_template_error_is_one_line(site: Path, tmp_path: Path) -> None:
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: digest.mjml.j2:2: ")
     assert "nope" in lines[0] and "Traceback" not in stderr
+
+
+def test_render_commands_and_settings_are_documented(project_root: Path) -> None:
+    readme = (project_root / "README.md").read_text(encoding="utf-8")
+    for command in ("render", "lint", "preview"):
+        assert f"newsletter {command} " in readme, f"`newsletter {command}` missing from README"
+        result = CliRunner().invoke(main, [command, "--help"])
+        assert result.exit_code == 0 and "Example" in result.output
+    for setting in (
+        "subject_digest",
+        "subject_post",
+        "intro",
+        "preheader",
+        "first_name_fallback",
+        "inliner",
+        "archive_url",
+        "archive_dir",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "postal_address",
+        "why",
+        "templates",
+    ):
+        assert f"`{setting}`" in readme, f"[email] {setting} is not documented in README"
