@@ -46,7 +46,14 @@ IMPORT_SCRIPT = textwrap.dedent(
             r = import_subscribers(store.audience, csv_path, now=datetime.now(UTC))
             out = {"rows": r.rows, "added": r.added, "rejected": r.rejected,
                    "duplicates": r.duplicates}
-    out["seconds"] = time.perf_counter() - t
+            out["seconds"] = time.perf_counter() - t
+            out["import_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            t = time.perf_counter()
+            n = sum(1 for _ in store.audience.iter_recipients(["t1", "t2"]))
+            out["segment_rows"] = n
+            out["segment_seconds"] = time.perf_counter() - t
+    if mode == "baseline":
+        out["seconds"] = time.perf_counter() - t
     out["base_rss_mb"] = base_rss / 1024
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(out))
@@ -142,6 +149,12 @@ def bench_import(tmp: Path, rows: int) -> None:
         f"import {rows:>9,} rows: {secs:6.1f} s  {rows / secs:9,.0f} rows/s  "
         f"peak RSS {got['peak_rss_mb']:.0f} MB (process after imports: {got['base_rss_mb']:.0f} MB)"
         f"  added={got['added']} rejected={got['rejected']}"
+    )
+    seg = float(got["segment_seconds"])  # type: ignore[arg-type]
+    print(
+        f"  then iter_recipients(segments t1|t2): {got['segment_rows']:,} rows in {seg:.1f} s "
+        f"({float(got['segment_rows']) / seg:,.0f} rows/s; peak RSS after import "  # type: ignore[arg-type]
+        f"{got['import_rss_mb']:.0f} MB, after iterating {got['peak_rss_mb']:.0f} MB)"
     )
     bsecs = float(base["seconds"])  # type: ignore[arg-type]
     print(
