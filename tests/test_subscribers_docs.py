@@ -1,0 +1,40 @@
+"""Every audience command is in the README and has help with an example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+
+from newsletter.cli import main
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+COMMANDS = [
+    ("subscribers", "import"),
+    ("subscribers", "list"),
+    ("subscribers", "stats"),
+    ("subscribers", "remove"),
+    ("subscribers", "export"),
+    ("suppressions", "sync"),
+    ("suppressions", "list"),
+    ("suppressions", "add"),
+    ("suppressions", "remove"),
+    ("serve",),
+]
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_command_is_documented_with_an_example(path: tuple[str, ...]) -> None:
+    assert f"newsletter {' '.join(path)}" in README
+    cmd: click.Command = main
+    for name in path:
+        assert isinstance(cmd, click.Group)
+        cmd = cmd.commands[name]
+    assert cmd.help and "Example" in cmd.help
+    for param in cmd.params:
+        if isinstance(param, click.Option) and param.name not in {"help"}:
+            flag = max(param.opts, key=len)
+            assert flag in README or param.help, (
+                f"{flag} of {path} is neither documented nor helped"
+            )
