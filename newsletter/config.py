@@ -59,7 +59,9 @@ class EmailSettings:
 
 @dataclass(frozen=True)
 class UnsubscribeSettings:
-    base_url: str = "http://127.0.0.1:8000"  # public URL of `newsletter serve`; links are BASE/u/TOKEN
+    base_url: str = (
+        "http://127.0.0.1:8000"  # public URL of `newsletter serve`; links are BASE/u/TOKEN
+    )
     mailto: str = ""  # optional unsubscribe mailbox for the List-Unsubscribe mailto: part
     webhook_public_key: str = ""  # SendGrid event webhook verification key (base64 DER, public)
     webhook_max_age_seconds: int = 600
@@ -118,7 +120,9 @@ class Secrets:
     def __repr__(self) -> str:
         key = "set" if self.sendgrid_api_key else "unset"
         sec = "set" if self.signing_key else "unset"
-        return f"Secrets(sendgrid_api_key={key}, signing_key={sec}, api_url={self.sendgrid_api_url})"
+        return (
+            f"Secrets(sendgrid_api_key={key}, signing_key={sec}, api_url={self.sendgrid_api_url})"
+        )
 
 
 def load_secrets(environ: Mapping[str, str]) -> Secrets:
@@ -211,7 +215,7 @@ def load_settings(
             raw[key] = dict(value)
         elif key == "store":
             if not isinstance(value, Mapping) or not isinstance(value.get("path", ""), str):
-                raise ConfigError("expected [store] with path = \"...\"", path=path, key=key)
+                raise ConfigError('expected [store] with path = "..."', path=path, key=key)
             store_path = value.get("path", store_path)
         else:
             known = ", ".join([*_SECTIONS, "store"])

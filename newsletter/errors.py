@@ -3,10 +3,10 @@
     NewsletterError                  exit code 1; .format() is the one line a user sees
      ├── ConfigError                 bad newsletter.toml, bad flag value, missing secret (exit 2)
      │    └── SecretMissing
-     ├── PostError                   a post that cannot be read: path, line, field (exit 2 with --strict)
+     ├── PostError                   an unreadable post: path, line, field (exit 2 with --strict)
      ├── RenderError                 a template that cannot be rendered: template, line
      ├── LintFailed                  lint found errors; the send stops
-     ├── InputError                  a user-supplied file (CSV, intro) with a problem: path, line, field
+     ├── InputError                  a bad user file (CSV row, intro): path, line, field
      ├── StoreError                  the SQLite store: locked, corrupt, newer schema
      │    └── CampaignLocked         another process is sending this campaign
      └── TransportError              a provider answered badly or not at all
