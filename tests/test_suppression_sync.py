@@ -303,3 +303,28 @@ def test_our_client_syncs_from_prism(prism: str, tmp_path: Path) -> None:
         "example@example.com": "bounced",
         "example2@example.com": "group_unsubscribed",
     }
+
+
+def test_sync_before_send_runs_only_with_a_key_and_the_setting(
+    fake: tuple[FakeSendGrid, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter.cli import App
+    from newsletter.cli.audience import sync_before_send
+
+    sg, url = fake
+    sg.bounces = ["b@x.org"]
+    sg.groups = {9: ["g@x.org"]}
+    toml = tmp_path / "newsletter.toml"
+    toml.write_text(f'[store]\npath = "{tmp_path / "n.db"}"\n[send]\nasm_group_id = 9\n')
+    monkeypatch.setenv("SENDGRID_API_URL", url)
+    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
+    app = App(config=toml)
+    with open_store(tmp_path / "n.db") as store:
+        assert sync_before_send(app, store) is None
+        monkeypatch.setenv("SENDGRID_API_KEY", KEY)
+        summary = sync_before_send(app, store)
+        assert summary is not None and "group 9: 1 listed, 1 new" in summary
+        assert store.audience.is_suppressed("b@x.org") and store.audience.is_suppressed("g@x.org")
+    toml.write_text(toml.read_text() + "sync_suppressions = false\n")
+    with open_store(tmp_path / "n.db") as store:
+        assert sync_before_send(App(config=toml), store) is None

@@ -263,6 +263,22 @@ def suppressions_remove(app: App, emails: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
+def sync_before_send(app: App, store: Store) -> str | None:
+    """For ``newsletter send``: pull SendGrid's suppressions first when a key is configured and
+    ``send.sync_suppressions`` is on. Returns the summary line, or None when skipped."""
+    from newsletter.suppression_sync import SuppressionClient, sync_suppressions
+
+    secrets, settings = app.secrets, app.settings
+    if not secrets.sendgrid_api_key or not settings.send.sync_suppressions:
+        return None
+    groups = [settings.send.asm_group_id] if settings.send.asm_group_id else []
+    with SuppressionClient(
+        secrets.sendgrid_api_key, secrets.sendgrid_api_url, timeout=settings.send.timeout_seconds
+    ) as client:
+        report = sync_suppressions(store.audience, client, now=_now(), group_ids=groups)
+    return report.summary()
+
+
 @suppressions_group.command("sync")
 @click.option("--group", "groups", multiple=True, type=int, help="Also this unsubscribe group.")
 @click.pass_obj
