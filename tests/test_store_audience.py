@@ -150,3 +150,23 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
         log = [r[0] for r in store.conn.execute("SELECT source FROM suppression_log ORDER BY id")]
         switches = sum(1 for a, b in itertools.pairwise(log) if a != b)
         assert switches >= 1, switches
+
+
+def test_a_write_lock_held_too_long_is_a_clear_store_error(tmp_path: Path) -> None:
+    from newsletter.errors import StoreError
+    from newsletter.store import db
+    from newsletter.store.audience import AudienceStore
+
+    open_store(tmp_path / "n.db").close()
+    holder = db.connect(tmp_path / "n.db")
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        waiting = AudienceStore(db.connect(tmp_path / "n.db", timeout=0.1))
+        with pytest.raises(StoreError, match="the database is busy"):
+            waiting.suppress("a@x.org", reason="manual", source="t", now=NOW)
+        with pytest.raises(StoreError), waiting.import_session() as s:
+            s.apply([row(1, "a@x.org")], now=NOW, dry_run=False)
+        waiting.conn.close()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

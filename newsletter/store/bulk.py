@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from newsletter.store.db import begin
+
 
 def _iso(now: datetime) -> str:
     return now.isoformat(timespec="seconds")
@@ -69,10 +71,7 @@ class ImportSession:
                 merged[row.key] = row
         if not merged:
             return counts
-        if dry_run:
-            self.conn.execute("BEGIN")
-        else:
-            self.conn.execute("BEGIN IMMEDIATE")
+        begin(self.conn, immediate=not dry_run)
         try:
             self._apply(merged, counts, now=now, dry_run=dry_run)
         except BaseException:

@@ -34,10 +34,21 @@ def connect(path: Path | str, *, timeout: float = 30.0) -> sqlite3.Connection:
     return conn
 
 
+def begin(conn: sqlite3.Connection, *, immediate: bool = True) -> None:
+    """Start a transaction; a write lock held too long by another process is a StoreError."""
+    try:
+        conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    except sqlite3.OperationalError as err:
+        raise StoreError(
+            f"the database is busy ({err}): another newsletter process has been writing to it "
+            "for too long; try again"
+        ) from err
+
+
 @contextmanager
 def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """A write transaction that takes the write lock at once (BEGIN IMMEDIATE)."""
-    conn.execute("BEGIN IMMEDIATE")
+    begin(conn)
     try:
         yield conn
     except BaseException:

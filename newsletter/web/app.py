@@ -226,7 +226,15 @@ def create_app(config: WebConfig) -> Starlette:
             )
             return view(store, token, sid), "unsubscribed"
 
-        v, changed = await db().run(change)
+        try:
+            v, changed = await db().run(change)
+        except NewsletterError as err:  # the store stayed locked: the mail client may retry
+            log.error("unsubscribe not recorded: %s", err.format())
+            return PlainTextResponse(
+                "We could not record this right now; please try again in a minute.\n",
+                status_code=503,
+                headers={**PRIVATE_HEADERS, "Retry-After": "60"},
+            )
         if one_click:
             message = "unsubscribed\n" if v.state != "gone" else "not on the list\n"
             return PlainTextResponse(message, headers=PRIVATE_HEADERS)
