@@ -69,7 +69,7 @@ class Personalizer:
             email=row.email,
             name="",
             substitutions=token_values(person, first_name_fallback=self.first_name_fallback),
-            headers=dict(self.list_headers(url)),
+            headers=self.list_headers(url),
             custom_args={"campaign_id": self.campaign_id, "recipient_id": row.recipient_id},
         )
 

@@ -1,4 +1,4 @@
-"""Shared builders for the dispatch tests: a real store in a tmp dir, a small issue, a dispatcher."""
+"""Shared builders for the dispatch tests: a real store in a tmp dir, an issue, a dispatcher."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter.dispatch import Dispatcher, Envelope, Options, Personalizer, campaign_id_for, prepare
+from newsletter.dispatch import (
+    Dispatcher,
+    Envelope,
+    Options,
+    Personalizer,
+    campaign_id_for,
+    prepare,
+)
 from newsletter.pacing import Backoff, Pacer
 from newsletter.rendered import RenderedIssue
 from newsletter.store import Store, open_store
@@ -85,7 +92,10 @@ def dispatcher(
         Personalizer(
             cid,
             lambda rid, email: f"https://example.org/u/{rid}",
-            lambda url: {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+            lambda url: {
+                "List-Unsubscribe": f"<{url}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
         ),
         options=options or Options(),
         pacer=pacer or Pacer(clock=clock, sleep=clock.sleep),

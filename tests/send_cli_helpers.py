@@ -22,8 +22,10 @@ def make_site(tmp: Path, *, subscribers: int = 0, batch_size: int = 1000) -> Pat
         shutil.copytree(ROOT / "templates", site / "templates")
     toml = (ROOT / "newsletter.toml").read_text(encoding="utf-8")
     extra = f"batch_size = {batch_size}\nmax_consecutive_failures = 50\n"
-    toml = toml.replace("[send]\n", "[send]\n" + extra, 1) if "[send]\n" in toml else (
-        toml + "\n[send]\n" + extra
+    toml = (
+        toml.replace("[send]\n", "[send]\n" + extra, 1)
+        if "[send]\n" in toml
+        else (toml + "\n[send]\n" + extra)
     )
     (site / "newsletter.toml").write_text(toml, encoding="utf-8")
     if subscribers:
@@ -45,9 +47,12 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-c", "from newsletter.cli import main; main()", *args]
 
 
-def run(site: Path, *args: str, check: bool = True, **extra: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(command(*args), cwd=site, env=env(**extra), capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+def run(
+    site: Path, *args: str, check: bool = True, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        command(*args), cwd=site, env=env(**extra), capture_output=True, text=True, timeout=120
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -73,8 +73,14 @@ def test_bad_input_is_one_clear_line(tmp_path: Path) -> None:
     assert bad_test.returncode == 2 and "--test" in bad_test.stderr
     missing = run(site, "resume", "nope", check=False)
     assert missing.returncode == 2 and "no campaign 'nope'" in missing.stderr
-    unconfirmed = subprocess.run(command(*[a for a in SEND if a != "--yes"]), cwd=site,
-                                 env=env(), capture_output=True, text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    unconfirmed = subprocess.run(
+        command(*[a for a in SEND if a != "--yes"]),
+        cwd=site,
+        env=env(),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
     assert not (site / "outbox").exists()
 
@@ -89,7 +95,9 @@ def test_suppressed_addresses_never_reach_sendgrid(tmp_path: Path) -> None:
     sent = Counter(e for (e,) in query(db, "SELECT email FROM messages"))
     assert len(sent) == 18 and set(sent.values()) == {1}
     assert "ada.lovelace@example.com" not in sent and "li.wei@example.org" not in sent
-    (unsub,) = query(db, "SELECT list_unsubscribe FROM messages WHERE email = 'grace.okonkwo@example.org'")[0]
+    (unsub,) = query(
+        db, "SELECT list_unsubscribe FROM messages WHERE email = 'grace.okonkwo@example.org'"
+    )[0]
     assert unsub.startswith("<http://127.0.0.1:8000/u/")
 
 
@@ -98,14 +106,26 @@ def test_sandbox_and_paused_campaign_exit_codes(tmp_path: Path) -> None:
     db = tmp_path / "fake.db"
     plan = FaultPlan(script=["ok"] + ["500"] * 3)
     with serve_in_thread(plan, db) as url:
-        args = [*SEND, "--transport", "sendgrid", "--sandbox", "--retry-base", "0.01",
-                "--concurrency", "1"]  # fmt: skip
+        args = [
+            *SEND,
+            "--transport",
+            "sendgrid",
+            "--sandbox",
+            "--retry-base",
+            "0.01",
+            "--concurrency",
+            "1",
+        ]
         (site / "newsletter.toml").write_text(
-            (site / "newsletter.toml").read_text().replace("max_consecutive_failures = 50",
-                                                           "max_consecutive_failures = 3"))  # fmt: skip
+            (site / "newsletter.toml")
+            .read_text()
+            .replace("max_consecutive_failures = 50", "max_consecutive_failures = 3")
+        )
         paused = run(site, *args, check=False, SENDGRID_API_URL=url, **SG)
         assert paused.returncode == 5, paused.stderr
-        assert "paused: 3 failures in a row" in paused.stderr and "newsletter resume" in paused.stderr
+        assert (
+            "paused: 3 failures in a row" in paused.stderr and "newsletter resume" in paused.stderr
+        )
         cid = json.loads(run(site, "campaigns", "--json").stdout)[0]["id"]
         done = run(site, "resume", cid, "--retry-base", "0.01", SENDGRID_API_URL=url, **SG)
         assert "40 accepted" in done.stderr
@@ -119,8 +139,12 @@ def test_two_concurrent_sends_send_once(tmp_path: Path) -> None:
     with serve_in_thread(FaultPlan(latency=0.02), db) as url:
         e = env(SENDGRID_API_URL=url, **SG)
         args = command(*SEND, "--transport", "sendgrid")
-        procs = [subprocess.Popen(args, cwd=site, env=e, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+        procs = [
+            subprocess.Popen(
+                args, cwd=site, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(2)
+        ]
         outs = [p.communicate(timeout=120) for p in procs]
     codes = sorted(p.returncode for p in procs)
     assert codes in ([0, 0], [0, 4]), outs

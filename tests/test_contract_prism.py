@@ -32,8 +32,9 @@ def prism() -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     try:
-        out = subprocess.run([str(START), str(port)], capture_output=True, text=True, timeout=300,
-                             check=True).stdout  # fmt: skip
+        out = subprocess.run(
+            [str(START), str(port)], capture_output=True, text=True, timeout=300, check=True
+        ).stdout
         pid = int(out.strip().splitlines()[-1])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError) as err:
         if os.environ.get("NEWSLETTER_REQUIRE_PRISM"):
@@ -79,8 +80,18 @@ def send(url: str, batch: Batch) -> None:
 
 
 def test_a_full_batch_of_1000(prism: str) -> None:
-    send(prism, Batch("c", 0, ISSUE, SENDER, people(1000), categories=("newsletter", "digest"),
-                      asm_group_id=123))  # fmt: skip
+    send(
+        prism,
+        Batch(
+            "c",
+            0,
+            ISSUE,
+            SENDER,
+            people(1000),
+            categories=("newsletter", "digest"),
+            asm_group_id=123,
+        ),
+    )
 
 
 def test_a_single_test_send(prism: str) -> None:

@@ -153,8 +153,9 @@ def test_pacing_per_second_spaces_batches(tmp_path: Path) -> None:
     cid = prepared(store, people(300), batch_size=100)
     clock = FakeClock()
     pacer = Pacer(per_second=50, clock=clock, sleep=clock.sleep)
-    dispatcher(store, MemoryTransport(), cid, clock=clock, pacer=pacer,
-               options=Options(concurrency=1)).run(cid)  # fmt: skip
+    dispatcher(
+        store, MemoryTransport(), cid, clock=clock, pacer=pacer, options=Options(concurrency=1)
+    ).run(cid)
     assert clock.sleeps == [pytest.approx(2.0), pytest.approx(2.0)]
 
 
@@ -215,8 +216,9 @@ def test_one_sender_per_campaign_and_kill_9_releases_the_lock(tmp_path: Path) ->
         "from newsletter.store.campaigns import CampaignLock;"
         "CampaignLock(Path(sys.argv[1]), 'c1').acquire(); print('held', flush=True); time.sleep(60)"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "locks")],
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path / "locks")], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
         with pytest.raises(CampaignLocked):

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 import random
 import socket
 import sqlite3
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from dispatch_helpers import ISSUE, SENDER, FakeClock, dispatcher, fresh_store, people, prepared
+from dispatch_helpers import ISSUE, SENDER, dispatcher, fresh_store, people, prepared
 
 from newsletter.dispatch import Options
 from newsletter.errors import DeliveryUnknown, ProviderRejected, ProviderUnavailable, RateLimited
@@ -37,7 +37,10 @@ def recipient(i: int, **extra: str) -> Recipient:
             "%%EMAIL_TEXT%%": f"user{i}@example.net",
             **extra,
         },
-        headers={"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+        headers={
+            "List-Unsubscribe": f"<{url}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
         custom_args={"campaign_id": "c1", "recipient_id": str(i)},
     )
 
@@ -83,11 +86,15 @@ def test_payload_is_one_personalization_per_recipient() -> None:
         (lambda: batch(1001), "1001 recipients"),
         (lambda: Batch("c", 0, ISSUE, SENDER, [recipient(1), recipient(1)]), "appears twice"),
         (
-            lambda: Batch("c", 0, ISSUE, SENDER, [replace(recipient(1), headers={"Reply-To": "x"})]),
+            lambda: Batch(
+                "c", 0, ISSUE, SENDER, [replace(recipient(1), headers={"Reply-To": "x"})]
+            ),
             "reserved",
         ),
         (
-            lambda: Batch("c", 0, ISSUE, SENDER, [recipient(1, **{"%%FIRST_NAME%%": "x" * 10_001})]),
+            lambda: Batch(
+                "c", 0, ISSUE, SENDER, [recipient(1, **{"%%FIRST_NAME%%": "x" * 10_001})]
+            ),
             "bytes",
         ),
         (lambda: batch(1, send_at=int(time.time()) + 73 * 3600), "72 hours"),
@@ -131,7 +138,7 @@ def test_http_errors_are_translated(tmp_path: Path) -> None:
         bad = SendGridTransport(KEY, api_url=url, timeout=5)
         payload = build_payload(batch(1))
         del payload["from"]
-        with pytest.raises(ProviderRejected, match="from.email") as rejected:
+        with pytest.raises(ProviderRejected, match=r"from\.email") as rejected:
             bad.post(payload)
         assert rejected.value.status == 400
         t.close()
@@ -183,7 +190,9 @@ def test_10000_recipients_exactly_once_with_20_percent_failures(tmp_path: Path) 
     sent = Counter(e for (e,) in rows(db, "SELECT email FROM messages"))
     assert len(sent) == 10_000 and set(sent.values()) == {1}
     assert store.campaigns.status(cid).counts == {"accepted": 10_000}  # type: ignore[union-attr]
-    subs = json.loads(rows(db, "SELECT substitutions FROM messages WHERE email = 'user42@example.net'")[0][0])
+    subs = json.loads(
+        rows(db, "SELECT substitutions FROM messages WHERE email = 'user42@example.net'")[0][0]
+    )
     assert subs["%%FIRST_NAME_TEXT%%"] == "Name42"
 
 
@@ -199,8 +208,12 @@ def test_fake_enforces_what_prism_does_not(tmp_path: Path) -> None:
         reserved["personalizations"][0]["headers"]["Subject"] = "x"
         late = build_payload(batch(1))
         late["send_at"] = int(time.time()) + 80 * 3600
-        for payload, why in ((big, "1001 recipients"), (dup, "unique"), (reserved, "reserved"),
-                             (late, "72 hours")):  # fmt: skip
+        for payload, why in (
+            (big, "1001 recipients"),
+            (dup, "unique"),
+            (reserved, "reserved"),
+            (late, "72 hours"),
+        ):
             with pytest.raises(ProviderRejected, match=why):
                 t.post(payload)
         t.close()

@@ -690,10 +690,16 @@ def campaigns_command(app: App, as_json: bool) -> None:
             rows.append((c, accepted))
     if as_json:
         data = [
-            {"id": c.id, "state": c.state, "created_at": c.created_at, "subject": c.subject,
-             "total": c.total, "accepted": a}
+            {
+                "id": c.id,
+                "state": c.state,
+                "created_at": c.created_at,
+                "subject": c.subject,
+                "total": c.total,
+                "accepted": a,
+            }
             for c, a in rows
-        ]  # fmt: skip
+        ]
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     if not rows:

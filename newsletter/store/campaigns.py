@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from newsletter.errors import CampaignLocked, StoreError
 from newsletter.store.db import Migration, write
@@ -126,8 +126,9 @@ class Campaign:
     note: str
 
 
-@dataclass(frozen=True)
-class LedgerRow:
+class LedgerRow(NamedTuple):
+    """One recipient of a batch (a tuple: a million of them are read per campaign)."""
+
     recipient_id: str
     email: str
     first_name: str
@@ -207,8 +208,9 @@ class CampaignStore:
             c.execute("DELETE FROM campaign_batches WHERE campaign_id = ?", (campaign_id,))
             c.execute("DELETE FROM campaigns WHERE id = ?", (campaign_id,))
             c.execute(
-                "INSERT INTO campaigns(id, created_at, updated_at, state, subject, layout, segment,"
-                " transport, content_hash, newest_post_date, posts, batch_size, owner_pid, envelope)"
+                "INSERT INTO campaigns(id, created_at, updated_at, state, subject, layout,"
+                " segment, transport, content_hash, newest_post_date, posts, batch_size,"
+                " owner_pid, envelope)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     campaign_id,
@@ -307,16 +309,17 @@ class CampaignStore:
         """Batches left ``sending`` by a dead process become ``unknown``. Returns how many."""
         note = "in flight when a previous send stopped; may or may not have been accepted"
         with write(self.conn) as c:
+            c.execute(
+                "UPDATE campaign_ledger SET state = ?, reason = ?"
+                " WHERE campaign_id = ? AND state IN (?, ?) AND batch_no IN ("
+                "  SELECT batch_no FROM campaign_batches WHERE campaign_id = ? AND state = ?)",
+                (UNKNOWN, note, campaign_id, PENDING, SENDING, campaign_id, SENDING),
+            )
             n = c.execute(
                 "UPDATE campaign_batches SET state = ?, error = ?, updated_at = ?"
                 " WHERE campaign_id = ? AND state = ?",
                 (UNKNOWN, note, _iso(now), campaign_id, SENDING),
             ).rowcount
-            c.execute(
-                "UPDATE campaign_ledger SET state = ?, reason = ?"
-                " WHERE campaign_id = ? AND state = ?",
-                (UNKNOWN, note, campaign_id, SENDING),
-            )
         return int(n)
 
     def requeue(self, campaign_id: str, states: Sequence[str], *, now: datetime) -> int:
@@ -343,12 +346,14 @@ class CampaignStore:
 
     def batch_rows(self, campaign_id: str, batch_no: int) -> list[LedgerRow]:
         """The batch's recipients still to send (pending), in a stable order."""
-        rows = self.conn.execute(
+        cur = self.conn.cursor()
+        cur.row_factory = None  # plain tuples: much cheaper than sqlite3.Row
+        cur.execute(
             "SELECT recipient_id, email, first_name FROM campaign_ledger"
             " WHERE campaign_id = ? AND batch_no = ? AND state IN (?, ?) ORDER BY rowid",
             (campaign_id, batch_no, PENDING, SENDING),
         )
-        return [LedgerRow(*r) for r in rows]
+        return [LedgerRow._make(r) for r in cur]
 
     def skip(self, campaign_id: str, recipient_ids: Sequence[str], reason: str) -> None:
         """Recipients that must not be sent any more (suppressed since preparation)."""
@@ -392,11 +397,12 @@ class CampaignStore:
                     batch_no,
                 ),
             )
-            c.execute(
-                "UPDATE campaign_ledger SET state = ?, reason = ?"
-                " WHERE campaign_id = ? AND batch_no = ? AND state != ?",
-                (state, error, campaign_id, batch_no, SKIPPED),
-            )
+            if state != SENDING:  # in-flight recipients stay pending; the batch row says sending
+                c.execute(
+                    "UPDATE campaign_ledger SET state = ?, reason = ?"
+                    " WHERE campaign_id = ? AND batch_no = ? AND state != ?",
+                    (state, error, campaign_id, batch_no, SKIPPED),
+                )
             if rejected:
                 c.executemany(
                     "UPDATE campaign_ledger SET state = ?, reason = ?"
