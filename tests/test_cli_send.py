@@ -152,3 +152,21 @@ def test_two_concurrent_sends_send_once(tmp_path: Path) -> None:
         assert any("is being sent by process" in err for _, err in outs)
     sent = Counter(e for (e,) in query(db, "SELECT email FROM messages"))
     assert len(sent) == 3000 and set(sent.values()) == {1}
+
+
+def test_every_send_command_and_flag_is_in_the_readme() -> None:
+    import click
+
+    from newsletter.cli import main
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    ctx = click.Context(main)
+    for name in ("send", "resume", "status", "campaigns"):
+        command = main.get_command(ctx, name)
+        assert command is not None, name
+        assert f"newsletter {name}" in readme, name
+        assert command.help and "Example" in command.help, name
+        for param in command.params:
+            for opt in getattr(param, "opts", []):
+                if opt.startswith("--") and opt != "--help":
+                    assert opt in readme, f"{name} {opt} is not documented in README.md"

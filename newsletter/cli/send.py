@@ -296,9 +296,21 @@ def send_options(f: Callable[..., Any]) -> Callable[..., Any]:
                 type=click.Choice(TRANSPORTS),
                 help="outbox (files), sendgrid, or auto: sendgrid when SENDGRID_API_KEY is set.",
             ),
-            click.option("--concurrency", type=click.IntRange(1, 64), help="Requests in flight."),
-            click.option("--max-per-second", type=click.FloatRange(min=0), help="Pace limit."),
-            click.option("--max-per-hour", type=click.IntRange(min=0), help="Pace limit."),
+            click.option(
+                "--concurrency",
+                type=click.IntRange(1, 64),
+                help="Requests in flight at once (default: send.concurrency, 4).",
+            ),
+            click.option(
+                "--max-per-second",
+                type=click.FloatRange(min=0),
+                help="At most this many recipients per second (default: no limit).",
+            ),
+            click.option(
+                "--max-per-hour",
+                type=click.IntRange(min=0),
+                help="At most this many recipients per hour (default: no limit).",
+            ),
             click.option(
                 "--retry-base",
                 type=click.FloatRange(min=0),
@@ -315,10 +327,21 @@ def send_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @selection_options
 @issue_options
 @send_options
-@click.option("--segment", multiple=True, metavar="TAG", help="Only subscribers with this tag.")
+@click.option(
+    "--segment",
+    multiple=True,
+    metavar="TAG",
+    help="Only subscribers with this tag (repeatable: any of them).",
+)
 @click.option("--dry-run", is_flag=True, help="Do everything but send (memory transport).")
 @click.option("--sandbox", is_flag=True, help="SendGrid sandbox mode: validated, not delivered.")
-@click.option("--test", "test_to", multiple=True, metavar="ADDRESS", help="Test send only.")
+@click.option(
+    "--test",
+    "test_to",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Send only to this address (repeatable): [TEST] subject, no ledger.",
+)
 @click.option("--send-at", metavar="DATETIME", help="Schedule delivery (within 72 hours).")
 @click.option("--batch-id", default="", help="SendGrid batch id, to cancel a scheduled send.")
 @click.option("--new-campaign", is_flag=True, help="Send again even if this was already sent.")
