@@ -94,6 +94,9 @@ def test_suppressed_addresses_never_reach_sendgrid(tmp_path: Path) -> None:
     assert "18 accepted" in out.stderr
     sent = Counter(e for (e,) in query(db, "SELECT email FROM messages"))
     assert len(sent) == 18 and set(sent.values()) == {1}
+    # an outbox send of the same issue was a rehearsal: it is a campaign of its own
+    assert "was already sent" not in run(site, *SEND, "--transport", "outbox").stdout
+    assert len(json.loads(run(site, "campaigns", "--json").stdout)) == 2
     assert "ada.lovelace@example.com" not in sent and "li.wei@example.org" not in sent
     (unsub,) = query(
         db, "SELECT list_unsubscribe FROM messages WHERE email = 'grace.okonkwo@example.org'"

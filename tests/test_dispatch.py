@@ -232,3 +232,36 @@ def test_one_sender_per_campaign_and_kill_9_releases_the_lock(tmp_path: Path) ->
         proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_status_shows_batches_in_flight_as_sending(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(2500))
+    store.campaigns.mark(cid, 1, cs.SENDING, now=NOW)
+    assert states(store, cid) == {"pending": 1500, "sending": 1000}
+
+
+def test_last_issue_prefers_real_sends_over_outbox_rehearsals(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    c = store.campaigns
+
+    def campaign(cid: str, transport: str, newest: str) -> None:
+        c.begin(
+            cid,
+            now=NOW,
+            subject="s",
+            layout="digest",
+            segment="",
+            transport=transport,
+            content_hash="h",
+            newest_post_date=newest,
+            posts=(),
+            batch_size=1000,
+        )
+        c.ready(cid, now=NOW)
+
+    campaign("rehearsal", "outbox", "2026-10-20T00:00:00+00:00")
+    assert c.newest_post_date() == datetime(2026, 10, 20, tzinfo=UTC)
+    campaign("real", "sendgrid", "2026-09-30T00:00:00+00:00")
+    campaign("newer-rehearsal", "outbox", "2026-11-20T00:00:00+00:00")
+    assert c.newest_post_date() == datetime(2026, 9, 30, tzinfo=UTC)

@@ -404,7 +404,12 @@ def send_command(
             _send_test(app, store, envelope, test_to, transport_name, now=now)
             return
         segments = tuple(sorted(segment))
-        salt = now.isoformat() if new_campaign else ""
+        # an outbox send is a rehearsal: it must not make the real SendGrid send "already sent"
+        salt = "|".join(
+            part
+            for part in (now.isoformat() if new_campaign else "", transport_name)
+            if part and part not in ("sendgrid", "memory")
+        )
         cid = campaign_id_for(issue, ",".join(segments), salt=salt)
         if dry_run:
             _dry_run(app, store, cid, envelope, segments, opts)

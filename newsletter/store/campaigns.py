@@ -417,11 +417,15 @@ class CampaignStore:
         campaign = self.get(campaign_id)
         if campaign is None:
             return None
+        # recipients of a batch in flight are still `pending` in the ledger: show them `sending`
         counts = {
             r[0]: int(r[1])
             for r in self.conn.execute(
-                "SELECT state, count(*) FROM campaign_ledger WHERE campaign_id = ? GROUP BY state",
-                (campaign_id,),
+                "SELECT CASE WHEN l.state = ? AND b.state = ? THEN ? ELSE l.state END, count(*)"
+                " FROM campaign_ledger l JOIN campaign_batches b"
+                " ON b.campaign_id = l.campaign_id AND b.batch_no = l.batch_no"
+                " WHERE l.campaign_id = ? GROUP BY 1",
+                (PENDING, SENDING, SENDING, campaign_id),
             )
         }
         events = {
@@ -464,10 +468,15 @@ class CampaignStore:
         return bool(new)
 
     def newest_post_date(self) -> datetime | None:
-        """The newest post date of any campaign that started sending (for since last-issue)."""
+        """The newest post date of the last issue (for ``since last-issue``).
+
+        Campaigns sent through SendGrid count; outbox and dry runs are rehearsals and count only
+        while nothing was sent for real (so the demo works without an API key).
+        """
         row = self.conn.execute(
-            "SELECT max(newest_post_date) FROM campaigns"
-            " WHERE state IN (?, ?, ?, ?) AND newest_post_date != ''",
+            "SELECT newest_post_date FROM campaigns"
+            " WHERE state IN (?, ?, ?, ?) AND newest_post_date != ''"
+            " ORDER BY transport = 'sendgrid' DESC, newest_post_date DESC LIMIT 1",
             (READY, RUNNING, PAUSED, DONE),
         ).fetchone()
         if not row or not row[0]:
