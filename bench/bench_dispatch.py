@@ -151,6 +151,34 @@ def baseline(store_path: str, url: str) -> None:
             flush(chunk)
 
 
+def _connections(url: str, requests: int = 100) -> None:
+    """The transport alone: the same 1000-recipient batch, 4 threads, keep-alive or not."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from newsletter.rendered import RenderedIssue
+    from newsletter.transports.base import Batch, Recipient, Sender
+    from newsletter.transports.sendgrid import SendGridTransport
+
+    issue = RenderedIssue(
+        subject="Bench", preheader="", html="<p>%%FIRST_NAME%%</p>" * 500, text="x", layout="digest"
+    )
+    people = [
+        Recipient(f"conn{i}@example.net", "", {"%%FIRST_NAME%%": f"N{i}"}, {}, {"i": str(i)})
+        for i in range(1000)
+    ]
+    batch = Batch("bench-conn", 0, issue, Sender("news@example.org"), people)
+    print(f"\ntransport only: {requests} requests of 1000 recipients, 4 threads")
+    for keep_alive in (False, True):
+        t = SendGridTransport("SG.bench", api_url=url, keep_alive=keep_alive)
+        start = time.perf_counter()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(t.send, [batch] * requests))
+        wall = time.perf_counter() - start
+        t.close()
+        mode = "one keep-alive connection per thread" if keep_alive else "new connection per call"
+        print(f"  {mode:38} {wall:6.2f} s  {requests * 1000 / wall:>9,.0f} recipients/s")
+
+
 def run() -> None:
     sizes = [int(s) for s in os.environ.get("NEWSLETTER_BENCH_SIZES", "100000,1000000").split(",")]
     base_size = min(sizes[0], 100_000)
@@ -199,6 +227,7 @@ def run() -> None:
                     bwall, bcpu, brss, _ = _run_measured(args, ROOT, env_b)
                     rows.append(("baseline (Mail helper, sequential)", n, bwall, bcpu, brss))
                 shutil.rmtree(site)
+            _connections(url)
         finally:
             fake.terminate()
             fake.wait(timeout=30)
