@@ -19,7 +19,12 @@ from newsletter.errors import DeliveryUnknown, ProviderRejected, ProviderUnavail
 from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
 from newsletter.pacing import Backoff
 from newsletter.transports.base import Batch, Recipient, Status
-from newsletter.transports.sendgrid import SendGridTransport, build_payload, check_limits
+from newsletter.transports.sendgrid import (
+    SendGridTransport,
+    build_body,
+    build_payload,
+    check_limits,
+)
 
 KEY = "SG.test-key"
 
@@ -105,6 +110,38 @@ def test_limits_are_checked_before_any_request(make, message: str) -> None:  # t
     with pytest.raises(ProviderRejected, match=message) as err:
         check_limits(build_payload(make()), now=time.time())
     assert err.value.status is None
+    with pytest.raises(ProviderRejected, match=message):
+        build_body(make(), now=time.time())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: batch(3),
+        lambda: batch(2, categories=("a", "b"), asm_group_id=7, sandbox=True, batch_id="B1"),
+        lambda: batch(1, send_at=int(time.time()) + 3600, subject_prefix="[TEST] "),
+        lambda: Batch(
+            "c",
+            0,
+            replace_issue(subject="Plain subject"),
+            replace(SENDER, reply_to="r@example.org", name=""),
+            [replace(recipient(1, **{"%%FIRST_NAME%%": 'Zoë "Z" <b>\\ \n'}), name="Zoë Ö")],
+        ),
+    ],
+)
+def test_text_body_equals_the_reference_payload(make) -> None:  # type: ignore[no-untyped-def]
+    b = make()
+    body = build_body(b, now=time.time())
+    assert body.isascii()
+    assert json.loads(body) == build_payload(b)
+
+
+def replace_issue(**changes: str):  # type: ignore[no-untyped-def]
+    from newsletter.rendered import RenderedIssue
+
+    fields = {f: getattr(ISSUE, f) for f in ("subject", "preheader", "html", "text", "layout")}
+    fields.update(changes)
+    return RenderedIssue(**fields)
 
 
 def test_accepted_batch_is_recorded_exactly(tmp_path: Path) -> None:

@@ -39,29 +39,24 @@ from newsletter.errors import (
     RateLimited,
 )
 from newsletter.transports.base import Batch, BatchResult, Outcome, Status
-
-MAX_RECIPIENTS = 1000  # to + cc + bcc over the whole request
-MAX_PERSONAL_BYTES = 10_000  # substitutions + custom_args, per personalization
-MAX_BODY_BYTES = 30 * 1024 * 1024
-MAX_SCHEDULE_SECONDS = 72 * 3600
-MAX_CATEGORIES = 10
-RESERVED_HEADERS = frozenset(
-    h.lower()
-    for h in (
-        "x-sg-id",
-        "x-sg-eid",
-        "received",
-        "dkim-signature",
-        "content-type",
-        "content-transfer-encoding",
-        "to",
-        "from",
-        "subject",
-        "reply-to",
-        "cc",
-        "bcc",
-    )
+from newsletter.transports.sendgrid_payload import (
+    MAX_BODY_BYTES,
+    MAX_RECIPIENTS,
+    build_body,
+    build_payload,
+    check_limits,
 )
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_RECIPIENTS",
+    "KeepAliveClient",
+    "SendGridTransport",
+    "build_body",
+    "build_payload",
+    "check_limits",
+]
+
 _IDLE_RECONNECT_SECONDS = 4.0  # servers close idle keep-alive connections; do not reuse stale ones
 
 
@@ -183,107 +178,6 @@ class KeepAliveClient(python_http_client.Client):
         return _Answer(response.status, body, response.msg)
 
 
-def build_payload(batch: Batch) -> dict[str, Any]:
-    """The mail/send JSON for one batch (a plain dict: easy to test and to measure)."""
-    issue = batch.issue
-    used = issue.html_template.tokens | issue.text_template.tokens
-    subject_tokens = issue.subject_template.tokens
-    per_subject = bool(subject_tokens)
-    personalizations: list[dict[str, Any]] = []
-    for r in batch.recipients:
-        to: dict[str, str] = {"email": r.email}
-        if r.name:
-            to["name"] = r.name
-        p: dict[str, Any] = {"to": [to]}
-        subs = {k: r.substitutions[k] for k in used if k in r.substitutions}
-        if subs:
-            p["substitutions"] = subs
-        if per_subject:
-            p["subject"] = batch.subject_prefix + issue.subject_template.fill(r.substitutions)
-        if r.headers:
-            p["headers"] = dict(r.headers)
-        if r.custom_args:
-            p["custom_args"] = dict(r.custom_args)
-        if batch.send_at:
-            p["send_at"] = batch.send_at
-        personalizations.append(p)
-    sender: dict[str, str] = {"email": batch.sender.email}
-    if batch.sender.name:
-        sender["name"] = batch.sender.name
-    payload: dict[str, Any] = {
-        "personalizations": personalizations,
-        "from": sender,
-        "subject": batch.subject_prefix + issue.subject,
-        "content": [
-            {"type": "text/plain", "value": issue.text},
-            {"type": "text/html", "value": issue.html},
-        ],
-    }
-    if batch.sender.reply_to:
-        payload["reply_to"] = {"email": batch.sender.reply_to}
-    if batch.categories:
-        payload["categories"] = list(batch.categories)
-    if batch.asm_group_id:
-        payload["asm"] = {"group_id": batch.asm_group_id}
-    if batch.send_at:
-        payload["send_at"] = batch.send_at
-    if batch.batch_id:
-        payload["batch_id"] = batch.batch_id
-    if batch.sandbox:
-        payload["mail_settings"] = {"sandbox_mode": {"enable": True}}
-    return payload
-
-
-def check_limits(payload: dict[str, Any], *, now: float) -> None:
-    """Raise ProviderRejected (before any request) if the payload breaks a documented limit."""
-
-    def bad(what: str) -> ProviderRejected:
-        return ProviderRejected(f"request not sent: {what}", status=None)
-
-    people = payload.get("personalizations", [])
-    seen: set[str] = set()
-    count = 0
-    size_bound = 0
-    for i, p in enumerate(people):
-        for kind in ("to", "cc", "bcc"):
-            for addr in p.get(kind, []):
-                count += 1
-                email = addr["email"].lower()
-                if email in seen:
-                    raise bad(f"{addr['email']} appears twice in one request")
-                seen.add(email)
-        for name in p.get("headers", {}):
-            if name.lower() in RESERVED_HEADERS:
-                raise bad(f"personalization {i}: header {name!r} is reserved by SendGrid")
-        personal = sum(
-            len(k.encode()) + len(v.encode())
-            for part in ("substitutions", "custom_args")
-            for k, v in p.get(part, {}).items()
-        )
-        if personal > MAX_PERSONAL_BYTES:
-            raise bad(
-                f"personalization {i}: substitutions and custom_args take {personal} bytes "
-                f"(limit {MAX_PERSONAL_BYTES}); shorten the personal values"
-            )
-        size_bound += personal + sum(len(v) for v in p.get("headers", {}).values()) + 300
-        send_at = p.get("send_at", 0)
-        if send_at and send_at - now > MAX_SCHEDULE_SECONDS:
-            raise bad("send_at is more than 72 hours ahead; schedule it later or send now")
-    if count > MAX_RECIPIENTS:
-        raise bad(f"{count} recipients in one request (limit {MAX_RECIPIENTS})")
-    if payload.get("send_at", 0) and payload["send_at"] - now > MAX_SCHEDULE_SECONDS:
-        raise bad("send_at is more than 72 hours ahead; schedule it later or send now")
-    categories = payload.get("categories", [])
-    if len(categories) > MAX_CATEGORIES:
-        raise bad(f"{len(categories)} categories (limit {MAX_CATEGORIES})")
-    size_bound += sum(len(c["value"]) for c in payload.get("content", []))
-    # JSON escapes a character in at most 6 bytes; measure exactly only when that could matter
-    if size_bound * 6 > MAX_BODY_BYTES:
-        size = len(json.dumps(payload).encode("utf-8"))
-        if size > MAX_BODY_BYTES:
-            raise bad(f"request body is {size} bytes (limit {MAX_BODY_BYTES}); use smaller batches")
-
-
 class SendGridTransport:
     name = "sendgrid"
 
@@ -302,13 +196,14 @@ class SendGridTransport:
                 host=api_url, request_headers=self._sg._default_headers, version=3
             )
         self._sg.client.timeout = timeout
+        # the body is JSON text we built (see sendgrid_payload); any Content-Type other than the
+        # bare "application/json" makes the library send a str as is instead of json.dumps-ing it
+        self._sg.client.request_headers["Content-Type"] = "application/json; charset=utf-8"
         self._send = self._sg.client.mail.send
         self._now = now
 
     def send(self, batch: Batch) -> BatchResult:
-        payload = build_payload(batch)
-        check_limits(payload, now=self._now())
-        response = self.post(payload)
+        response = self.post(build_body(batch, now=self._now()))
         headers = response.headers
         message_id = (headers.get("X-Message-Id") or "") if headers is not None else ""
         return BatchResult(
@@ -316,10 +211,11 @@ class SendGridTransport:
             provider_message_id=message_id,
         )
 
-    def post(self, payload: dict[str, Any]) -> Any:
+    def post(self, payload: str | dict[str, Any]) -> Any:
         """POST one mail/send request; translate every failure to a newsletter error."""
+        body = payload if isinstance(payload, str) else json.dumps(payload)
         try:
-            return self._send.post(request_body=payload)
+            return self._send.post(request_body=body)
         except HTTPError as err:
             raise self._translate(err) from err
         except _AnswerLost as err:
