@@ -90,3 +90,34 @@ def test_kill_9_at_many_points_then_resume(tmp_path: Path) -> None:
         s for (s,) in query(site / "newsletter.db", "SELECT state FROM campaign_ledger")
     )
     assert states == {"accepted": PEOPLE}
+
+
+def test_ctrl_c_pauses_after_the_requests_in_flight(tmp_path: Path) -> None:
+    site = make_site(tmp_path, subscribers=3000, batch_size=100)
+    fake_db = tmp_path / "fake.db"
+    with serve_in_thread(FaultPlan(latency=0.2), fake_db) as url:
+        e = env(SENDGRID_API_URL=url, **SG)
+        proc = subprocess.Popen(
+            command(*SEND, "--transport", "sendgrid"),
+            cwd=site,
+            env=e,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while _requests(fake_db) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 5, err
+        assert "interrupted (Ctrl-C)" in err and "newsletter resume" in err
+        db = site / "newsletter.db"
+        states = Counter(s for (s,) in query(db, "SELECT state FROM campaign_ledger"))
+        assert set(states) == {"accepted", "pending"}  # answers in flight were recorded
+        sent = Counter(e for (e,) in query(fake_db, "SELECT email FROM messages"))
+        assert len(sent) == states["accepted"]
+        cid = query(db, "SELECT id FROM campaigns")[0][0]
+        run(site, "resume", cid, SENDGRID_API_URL=url, **SG)
+    sent = Counter(e for (e,) in query(fake_db, "SELECT email FROM messages"))
+    assert len(sent) == 3000 and set(sent.values()) == {1}
