@@ -30,6 +30,7 @@ from rich.progress import (
 from rich.table import Table
 
 from newsletter.cli import App, main
+from newsletter.cli.audience import sync_before_send
 from newsletter.cli.options import load_selection, resolve_now, selection_options
 from newsletter.cli.render import issue_options, print_findings
 from newsletter.config import Settings
@@ -430,6 +431,10 @@ def send_command(
             except NewsletterError:
                 transport.close()
                 raise
+            if transport_name == "sendgrid":
+                synced = sync_before_send(app, store)  # SendGrid's own suppressions first
+                if synced:
+                    click.echo(f"suppressions: {synced}", err=True)
             if not resuming:
                 count = store.audience.count_recipients(segments)
                 if count == 0:
@@ -625,6 +630,10 @@ def resume_command(app: App, campaign: str, retry_unknown: bool, **opts: Any) ->
                 click.echo(f"campaign {campaign} is complete; nothing to resume")
                 return
             transport = build_transport(app, name, now=datetime.now(UTC))
+            if name == "sendgrid":
+                synced = sync_before_send(app, store)
+                if synced:
+                    click.echo(f"suppressions: {synced}", err=True)
             try:
                 personalize = personalizer_for(app, name, campaign)
             except NewsletterError:

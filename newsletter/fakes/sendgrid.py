@@ -12,6 +12,9 @@ it even after killing the client), and injects failures from a script or at rand
     drop          record the messages, then break the connection mid-answer (accepted, unknown)
     drop-before   break the connection without recording (not accepted, unknown)
 
+It also serves SendGrid's paged suppression lists (``GET /v3/suppression/unsubscribes`` ...,
+``/v3/asm/groups/ID/suppressions``) from a fixed set, for ``suppressions sync``.
+
 Run it: ``python -m newsletter.fakes.sendgrid --db sent.sqlite --fail-rate 0.2 --latency 0.02``
 (prints ``listening on http://127.0.0.1:PORT``), then point ``SENDGRID_API_URL`` at it.
 """
@@ -26,7 +29,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,8 +295,31 @@ async def _json(
 
 
 def create_app(
-    plan: FaultPlan, recorder: Recorder, *, clock: Callable[[], float] = time.time
+    plan: FaultPlan,
+    recorder: Recorder,
+    *,
+    clock: Callable[[], float] = time.time,
+    suppressions: Mapping[str, Sequence[str]] | None = None,
 ) -> Starlette:
+    """The fake. ``suppressions`` maps ``unsubscribes``/``bounces``/``spam_reports`` or
+    ``group:ID`` to addresses that SendGrid's paged suppression endpoints list."""
+    lists = {k: list(v) for k, v in (suppressions or {}).items()}
+
+    def page(request: Request, items: list[Any]) -> JSONResponse:
+        try:
+            limit = min(500, int(request.query_params.get("limit", "500")))
+            offset = int(request.query_params.get("offset", "0"))
+        except ValueError:
+            return JSONResponse({"errors": [{"message": "bad paging"}]}, status_code=400)
+        return JSONResponse(items[offset : offset + limit])
+
+    async def global_list(request: Request) -> JSONResponse:
+        name = request.path_params["name"]
+        return page(request, [{"email": e, "created": 0} for e in lists.get(name, [])])
+
+    async def group_list(request: Request) -> JSONResponse:
+        return page(request, lists.get(f"group:{request.path_params['group']}", []))
+
     async def stats(request: Request) -> JSONResponse:
         with recorder._lock:
             rows = recorder.conn.execute(
@@ -305,6 +331,8 @@ def create_app(
         routes=[
             Route("/v3/mail/send", MailSend(plan, recorder, clock=clock), methods=["POST"]),
             Route("/_fake/stats", stats),
+            Route("/v3/suppression/{name}", global_list, methods=["GET"]),
+            Route("/v3/asm/groups/{group}/suppressions", group_list, methods=["GET"]),
         ]
     )
 
@@ -317,14 +345,19 @@ def free_socket() -> socket.socket:
 
 
 @contextmanager
-def serve_in_thread(plan: FaultPlan, db: Path, *, keep_messages: bool = True) -> Iterator[str]:
+def serve_in_thread(
+    plan: FaultPlan,
+    db: Path,
+    *,
+    keep_messages: bool = True,
+    suppressions: Mapping[str, Sequence[str]] | None = None,
+) -> Iterator[str]:
     """Run the fake in a background thread; yields its base URL (``http://127.0.0.1:PORT``)."""
     recorder = Recorder(db, keep_messages=keep_messages)
     sock = free_socket()
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(plan, recorder), log_level="critical", lifespan="off", timeout_keep_alive=30
-    )
+    app = create_app(plan, recorder, suppressions=suppressions)
+    config = uvicorn.Config(app, log_level="critical", lifespan="off", timeout_keep_alive=30)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -352,6 +385,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--slow-seconds", type=float, default=5.0)
     ap.add_argument("--reset-seconds", type=float, default=1.0)
     ap.add_argument("--no-messages", action="store_true", help="record requests only")
+    ap.add_argument(
+        "--unsubscribed",
+        action="append",
+        default=[],
+        help="list this address as a global "
+        "unsubscribe on GET /v3/suppression/unsubscribes (repeatable)",
+    )
     args = ap.parse_args(argv)
     plan = FaultPlan(
         script=[s for s in args.script.split(",") if s],
@@ -364,9 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     recorder = Recorder(args.db, keep_messages=not args.no_messages)
     sock = free_socket() if args.port == 0 else socket.create_server(("127.0.0.1", args.port))
-    config = uvicorn.Config(
-        create_app(plan, recorder), log_level="critical", lifespan="off", timeout_keep_alive=30
-    )
+    app = create_app(plan, recorder, suppressions={"unsubscribes": args.unsubscribed})
+    config = uvicorn.Config(app, log_level="critical", lifespan="off", timeout_keep_alive=30)
     print(f"listening on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
     uvicorn.Server(config).run(sockets=[sock])
     recorder.close()
