@@ -17,7 +17,7 @@ from newsletter.dispatch import Options, campaign_id_for
 from newsletter.errors import CampaignLocked, ProviderRejected, RateLimited
 from newsletter.pacing import Pacer
 from newsletter.store import campaigns as cs
-from newsletter.store.campaigns import CampaignLock
+from newsletter.store.campaign_lock import CampaignLock
 from newsletter.transports.memory import MemoryTransport
 
 
@@ -213,7 +213,7 @@ def test_one_sender_per_campaign_and_kill_9_releases_the_lock(tmp_path: Path) ->
             pass
     code = (
         "import sys, time; from pathlib import Path;"
-        "from newsletter.store.campaigns import CampaignLock;"
+        "from newsletter.store.campaign_lock import CampaignLock;"
         "CampaignLock(Path(sys.argv[1]), 'c1').acquire(); print('held', flush=True); time.sleep(60)"
     )
     proc = subprocess.Popen(

@@ -1,270 +1,53 @@
-"""``newsletter send``, ``resume``, ``status`` and ``campaigns``: the composition root of dispatch.
+"""``newsletter send``: select, render once, lint, resolve recipients, and send a campaign.
 
-Exit codes: 0 sent (or already sent), 4 another process is sending this campaign, 5 paused
-(progress saved; ``resume`` continues), 6 finished but some recipients were rejected, failed
-or are unknown (``status`` says which and why).
+``resume``, ``status`` and ``campaigns`` live in :mod:`newsletter.cli.campaigns`; the wiring
+both share (transports, secrets, progress, summary) in :mod:`newsletter.cli.send_wiring`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
+import newsletter.cli.campaigns  # noqa: F401 - registers resume, status and campaigns
 from newsletter.cli import App, main
 from newsletter.cli.audience import sync_before_send
 from newsletter.cli.options import load_selection, resolve_now, selection_options
 from newsletter.cli.render import issue_options, print_findings
+from newsletter.cli.send_wiring import (
+    TEST_RECIPIENT,
+    build_transport,
+    choose_transport,
+    dispatch_options,
+    envelope_for,
+    outbox_folder,
+    personalizer_for,
+    print_summary,
+    recipient_rows,
+    run_dispatch,
+    send_options,
+    stderr_console,
+)
 from newsletter.config import Settings
 from newsletter.dispatch import (
-    Dispatcher,
     Envelope,
-    Options,
-    Personalizer,
-    Summary,
     campaign_id_for,
     prepare,
 )
-from newsletter.errors import ConfigError, LintFailed, NewsletterError, SecretMissing
+from newsletter.errors import ConfigError, LintFailed, NewsletterError
 from newsletter.lint import has_errors, lint_issue
-from newsletter.pacing import Backoff, Pacer
 from newsletter.render import load_intro, render_issue
 from newsletter.store import Store, open_store
 from newsletter.store import campaigns as cs
-from newsletter.store.campaigns import CampaignLock, CampaignStatus, LedgerRow, lock_dir_for
-from newsletter.transports.base import Batch, Sender, Transport
-from newsletter.unsubscribe import (
-    SECRET_FILE,
-    list_unsubscribe_headers,
-    make_token,
-    signing_secret,
-    unsubscribe_url,
-)
-
-TRANSPORTS = ("auto", "outbox", "sendgrid")
-TEST_RECIPIENT = "0"
-
-
-class CampaignPaused(NewsletterError):
-    """The send stopped with progress saved (too many failures, Ctrl-C, bad credentials)."""
-
-    exit_code = 5
-
-
-class CampaignIncomplete(NewsletterError):
-    """The send finished, but not every recipient was accepted."""
-
-    exit_code = 6
-
-
-def _err() -> Console:
-    return Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
-
-
-def secret_path(settings: Settings) -> Path:
-    """Where a generated signing secret is kept for outbox/demo sends (never for SendGrid).
-
-    The same file ``newsletter serve`` reads, so the demo's unsubscribe links work there.
-    """
-    return settings.db_path.parent / SECRET_FILE
-
-
-def choose_transport(settings: Settings, app: App, requested: str | None) -> str:
-    name = requested or settings.send.transport
-    if name not in TRANSPORTS:
-        raise ConfigError(f"unknown transport {name!r}; use {', '.join(TRANSPORTS)}")
-    if name == "auto":
-        name = "sendgrid" if app.secrets.sendgrid_api_key else "outbox"
-    return name
-
-
-def build_transport(app: App, name: str, *, now: datetime) -> Transport:
-    settings = app.settings
-    if name == "sendgrid":
-        from newsletter.transports.sendgrid import SendGridTransport
-
-        secrets = app.secrets
-        if not secrets.sendgrid_api_key:
-            raise SecretMissing(
-                "SENDGRID_API_KEY is not set; export it (a key with Mail Send permission), or "
-                "use --transport outbox to write the messages to files"
-            )
-        return SendGridTransport(
-            secrets.sendgrid_api_key,
-            api_url=secrets.sendgrid_api_url,
-            timeout=settings.send.timeout_seconds,
-        )
-    if name == "memory":
-        from newsletter.transports.memory import MemoryTransport
-
-        return MemoryTransport(keep_bodies=False)
-    from newsletter.transports.outbox import OutboxTransport
-
-    return OutboxTransport(settings.path(settings.send.outbox_dir), now=lambda: now)
-
-
-def personalizer_for(app: App, transport: str, campaign_id: str) -> Personalizer:
-    settings = app.settings
-    secret = signing_secret(
-        app.secrets, allow_generated=transport != "sendgrid", keep_at=secret_path(settings)
-    )
-    base = settings.unsubscribe.base_url
-    mailto = settings.unsubscribe.mailto
-
-    def url(recipient_id: str, email: str) -> str:
-        if recipient_id == TEST_RECIPIENT:  # a --test address that is not a subscriber
-            return base.rstrip("/") + "/u/test-send"
-        return unsubscribe_url(base, make_token(secret, int(recipient_id), email))
-
-    return Personalizer(
-        campaign_id,
-        url,
-        lambda u: list_unsubscribe_headers(u, mailto),
-        settings.email.first_name_fallback,
-    )
-
-
-def envelope_for(
-    settings: Settings, issue: Any, *, sandbox: bool, send_at: int, batch_id: str
-) -> Envelope:
-    e = settings.email
-    return Envelope(
-        issue=issue,
-        sender=Sender(email=e.from_email, name=e.from_name, reply_to=e.reply_to),
-        categories=settings.send.categories,
-        asm_group_id=settings.send.asm_group_id,
-        send_at=send_at,
-        batch_id=batch_id,
-        sandbox=sandbox,
-    )
-
-
-def _options(settings: Settings, overrides: dict[str, Any]) -> Options:
-    s = settings.send
-    return Options(
-        concurrency=overrides.get("concurrency") or s.concurrency,
-        max_retries=s.max_retries,
-        max_consecutive_failures=s.max_consecutive_failures,
-        batch_size=max(1, min(1000, s.batch_size)),
-    )
-
-
-def _progress_bar(enabled: bool) -> tuple[Progress | None, Callable[[int, int], None] | None]:
-    if not enabled:
-        return None, None
-    progress = Progress(
-        TextColumn("sending"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rate]} recipients/s"),
-        TimeRemainingColumn(),
-        console=_err(),
-        transient=False,
-    )
-    task = progress.add_task("send", total=None, rate="-")
-    started = time.monotonic()
-    first: list[int] = []
-
-    def update(done: int, total: int) -> None:
-        if not first:
-            first.append(done)
-        elapsed = max(time.monotonic() - started, 1e-6)
-        rate = f"{(done - first[0]) / elapsed:,.0f}"
-        progress.update(task, completed=done, total=total, rate=rate)
-
-    return progress, update
-
-
-def run_dispatch(
-    app: App,
-    store: Store,
-    campaign_id: str,
-    transport: Transport,
-    personalize: Personalizer,
-    *,
-    retry_unknown: bool,
-    overrides: dict[str, Any],
-    show_progress: bool,
-    check_suppressions: bool,
-) -> Summary:
-    settings = app.settings
-    envelope = Envelope.from_json(store.campaigns.envelope(campaign_id))
-    pacer = Pacer(
-        per_second=overrides.get("max_per_second") or settings.send.max_per_second,
-        per_hour=overrides.get("max_per_hour") or settings.send.max_per_hour,
-    )
-    base = overrides.get("retry_base")
-    audience = store.audience
-    dispatcher = Dispatcher(
-        store.campaigns,
-        transport,
-        envelope,
-        personalize,
-        options=_options(settings, overrides),
-        pacer=pacer,
-        backoff=Backoff(base=base) if base is not None else Backoff(),
-        now=lambda: datetime.now(UTC),
-        suppressed=audience.is_suppressed if check_suppressions else None,
-        on_progress=None,
-    )
-    progress, update = _progress_bar(show_progress)
-    dispatcher.on_progress = update
-    try:
-        if progress is not None:
-            with progress:
-                return dispatcher.run(campaign_id, retry_unknown=retry_unknown)
-        return dispatcher.run(campaign_id, retry_unknown=retry_unknown)
-    finally:
-        transport.close()
-
-
-def print_summary(summary: Summary, *, outbox: Path | None = None) -> None:
-    console = _err()
-    table = Table(title=f"campaign {summary.campaign_id}: {summary.state}")
-    table.add_column("state")
-    table.add_column("recipients", justify="right")
-    for state in cs.BATCH_STATES:
-        n = summary.counts.get(state, 0)
-        if n:
-            table.add_row(state, f"{n:,}")
-    table.add_row("total", f"{summary.total:,}")
-    console.print(table)
-    rate = summary.accepted_now / summary.elapsed if summary.elapsed > 0 else 0.0
-    console.print(
-        f"this run: {summary.accepted_now:,} accepted in {summary.elapsed:.1f} s "
-        f"({rate:,.0f}/s), {summary.requests} requests, {summary.retries} retries"
-    )
-    for state, reason, n in summary.errors[:10]:
-        console.print(f"  {state}: {n:,} — {reason}")
-    if outbox is not None:
-        console.print(f"messages written to {outbox}/ — open {outbox / 'index.html'}")
-    if summary.state == cs.PAUSED:
-        raise CampaignPaused(summary.note)
-    if any(summary.counts.get(s, 0) for s in (cs.REJECTED, cs.FAILED, cs.UNKNOWN)):
-        raise CampaignIncomplete(
-            summary.note
-            or f"not every recipient was accepted; `newsletter status {summary.campaign_id}` "
-            "lists the reasons"
-        )
+from newsletter.store.campaign_lock import CampaignLock, lock_dir_for
+from newsletter.store.campaigns import LedgerRow
+from newsletter.transports.base import Batch
 
 
 def _parse_send_at(value: str | None, settings: Settings) -> int:
@@ -282,46 +65,6 @@ def _parse_send_at(value: str | None, settings: Settings) -> int:
     if delta < 0 or delta > 72 * 3600:
         raise ConfigError("must be in the next 72 hours (SendGrid's limit)", key="--send-at")
     return int(when.timestamp())
-
-
-def _recipient_rows(store: Store, segments: tuple[str, ...]) -> Iterator[tuple[str, str, str]]:
-    for sub in store.audience.iter_recipients(segments):
-        yield str(sub.id), sub.email, sub.first_name
-
-
-def send_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(
-        [
-            click.option(
-                "--transport",
-                type=click.Choice(TRANSPORTS),
-                help="outbox (files), sendgrid, or auto: sendgrid when SENDGRID_API_KEY is set.",
-            ),
-            click.option(
-                "--concurrency",
-                type=click.IntRange(1, 64),
-                help="Requests in flight at once (default: send.concurrency, 4).",
-            ),
-            click.option(
-                "--max-per-second",
-                type=click.FloatRange(min=0),
-                help="At most this many recipients per second (default: no limit).",
-            ),
-            click.option(
-                "--max-per-hour",
-                type=click.IntRange(min=0),
-                help="At most this many recipients per hour (default: no limit).",
-            ),
-            click.option(
-                "--retry-base",
-                type=click.FloatRange(min=0),
-                help="First retry wait in seconds (doubles each time, with jitter). Default 1.",
-            ),
-            click.option("--no-progress", is_flag=True, help="No progress bar."),
-        ]
-    ):
-        f = option(f)
-    return f
 
 
 @main.command("send")
@@ -453,11 +196,11 @@ def send_command(
                     store.campaigns,
                     cid,
                     envelope,
-                    _recipient_rows(store, segments),
+                    recipient_rows(store, segments),
                     segment=",".join(segments),
                     transport=transport_name,
                     now=datetime.now(UTC),
-                    batch_size=_options(settings, opts).batch_size,
+                    batch_size=dispatch_options(settings, opts).batch_size,
                 )
                 if total == 0:
                     raise ConfigError("no subscribers to send to (they were all suppressed)")
@@ -474,17 +217,11 @@ def send_command(
                 show_progress=not opts.get("no_progress"),
                 check_suppressions=resuming,
             )
-        print_summary(summary, outbox=_outbox_dir(settings, transport_name, cid))
-
-
-def _outbox_dir(settings: Settings, transport_name: str, cid: str) -> Path | None:
-    if transport_name != "outbox":
-        return None
-    return settings.path(settings.send.outbox_dir) / cid
+        print_summary(summary, outbox=outbox_folder(settings, transport_name, cid))
 
 
 def _confirm(issue: Any, posts: Any, count: int, transport: str, cid: str, yes: bool) -> None:
-    console = _err()
+    console = stderr_console()
     console.print(f"campaign   {cid}")
     console.print(f"subject    {issue.subject}")
     console.print(f"posts      {len(posts)}: " + ", ".join(p.title for p in posts[:5]))
@@ -541,7 +278,7 @@ def _send_test(
     finally:
         transport.close()
     click.echo(f"test sent to {', '.join(r.email for r in recipients)} via {transport_name}")
-    folder = _outbox_dir(app.settings, transport_name, cid)
+    folder = outbox_folder(app.settings, transport_name, cid)
     if folder is not None:
         click.echo(f"open {folder / 'index.html'}")
 
@@ -563,13 +300,13 @@ def _dry_run(
             scratch.campaigns,
             cid,
             envelope,
-            _recipient_rows(store, segments),
+            recipient_rows(store, segments),
             segment=",".join(segments),
             transport="memory",
             now=datetime.now(UTC),
-            batch_size=_options(app.settings, opts).batch_size,
+            batch_size=dispatch_options(app.settings, opts).batch_size,
         )
-        _err().print(
+        stderr_console().print(
             f"dry run of campaign {cid}: {total:,} recipients, subject {envelope.issue.subject!r}"
         )
         transport = build_transport(app, "memory", now=datetime.now(UTC))
@@ -586,166 +323,3 @@ def _dry_run(
         )
     print_summary(summary)
     click.echo("dry run: nothing was sent and the ledger is unchanged")
-
-
-@main.command("resume")
-@click.argument("campaign")
-@send_options
-@click.option(
-    "--retry-unknown",
-    is_flag=True,
-    help="Also resend batches whose answer was lost (they may get the email twice).",
-)
-@click.pass_obj
-def resume_command(app: App, campaign: str, retry_unknown: bool, **opts: Any) -> None:
-    """Finish an interrupted or paused campaign: send to everyone not yet accepted.
-
-    Recipients in accepted batches never get a second message. Batches whose answer was lost
-    (``unknown``) are resent only with --retry-unknown.
-
-    \b
-    Examples:
-      newsletter resume 2026-10-3f9a2c1b7e
-      newsletter resume 2026-10-3f9a2c1b7e --retry-unknown
-    """
-    settings = app.settings
-    with open_store(settings.db_path) as store:
-        existing = store.campaigns.get(campaign)
-        if existing is None:
-            raise ConfigError(f"no campaign {campaign!r}; `newsletter campaigns` lists them")
-        if existing.state == cs.PREPARING:
-            raise ConfigError(
-                f"campaign {campaign} never finished preparing (nothing was sent); run the "
-                "same `newsletter send` command again"
-            )
-        name = opts.get("transport") or existing.transport
-        name = choose_transport(settings, app, name) if name != "memory" else name
-        with CampaignLock(lock_dir_for(settings.db_path), campaign):
-            status = store.campaigns.status(campaign)
-            assert status is not None
-            todo = sum(status.counts.get(s, 0) for s in (cs.PENDING, cs.SENDING, cs.FAILED))
-            if retry_unknown:
-                todo += status.counts.get(cs.UNKNOWN, 0)
-            if existing.state == cs.DONE and not todo:
-                click.echo(f"campaign {campaign} is complete; nothing to resume")
-                return
-            transport = build_transport(app, name, now=datetime.now(UTC))
-            if name == "sendgrid":
-                synced = sync_before_send(app, store)
-                if synced:
-                    click.echo(f"suppressions: {synced}", err=True)
-            try:
-                personalize = personalizer_for(app, name, campaign)
-            except NewsletterError:
-                transport.close()
-                raise
-            summary = run_dispatch(
-                app,
-                store,
-                campaign,
-                transport,
-                personalize,
-                retry_unknown=retry_unknown,
-                overrides=opts,
-                show_progress=not opts.get("no_progress"),
-                check_suppressions=True,
-            )
-        print_summary(summary, outbox=_outbox_dir(settings, name, campaign))
-
-
-@main.command("status")
-@click.argument("campaign", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_obj
-def status_command(app: App, campaign: str | None, as_json: bool) -> None:
-    """Show a campaign's recipients by state, webhook events, and errors grouped by reason.
-
-    Without CAMPAIGN, the most recent one.
-
-    \b
-    Examples:
-      newsletter status
-      newsletter status 2026-10-3f9a2c1b7e --json
-    """
-    with open_store(app.settings.db_path) as store:
-        if campaign is None:
-            recent = store.campaigns.all()
-            if not recent:
-                raise ConfigError("no campaigns yet; `newsletter send` starts one")
-            campaign = recent[0].id
-        status = store.campaigns.status(campaign)
-    if status is None:
-        raise ConfigError(f"no campaign {campaign!r}; `newsletter campaigns` lists them")
-    if as_json:
-        click.echo(json.dumps(status.as_json(), indent=2, ensure_ascii=False))
-        return
-    _print_status(status)
-
-
-def _print_status(status: CampaignStatus) -> None:
-    c = status.campaign
-    console = Console(highlight=False, markup=False)
-    console.print(f"campaign  {c.id}  [{c.state}]")
-    console.print(f"subject   {c.subject}")
-    console.print(f"transport {c.transport}   segment {c.segment or '(all)'}")
-    console.print(
-        f"created   {c.created_at}   updated {c.updated_at}   finished {c.finished_at or '-'}"
-    )
-    table = Table("state", "recipients")
-    for state in cs.BATCH_STATES:
-        table.add_row(state, f"{status.counts.get(state, 0):,}")
-    table.add_row("total", f"{c.total:,}")
-    console.print(table)
-    if status.events:
-        events = Table("event (webhooks)", "recipients")
-        for event, n in status.events.items():
-            events.add_row(event, f"{n:,}")
-        console.print(events)
-    if status.errors:
-        console.print("errors by reason:")
-        for state, reason, n in status.errors:
-            console.print(f"  {state}: {n:,} — {reason}")
-    if c.note:
-        console.print(f"note: {c.note}")
-
-
-@main.command("campaigns")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_obj
-def campaigns_command(app: App, as_json: bool) -> None:
-    """List past campaigns, newest first.
-
-    \b
-    Example:
-      newsletter campaigns
-    """
-    with open_store(app.settings.db_path) as store:
-        rows = []
-        for c in store.campaigns.all():
-            status = store.campaigns.status(c.id)
-            accepted = status.counts.get(cs.ACCEPTED, 0) if status else 0
-            rows.append((c, accepted))
-    if as_json:
-        data = [
-            {
-                "id": c.id,
-                "state": c.state,
-                "created_at": c.created_at,
-                "subject": c.subject,
-                "total": c.total,
-                "accepted": a,
-            }
-            for c, a in rows
-        ]
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-        return
-    if not rows:
-        click.echo("no campaigns yet")
-        return
-    table = Table("campaign", "state", "created", "recipients", "accepted", "subject")
-    for c, accepted in rows:
-        table.add_row(c.id, c.state, c.created_at, f"{c.total:,}", f"{accepted:,}", c.subject)
-    Console(
-        highlight=False,
-        width=max(120, os.get_terminal_size().columns if sys.stdout.isatty() else 160),
-    ).print(table)

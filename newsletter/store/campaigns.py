@@ -12,18 +12,15 @@ answers "when was the newest post of the last issue" for ``since last-issue``.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from types import TracebackType
 from typing import Any, NamedTuple
 
-from newsletter.errors import CampaignLocked, StoreError
+from newsletter.errors import StoreError
 from newsletter.store.db import Migration, write
 
 MIGRATIONS: list[Migration] = [
@@ -502,60 +499,4 @@ def _campaign(row: sqlite3.Row) -> Campaign:
         total=row["total"],
         batch_size=row["batch_size"],
         note=row["note"],
-    )
-
-
-class CampaignLock:
-    """One sender per campaign: an OS lock (``flock``) on ``<lock_dir>/<campaign>.lock``.
-
-    The kernel drops the lock when the process dies, even by ``kill -9``, so a crash never
-    leaves a campaign locked. The file holds the owner's pid for the error message.
-    """
-
-    def __init__(self, lock_dir: Path, campaign_id: str) -> None:
-        self.path = lock_dir / f"{campaign_id}.lock"
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            owner = os.read(fd, 32).decode("ascii", "replace").strip() or "another process"
-            os.close(fd)
-            raise CampaignLocked(
-                f"campaign {self.path.stem} is being sent by process {owner}; wait for it to "
-                "finish (see `newsletter status`) — only one send per campaign runs at a time"
-            ) from err
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode("ascii"))
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> CampaignLock:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.release()
-
-
-def lock_dir_for(db_path: Path) -> Path:
-    """Where the campaign lock files of a store live: next to the database file."""
-    return db_path.parent / f"{db_path.name}.locks"
-
-
-def iter_all_rows(conn: sqlite3.Connection, campaign_id: str) -> Iterator[sqlite3.Row]:
-    """Every ledger row of a campaign (for tests and exports)."""
-    yield from conn.execute(
-        "SELECT * FROM campaign_ledger WHERE campaign_id = ? ORDER BY batch_no, rowid",
-        (campaign_id,),
     )
