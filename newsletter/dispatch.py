@@ -22,6 +22,7 @@ import hashlib
 import heapq
 import json
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -43,6 +44,7 @@ from newsletter.store import campaigns as cs
 from newsletter.store.campaigns import CampaignStore, LedgerRow
 from newsletter.transports.base import Batch, BatchResult, Recipient, Sender, Status, Transport
 
+_STOP_POLL = 0.25  # seconds
 SETTLED = (cs.ACCEPTED, cs.REJECTED, cs.FAILED, cs.UNKNOWN, cs.SKIPPED)
 
 
@@ -203,6 +205,7 @@ class Dispatcher:
         sleep: Callable[[float], None] = time.sleep,
         suppressed: Callable[[str], bool] | None = None,
         on_progress: ProgressFn | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.transport = transport
@@ -216,6 +219,9 @@ class Dispatcher:
         self.sleep = sleep
         self.suppressed = suppressed
         self.on_progress = on_progress
+        # set (e.g. by a SIGINT handler) to stop submitting and pause once in-flight requests
+        # are answered; a flag rather than an exception, which could strike inside a lock
+        self.stop = stop or threading.Event()
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -247,6 +253,8 @@ class Dispatcher:
         try:
             while True:
                 try:
+                    if self.stop.is_set() and not pause_note:
+                        pause_note = "interrupted (Ctrl-C)"
                     if not pause_note:
                         now_m = self.monotonic()
                         due = []
@@ -274,6 +282,8 @@ class Dispatcher:
                     if queue and not pause_note:
                         pace = self.pacer.wait_time(infos[queue[0]].size)
                         timeout = pace if timeout is None else min(timeout, pace)
+                    if not pause_note:  # wake up now and then to notice `stop`
+                        timeout = _STOP_POLL if timeout is None else min(timeout, _STOP_POLL)
                     done, _ = wait(list(in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
                     for fut in done:
                         batch_no, size = in_flight.pop(fut)

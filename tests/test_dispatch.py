@@ -265,3 +265,14 @@ def test_last_issue_prefers_real_sends_over_outbox_rehearsals(tmp_path: Path) ->
     campaign("real", "sendgrid", "2026-09-30T00:00:00+00:00")
     campaign("newer-rehearsal", "outbox", "2026-11-20T00:00:00+00:00")
     assert c.newest_post_date() == datetime(2026, 9, 30, tzinfo=UTC)
+
+
+def test_stop_flag_pauses_after_the_batch_in_flight(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(3000))
+    t = MemoryTransport()
+    d = dispatcher(store, t, cid, options=Options(concurrency=1))
+    d.on_progress = lambda done, total: d.stop.set() if done else None
+    summary = d.run(cid)
+    assert summary.state == cs.PAUSED and "interrupted" in summary.note
+    assert states(store, cid) == {"accepted": 1000, "pending": 2000}

@@ -10,10 +10,14 @@ or are unknown (``status`` says which and why).
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -220,12 +224,33 @@ def run_dispatch(
     progress, update = _progress_bar(show_progress)
     dispatcher.on_progress = update
     try:
-        if progress is not None:
-            with progress:
-                return dispatcher.run(campaign_id, retry_unknown=retry_unknown)
-        return dispatcher.run(campaign_id, retry_unknown=retry_unknown)
+        with _ctrl_c_pauses(dispatcher.stop):
+            if progress is not None:
+                with progress:
+                    return dispatcher.run(campaign_id, retry_unknown=retry_unknown)
+            return dispatcher.run(campaign_id, retry_unknown=retry_unknown)
     finally:
         transport.close()
+
+
+@contextmanager
+def _ctrl_c_pauses(stop: threading.Event) -> Iterator[None]:
+    """First Ctrl-C: finish the requests in flight, then pause. Second: stop at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        stderr_console().print("stopping after the requests in flight (Ctrl-C again to quit now)")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def print_summary(summary: Summary, *, outbox: Path | None = None) -> None:
