@@ -167,6 +167,7 @@ def _prepare(
     now: datetime,
     subject: str | None,
     intro: str | None,
+    issue_date: datetime | None = None,
 ) -> _Prepared:
     if layout not in LAYOUTS:
         raise ConfigError(f"unknown layout {layout!r}; use one of: {', '.join(LAYOUTS)}")
@@ -180,7 +181,8 @@ def _prepare(
     env = environment(settings.path(email.templates))
     warnings: list[str] = []
     lead = posts[0]
-    slug = _issue_slug(layout, lead, now, settings)
+    named = (issue_date or now).astimezone(settings.site.tz)
+    slug = _issue_slug(layout, lead, named, settings)
     utm = UtmTags(
         domain=_host(settings.site.url),
         source=email.utm_source,
@@ -229,7 +231,6 @@ def _prepare(
             markdown_to_email_html(intro_md, settings.site.url), base_url=settings.site.url
         )
         intro_text = get_text(intro_html, _TEXT_CONFIG).strip()
-    issue_date = now.astimezone(settings.site.tz)
     site = {
         "name": settings.site.name,
         "url": settings.site.url,
@@ -239,7 +240,7 @@ def _prepare(
     }
     subject_ctx = {
         "site": site,
-        "issue_date": issue_date,
+        "issue_date": named,
         "lead": text_views[0],
         "posts": text_views,
         "first_name": tok.FIRST_NAME_TEXT,
@@ -264,7 +265,7 @@ def _prepare(
         "preheader": preheader,
         "preheader_padding": Markup(PREHEADER_PADDING),
         "layout": layout,
-        "date": issue_date,
+        "date": named,
         "slug": slug,
     }
     # The subject carries text-part tokens; inside the HTML (<title>) it needs the HTML ones.
@@ -318,13 +319,23 @@ def render_issue(
     now: datetime,
     subject: str | None = None,
     intro: str | None = None,
+    issue_date: datetime | None = None,
 ) -> RenderedIssue:
     """Render ``posts`` (the lead first) once, with per-recipient tokens left in.
 
     ``intro`` is Markdown (for the digest); ``None`` uses ``email.intro`` from the settings.
     ``subject`` replaces the subject from the settings (it may use the same Jinja variables).
+    ``issue_date`` is the date the issue is named after (``--month``); ``None`` uses ``now``.
     """
-    prep = _prepare(posts, settings, layout=layout, now=now, subject=subject, intro=intro)
+    prep = _prepare(
+        posts,
+        settings,
+        layout=layout,
+        now=now,
+        subject=subject,
+        intro=intro,
+        issue_date=issue_date,
+    )
     compiled = compile_mjml(prep.mjml_src, prep.env, prep.template_names)
     inlined = inline_css(prep.slots.fill(compiled), settings.email.inliner)
     final_html = tag_html_links(inlined, prep.utm)

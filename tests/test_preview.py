@@ -24,7 +24,7 @@ def test_preview_serves_email_tabs_and_reloads_on_edit(tmp_path: Path, project_r
         assert httpx.get(url + "/assets/preview.js", timeout=10).status_code == 200
         first = state(url)
         assert first["error"] == ""
-        assert first["subject"] == "NorthBay PyConf — November 2026"
+        assert first["subject"] == "NorthBay PyConf — October 2026"
         assert "Read more: https://northbay-pyconf.example.org/" in str(first["text"])
         headers = dict(first["headers"])  # type: ignore[arg-type]
         assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -64,7 +64,7 @@ def test_preview_serves_email_tabs_and_reloads_on_edit(tmp_path: Path, project_r
             ),
             encoding="utf-8",
         )
-        assert wait_for(lambda: state(url)["subject"] == "NorthBay Python — November 2026")
+        assert wait_for(lambda: state(url)["subject"] == "NorthBay Python — October 2026")
 
 
 def test_preview_renders_as_a_subscriber(tmp_path: Path, project_root: Path) -> None:

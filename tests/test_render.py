@@ -336,3 +336,14 @@ def test_intro_from_file_and_setting(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         load_intro(settings, tmp_path / "missing.md")
     assert err.value.format().startswith(f"{tmp_path / 'missing.md'}: intro file not found")
+
+
+def test_issue_date_names_the_digest_after_the_month_given(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    posts = [make_post(tmp_path, "lead")]
+    october = datetime(2026, 10, 1, tzinfo=settings.site.tz)
+    issue = render_issue(posts, settings, layout="digest", now=NOW, issue_date=october)
+    assert issue.subject == "Example News — October 2026"
+    assert issue.slug == "2026-10"
+    plain = render_issue(posts, settings, layout="digest", now=NOW)
+    assert plain.subject == "Example News — November 2026"

@@ -39,7 +39,7 @@ def test_render_writes_html_text_eml_and_archive(site: Path, tmp_path: Path) -> 
         site, "render", "--month", "2026-10", "--now", NOW, "--out", str(out)
     )
     assert code == 0, stderr
-    assert "subject: NorthBay PyConf — November 2026" in stdout
+    assert "subject: NorthBay PyConf — October 2026" in stdout
     assert "lint: 0 error(s), 0 warning(s)" in stderr
     html = (out / "email.html").read_text(encoding="utf-8")
     text = (out / "email.txt").read_text(encoding="utf-8")
@@ -49,7 +49,7 @@ def test_render_writes_html_text_eml_and_archive(site: Path, tmp_path: Path) -> 
         (out / "email.eml").read_bytes(), policy=email.policy.default
     )
     assert message.get_content_type() == "multipart/alternative"
-    assert message["Subject"] == "NorthBay PyConf — November 2026"
+    assert message["Subject"] == "NorthBay PyConf — October 2026"
     assert message["From"] == "NorthBay PyConf <news@northbay-pyconf.example.org>"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "<mailto:unsubscribe@northbay-pyconf.example.org" in message["List-Unsubscribe"]
@@ -60,10 +60,10 @@ def test_render_writes_html_text_eml_and_archive(site: Path, tmp_path: Path) -> 
     assert html_part is not None
     assert html_part.get_content().replace("\r\n", "\n") == html
     # the public archive: the page without personal data, and an index listing it
-    page = tmp_path / "archive" / "2026-11" / "index.html"
+    page = tmp_path / "archive" / "2026-10" / "index.html"
     assert page.exists() and "Hi there," in page.read_text(encoding="utf-8")
     index = (tmp_path / "archive" / "index.html").read_text(encoding="utf-8")
-    assert 'href="2026-11/"' in index and "NorthBay PyConf — November 2026" in index
+    assert 'href="2026-10/"' in index and "NorthBay PyConf — October 2026" in index
 
 
 def test_render_json_summary(site: Path, tmp_path: Path) -> None:

@@ -190,7 +190,7 @@ def load_selection(
         )
     newest = None
     if criteria.since_last_issue:
-        newest = (last_issue or NoLastIssue()).newest_post_date()
+        newest = _last_issue_date(app, last_issue)
         if newest is None:
             click.echo(
                 "note: no issue has been sent yet, so --since last-issue has no start", err=True
@@ -204,3 +204,24 @@ def load_selection(
             key="--post",
         )
     return result, selection
+
+
+def _last_issue_date(app: App, last_issue: LastIssue | None) -> datetime | None:
+    """The newest post of the last issue sent: from ``last_issue``, else the store if it exists.
+
+    Listing and rendering never create a store; a site that has sent nothing has no last issue.
+    """
+    if last_issue is not None:
+        return last_issue.newest_post_date()
+    db_path = app.settings.db_path
+    if not db_path.exists():
+        return NoLastIssue().newest_post_date()
+    from newsletter.store import open_store
+
+    with open_store(db_path) as store:
+        return store.campaigns.newest_post_date()
+
+
+def issue_date(opts: Mapping[str, Any], selection: Selection) -> datetime | None:
+    """The date an issue is named after: the month given with ``--month``, else None (now)."""
+    return selection.since if opts.get("month") else None

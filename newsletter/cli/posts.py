@@ -13,7 +13,6 @@ from newsletter.cli import App, main
 from newsletter.cli.options import load_selection, selection_options
 from newsletter.content import Post
 from newsletter.selection import Reason, Selection, sort_newest_first
-from newsletter.store import open_store
 
 
 def post_json(post: Post, reason: Reason | None) -> dict[str, Any]:
@@ -63,14 +62,7 @@ def posts_command(app: App, as_json: bool, **opts: Any) -> None:
       newsletter posts --since last-issue --exclude-category Sponsors
       newsletter posts --post 2026-10-05-wrap-up --json
     """
-    since = str(opts.get("since") or "").strip().lower()
-    db_path = app.settings.db_path
-    if since in ("last-issue", "last_issue") and db_path.exists():
-        # the issues sent so far live in the store; listing never creates one
-        with open_store(db_path) as store:
-            result, selection = load_selection(app, opts, last_issue=store.campaigns)
-    else:
-        result, selection = load_selection(app, opts)
+    result, selection = load_selection(app, opts)
     reasons: dict[int, Reason | None] = {id(p): None for p in selection.selected}
     reasons.update({id(p): r for p, r in selection.skipped})
     ordered = sort_newest_first([*selection.selected, *(p for p, _ in selection.skipped)])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,7 +12,7 @@ import click
 
 from newsletter.archive import write_archive
 from newsletter.cli import App, main
-from newsletter.cli.options import load_selection, resolve_now, selection_options
+from newsletter.cli.options import issue_date, load_selection, resolve_now, selection_options
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, LintFailed, NewsletterError
 from newsletter.lint import Finding, findings_json, has_errors, lint_issue
@@ -20,6 +20,7 @@ from newsletter.mime import build_message
 from newsletter.personalize import Personal, token_values
 from newsletter.render import generic_values, load_intro, personalize_email, render_issue
 from newsletter.rendered import RenderedIssue
+from newsletter.selection import LastIssue, Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
 PLACEHOLDER_TO = "subscriber@example.com"
@@ -48,18 +49,30 @@ def issue_options(f: F) -> F:
 
 def render_from_options(app: App, opts: dict[str, Any]) -> RenderedIssue:
     """Select posts with the flags and render them once."""
+    return select_and_render(app, opts)[1]
+
+
+def select_and_render(
+    app: App, opts: Mapping[str, Any], *, last_issue: LastIssue | None = None
+) -> tuple[Selection, RenderedIssue]:
+    """Select posts with the flags, then render the issue once (``render``, ``preview``, ``send``).
+
+    With ``--post`` the layout defaults to ``post``, otherwise ``digest``; ``--month`` names the
+    issue after that month rather than the day it is rendered.
+    """
     settings = app.settings
-    _, selection = load_selection(app, opts)
+    _, selection = load_selection(app, opts, last_issue=last_issue)
     layout = opts.get("layout") or ("post" if opts.get("post") else "digest")
-    now = resolve_now(opts, settings.site.tz)
-    return render_issue(
+    issue = render_issue(
         selection.selected,
         settings,
         layout=layout,
-        now=now,
+        now=resolve_now(opts, settings.site.tz),
         subject=opts.get("subject"),
         intro=load_intro(settings, opts.get("intro_file")),
+        issue_date=issue_date(opts, selection),
     )
+    return selection, issue
 
 
 def recipient_values(app: App, email: str | None) -> tuple[str, str, dict[str, str]]:

@@ -18,8 +18,8 @@ import click
 import newsletter.cli.campaigns  # noqa: F401 - registers resume, status and campaigns
 from newsletter.cli import App, main
 from newsletter.cli.audience import sync_before_send
-from newsletter.cli.options import load_selection, resolve_now, selection_options
-from newsletter.cli.render import issue_options, print_findings
+from newsletter.cli.options import resolve_now, selection_options
+from newsletter.cli.render import issue_options, print_findings, select_and_render
 from newsletter.cli.send_wiring import (
     TEST_RECIPIENT,
     build_transport,
@@ -42,7 +42,6 @@ from newsletter.dispatch import (
 )
 from newsletter.errors import ConfigError, LintFailed, NewsletterError
 from newsletter.lint import has_errors, lint_issue
-from newsletter.render import load_intro, render_issue
 from newsletter.store import Store, open_store
 from newsletter.store import campaigns as cs
 from newsletter.store.campaign_lock import CampaignLock, lock_dir_for
@@ -122,20 +121,7 @@ def send_command(
         raise ConfigError("--sandbox needs the sendgrid transport", key="--sandbox")
     send_at_epoch = _parse_send_at(send_at, settings)
     with open_store(settings.db_path) as store:
-        _, selection = load_selection(app, opts, last_issue=store.campaigns)
-        if not selection.selected:
-            raise ConfigError(
-                "no post matches the selection; nothing to send (see `newsletter posts`)"
-            )
-        layout = opts.get("layout") or ("post" if opts.get("post") else "digest")
-        issue = render_issue(
-            selection.selected,
-            settings,
-            layout=layout,
-            now=now,
-            subject=opts.get("subject"),
-            intro=load_intro(settings, opts.get("intro_file")),
-        )
+        selection, issue = select_and_render(app, opts, last_issue=store.campaigns)
         findings = lint_issue(issue, settings, longest=None)
         if findings:
             print_findings(findings)
