@@ -19,7 +19,7 @@ and only the composition roots call it.
 from __future__ import annotations
 
 import base64
-import hashlib
+import functools
 import hmac
 import os
 import re
@@ -48,18 +48,20 @@ class TokenClaims:
     email_tag: bytes  # compare with :func:`token_matches_email`
 
 
+@functools.lru_cache(maxsize=8)
 def _key(secret: str, purpose: bytes) -> bytes:
-    return hmac.new(secret.encode("utf-8"), b"newsletter/" + purpose, hashlib.sha256).digest()
+    # Derived once per (secret, purpose): a send makes one token per recipient, and deriving the
+    # two keys again each time was half the cost of a token.
+    return hmac.digest(secret.encode("utf-8"), b"newsletter/" + purpose, "sha256")
 
 
 def _email_tag(secret: str, email: str) -> bytes:
     key = _key(secret, b"unsubscribe-email/v1")
-    return hmac.new(key, email.strip().lower().encode("utf-8"), hashlib.sha256).digest()[:TAG_BYTES]
+    return hmac.digest(key, email.strip().lower().encode("utf-8"), "sha256")[:TAG_BYTES]
 
 
 def _mac(secret: str, payload: bytes) -> bytes:
-    key = _key(secret, b"unsubscribe-token/v1")
-    return hmac.new(key, payload, hashlib.sha256).digest()[:MAC_BYTES]
+    return hmac.digest(_key(secret, b"unsubscribe-token/v1"), payload, "sha256")[:MAC_BYTES]
 
 
 def _varint(n: int) -> bytes:
