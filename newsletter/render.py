@@ -348,7 +348,7 @@ def render_issue(
         html=final_html,
         text=final_text,
         layout=layout,
-        post_paths=tuple(str(p.path) for p in posts),
+        post_paths=tuple(_relpath(p, settings) for p in posts),
         slug=prep.slug,
         newest_post_date=newest.isoformat(),
         warnings=tuple(prep.warnings),

@@ -67,7 +67,8 @@ def test_digest_has_lead_cards_and_footer(tmp_path: Path, inliner: str) -> None:
     assert issue.slug == "2026-11"
     assert issue.subject == "Example News — November 2026"
     assert issue.preheader == "The excerpt of lead."
-    assert issue.post_paths == tuple(str(p.path) for p in posts)
+    # relative to the site folder: the campaign id must not depend on where the site is checked out
+    assert issue.post_paths == tuple(str(p.path.relative_to(tmp_path)) for p in posts)
     assert html.count("Read more") == 3
     assert 'alt="Lead photo"' in html
     assert "<em>back</em>" in html
@@ -347,3 +348,15 @@ def test_issue_date_names_the_digest_after_the_month_given(tmp_path: Path) -> No
     assert issue.slug == "2026-10"
     plain = render_issue(posts, settings, layout="digest", now=NOW)
     assert plain.subject == "Example News — November 2026"
+
+
+def test_same_site_in_two_folders_renders_the_same_issue(tmp_path: Path) -> None:
+    # the campaign id comes from content_hash: moving the site must not make it a new campaign
+    hashes = set()
+    for folder in ("checkout-a", "elsewhere/checkout-b"):
+        root = tmp_path / folder
+        root.mkdir(parents=True)
+        settings = make_settings(root)
+        posts = [make_post(root, "lead"), make_post(root, "second")]
+        hashes.add(render_issue(posts, settings, layout="digest", now=NOW).content_hash)
+    assert len(hashes) == 1
