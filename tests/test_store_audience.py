@@ -79,6 +79,10 @@ def test_iter_recipients_pages_without_skipping_or_repeating(tmp_path: Path) -> 
         assert got == want
         ids = [r.id for r in aud.iter_recipients()]
         assert ids == sorted(set(ids))
+        # the lightweight rows a campaign ledger is filled from: the same people, same order
+        for segments in ((), ("t",), ("other",)):
+            full = [(r.id, r.email, r.first_name) for r in aud.iter_recipients(segments)]
+            assert list(aud.iter_recipient_rows(segments, page=100)) == full
 
 
 def test_unsuppress_only_for_reasons(tmp_path: Path) -> None:

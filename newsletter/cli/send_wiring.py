@@ -284,8 +284,8 @@ def print_summary(summary: Summary, *, outbox: Path | None = None) -> None:
 
 
 def recipient_rows(store: Store, segments: tuple[str, ...]) -> Iterator[tuple[str, str, str]]:
-    for sub in store.audience.iter_recipients(segments):
-        yield str(sub.id), sub.email, sub.first_name
+    for sid, email, first_name in store.audience.iter_recipient_rows(segments):
+        yield str(sid), email, first_name
 
 
 def send_options(f: Callable[..., Any]) -> Callable[..., Any]:

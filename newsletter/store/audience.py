@@ -217,6 +217,28 @@ class AudienceStore:
         """
         return self.iter_subscribers(segments, active_only=True)
 
+    def iter_recipient_rows(
+        self, segments: Sequence[str] = (), *, page: int = 5 * PAGE
+    ) -> Iterator[tuple[int, str, str]]:
+        """``(id, email, first_name)`` of the same people as :meth:`iter_recipients`.
+
+        What a campaign's ledger needs and no more (no tags, no custom fields), for sends to a
+        million people: the same order, the same keyset pages, no objects per row.
+        """
+        where, params = self._where(tuple(segments), active_only=True)
+        sql = (
+            f"SELECT s.id, s.email, s.first_name FROM subscribers s WHERE s.id > ?{where}"
+            " ORDER BY s.id LIMIT ?"
+        )
+        last = 0
+        while True:
+            rows = self.conn.execute(sql, [last, *params, page]).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield row[0], row[1], row[2]
+            last = rows[-1][0]
+
     def custom_field_names(self) -> list[str]:
         rows = self.conn.execute(
             "SELECT DISTINCT j.key FROM subscribers s, json_each(s.fields) j ORDER BY j.key"
