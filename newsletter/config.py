@@ -238,13 +238,26 @@ def load_settings(
         raise ConfigError(
             f"unknown time zone {settings.site.timezone!r}; use an IANA name such as "
             "'Europe/Berlin' or 'UTC'",
-            path=path,
-            key="site.timezone",
+            **_origin("site.timezone", overrides, path),
         ) from err
     if not settings.site.url.startswith(("http://", "https://")):
         raise ConfigError(
             f"site URL {settings.site.url!r} must start with https:// or http://",
-            path=path,
-            key="site.url",
+            **_origin("site.url", overrides, path),
         )
     return settings
+
+
+_FLAGS = {
+    "site.url": "--site-url",
+    "site.timezone": "--timezone",
+    "site.permalink": "--permalink",
+    "site.content": "--content",
+}
+
+
+def _origin(dotted: str, overrides: Mapping[str, Any] | None, path: Path) -> dict[str, Any]:
+    """Where a bad value came from: its command-line flag, or its key in the config file."""
+    if overrides and overrides.get(dotted) is not None:
+        return {"path": None, "key": _FLAGS.get(dotted, dotted)}
+    return {"path": path, "key": dotted}

@@ -286,6 +286,23 @@ def test_site_flags_override_the_config(tmp_path: Path) -> None:
     assert item["date"] == "2026-02-03T00:00:00+09:00"
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--timezone", "Mars/Base"], "error: --timezone: unknown time zone 'Mars/Base'"),
+        (["--site-url", "ftp://x"], "error: --site-url: site URL 'ftp://x' must start with"),
+    ],
+)
+def test_a_bad_flag_value_is_blamed_on_the_flag(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    site = make_site(tmp_path, {})
+    result = CliRunner().invoke(main, ["--config", str(site / "newsletter.toml"), *flags, "posts"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(message), result.stderr
+    assert "newsletter.toml" not in result.stderr
+
+
 def test_example_site_through_the_installed_command(project_root: Path) -> None:
     exe = Path(sys.executable).parent / "newsletter"
     proc = subprocess.run(

@@ -85,16 +85,8 @@ def main(
     ctx.obj = App(config=config, overrides=overrides)
 
 
-def _register() -> None:
-    # Command modules register themselves on `main` when imported.
-    import importlib
+# Command modules register themselves on `main` when imported (they import `main` from here,
+# so these imports come last).
+from newsletter.cli import audience, posts, render, send  # noqa: E402
 
-    for name in ("posts", "render", "audience", "send"):
-        try:
-            importlib.import_module(f"newsletter.cli.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"newsletter.cli.{name}":
-                raise
-
-
-_register()
+__all__ = ["App", "audience", "main", "posts", "render", "send"]
