@@ -245,6 +245,15 @@ def load_settings(
             f"site URL {settings.site.url!r} must start with https:// or http://",
             **_origin("site.url", overrides, path),
         )
+    base = settings.unsubscribe.base_url
+    if not base.startswith(("http://", "https://")) or any(c in base for c in "&<>\"' ?#"):
+        # the URL goes unescaped into HTML attributes, headers and SendGrid substitutions
+        raise ConfigError(
+            f"unsubscribe base URL {base!r} must be a plain http(s) URL with no query, fragment, "
+            "spaces or quotes, e.g. https://example.org/newsletter (links are BASE/u/TOKEN)",
+            path=path,
+            key="unsubscribe.base_url",
+        )
     return settings
 
 
