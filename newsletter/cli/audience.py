@@ -263,14 +263,16 @@ def suppressions_remove(app: App, emails: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
-def sync_before_send(app: App, store: Store) -> str | None:
+def sync_before_send(app: App, store: Store, *, skip: bool = False) -> str | None:
     """For ``newsletter send``: pull SendGrid's suppressions first when a key is configured and
-    ``send.sync_suppressions`` is on. Returns the summary line, or None when skipped."""
+    ``send.sync_suppressions`` is on. Returns the summary line, or None when not configured."""
     from newsletter.suppression_sync import SuppressionClient, sync_suppressions
 
     secrets, settings = app.secrets, app.settings
     if not secrets.sendgrid_api_key or not settings.send.sync_suppressions:
         return None
+    if skip:
+        return "SendGrid's lists not pulled (--skip-sync); the local list applies"
     groups = [settings.send.asm_group_id] if settings.send.asm_group_id else []
     with SuppressionClient(
         secrets.sendgrid_api_key, secrets.sendgrid_api_url, timeout=settings.send.timeout_seconds

@@ -73,7 +73,7 @@ def resume_command(app: App, campaign: str, retry_unknown: bool, **opts: Any) ->
                 return
             transport = build_transport(app, name, now=datetime.now(UTC))
             if name == "sendgrid":
-                synced = sync_before_send(app, store)
+                synced = sync_before_send(app, store, skip=opts.get("skip_sync", False))
                 if synced:
                     click.echo(f"suppressions: {synced}", err=True)
             try:

@@ -161,7 +161,9 @@ def send_command(
                 transport.close()
                 raise
             if transport_name == "sendgrid":
-                synced = sync_before_send(app, store)  # SendGrid's own suppressions first
+                synced = sync_before_send(
+                    app, store, skip=opts.get("skip_sync", False)
+                )  # SendGrid's own suppressions first
                 if synced:
                     click.echo(f"suppressions: {synced}", err=True)
             if not resuming:

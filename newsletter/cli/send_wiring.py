@@ -317,6 +317,12 @@ def send_options(f: Callable[..., Any]) -> Callable[..., Any]:
                 help="First retry wait in seconds (doubles each time, with jitter). Default 1.",
             ),
             click.option("--no-progress", is_flag=True, help="No progress bar."),
+            click.option(
+                "--skip-sync",
+                is_flag=True,
+                help="Do not pull SendGrid's suppression lists first (the local list still "
+                "applies).",
+            ),
         ]
     ):
         f = option(f)
