@@ -27,6 +27,10 @@ def write_archive(issue: RenderedIssue, settings: Settings, *, now: datetime) ->
     """Write the issue's public page and refresh the index; returns the page's path."""
     root = settings.path(settings.email.archive_dir)
     page_dir = root / issue.slug
+    if page_dir.resolve().parent != root.resolve():
+        raise ArchiveError(
+            f"issue slug {issue.slug!r} is not one folder name; it would be written outside {root}"
+        )
     subject, html, _ = personalize_email(issue, generic_values(settings))
     meta = {"slug": issue.slug, "subject": subject, "date": now.isoformat(), "layout": issue.layout}
     try:

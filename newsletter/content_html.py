@@ -144,7 +144,14 @@ def sanitize(markup: str, base: str) -> str:
         strip_comments=True,
         attribute_filter=_drop_empty_urls,
     )
+    if "<img" in clean:
+        # an image whose source was removed (data:, javascript:, empty) shows nothing in any
+        # client and fails lint as a non-http image: leave it out
+        clean = _IMG_WITHOUT_SRC.sub("", clean)
     return clean.replace("{{", "&#123;&#123;").replace("{%", "&#123;%").replace("%}", "%&#125;")
+
+
+_IMG_WITHOUT_SRC = re.compile(r"<img\b(?![^>]*\ssrc=)[^>]*>")
 
 
 def markdown_to_email_html(markdown: str, base: str) -> str:

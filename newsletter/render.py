@@ -74,6 +74,14 @@ def load_intro(settings: Settings, intro_file: Path | None) -> str | None:
             return None
         candidate = settings.path(value) if "\n" not in value and len(value) < 300 else None
         if candidate is None or not candidate.suffix or not candidate.is_file():
+            if _looks_like_a_path(value):
+                raise ConfigError(
+                    f"email.intro names the file {value!r}, which does not exist (relative "
+                    "paths start at the config file's folder); fix the path, or write the "
+                    "intro text itself",
+                    path=settings.config_path,
+                    key="email.intro",
+                )
             return value
         intro_file = candidate
     try:
@@ -84,6 +92,44 @@ def load_intro(settings: Settings, intro_file: Path | None) -> str | None:
         ) from err
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"cannot read the intro file ({err})", path=intro_file) from err
+
+
+def _quote_template_braces(part: str, *, text: bool = False) -> str:
+    """Keep template code a post shows on purpose (``{% raw %}``, code samples) as text.
+
+    The sanitizer writes ``{{`` as character references, but the inliners parse and write the
+    HTML again, which turns them back into raw ``{{``: template syntax that an ESP, a mail
+    client's template engine or our own lint would take for unrendered code. In the HTML part
+    they become character references again (shown the same); in the text part a zero-width
+    space goes between the braces (shown the same, no longer template syntax).
+    """
+    if "{{" not in part and "{%" not in part:
+        return part
+    if text:
+        return part.replace("{{", "{\u200b{").replace("{%", "{\u200b%")
+    return part.replace("{{", "&#123;&#123;").replace("{%", "&#123;%")
+
+
+_SOURCE_REGION = re.compile(r"(<!-- source: [^>]*-->)(.*?)(<!-- /source -->)", re.DOTALL)
+
+
+def _quote_post_braces(html: str) -> str:
+    """:func:`_quote_template_braces` inside post bodies only: braces a template left in the
+    output are a template mistake, and lint must still see them."""
+    if "{{" not in html and "{%" not in html:
+        return html
+    return _SOURCE_REGION.sub(
+        lambda m: m.group(1) + _quote_template_braces(m.group(2)) + m.group(3), html
+    )
+
+
+def _looks_like_a_path(value: str) -> bool:
+    text = value.strip()
+    return (
+        " " not in text
+        and "\n" not in text
+        and text.lower().endswith((".md", ".markdown", ".txt", ".html"))
+    )
 
 
 def _display_date(when: datetime, settings: Settings) -> str:
@@ -126,9 +172,13 @@ class _Slots:
         return _SLOT_RE.sub(lambda m: self.items[int(m.group(1))], compiled)
 
 
+_UNSAFE_SLUG = re.compile(r"[^\w-]+")
+
+
 def _issue_slug(layout: str, lead: Post, now: datetime, settings: Settings) -> str:
+    """The issue's name in archive URLs and folders: one safe path segment, never ``..``."""
     if layout == "post":
-        return lead.slug
+        return _UNSAFE_SLUG.sub("-", lead.slug).strip("-_") or "issue"
     return f"{now.astimezone(settings.site.tz):%Y-%m}"
 
 
@@ -205,7 +255,7 @@ def _prepare(
             source = content.body_html(post, settings)
             email_body = email_safe_html(source, base_url=post.url)
             plain = email_safe_html(source, base_url=post.url, styled=False)
-            body_text = get_text(plain, _TEXT_CONFIG).strip()
+            body_text = _quote_template_braces(get_text(plain, _TEXT_CONFIG).strip(), text=True)
         if layout == "digest" and index > 0 and not post.excerpt:
             warnings.append(f"{rel}: post has no excerpt; its card shows only the title")
         common: dict[str, Any] = {
@@ -338,7 +388,7 @@ def render_issue(
     )
     compiled = compile_mjml(prep.mjml_src, prep.env, prep.template_names)
     inlined = inline_css(prep.slots.fill(compiled), settings.email.inliner)
-    final_html = tag_html_links(inlined, prep.utm)
+    final_html = _quote_post_braces(tag_html_links(inlined, prep.utm))
     text = render_template(prep.env, f"{layout}.txt.j2", prep.text_ctx)
     final_text = tag_text_links(_tidy_text(text), prep.utm)
     newest = max(p.date for p in posts)

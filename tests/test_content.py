@@ -217,3 +217,14 @@ def test_five_post_digest_bodies_stay_small(example: tuple[list[Post], Settings]
     newest = sorted((p for p in posts if not p.draft), key=lambda p: p.date, reverse=True)[:5]
     size = sum(len(body_html(p, settings).encode()) for p in newest)
     assert size < 30_000  # leaves the renderer most of the 90 KB email budget
+
+
+def test_an_image_whose_source_was_removed_is_left_out() -> None:
+    from newsletter.content_html import markdown_to_email_html
+
+    html = markdown_to_email_html(
+        "![pixel](data:image/png;base64,iVBORw0KGgo=) ![ok](/x.png) "
+        '<img alt="bad" src="javascript:alert(1)">',
+        "https://e.org/p/",
+    )
+    assert html.count("<img") == 1 and 'src="https://e.org/x.png"' in html

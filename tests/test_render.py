@@ -337,6 +337,9 @@ def test_intro_from_file_and_setting(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         load_intro(settings, tmp_path / "missing.md")
     assert err.value.format().startswith(f"{tmp_path / 'missing.md'}: intro file not found")
+    # a mistyped path in the setting is not sent as the intro's text
+    with pytest.raises(ConfigError, match=r"email.intro names the file 'intros/oct.md'"):
+        load_intro(make_settings(tmp_path, intro="intros/oct.md"), None)
 
 
 def test_issue_date_names_the_digest_after_the_month_given(tmp_path: Path) -> None:
@@ -360,3 +363,33 @@ def test_same_site_in_two_folders_renders_the_same_issue(tmp_path: Path) -> None
         posts = [make_post(root, "lead"), make_post(root, "second")]
         hashes.add(render_issue(posts, settings, layout="digest", now=NOW).content_hash)
     assert len(hashes) == 1
+
+
+@pytest.mark.parametrize("slug", ["../../escaped", "/etc/x", "a/b", ".."])
+def test_a_post_slug_never_leads_the_archive_out_of_its_folder(tmp_path: Path, slug: str) -> None:
+    from newsletter.archive import write_archive
+
+    settings = make_settings(tmp_path)
+    post = dataclasses.replace(make_post(tmp_path, "p"), slug=slug)
+    issue = render_issue([post], settings, layout="post", now=NOW)
+    assert "/" not in issue.slug and issue.slug not in ("", ".", "..")
+    page = write_archive(issue, settings, now=NOW)
+    assert page.resolve().parent.parent == (tmp_path / "archive").resolve()
+
+
+@pytest.mark.parametrize("inliner", ["premailer", "css-inline"])
+def test_template_code_a_post_shows_on_purpose_is_text_not_syntax(
+    tmp_path: Path, inliner: str
+) -> None:
+    from newsletter.lint import lint_issue
+
+    settings = make_settings(tmp_path, inliner=inliner)
+    sample = "Use this:\n\n```liquid\n{{ site.title }} {% if x %}y{% endif %}\n```\n"
+    issue = render_issue(
+        [make_post(tmp_path, "code", body=sample)], settings, layout="post", now=NOW
+    )
+    assert "{{" not in issue.html and "{%" not in issue.html
+    assert "&#123;&#123; site.title }}" in issue.html
+    assert "{\u200b{ site.title }}" in issue.text and "{{" not in issue.text
+    codes = {f.code for f in lint_issue(issue, settings, longest=None)}
+    assert "raw-syntax" not in codes, codes
