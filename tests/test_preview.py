@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import httpx
@@ -66,6 +68,17 @@ def test_preview_serves_email_tabs_and_reloads_on_edit(tmp_path: Path, project_r
         )
         assert wait_for(lambda: state(url)["subject"] == "NorthBay Python — October 2026")
 
+        # editors that save by writing a new file and renaming it over the old one, twice
+        for name in ("NorthBay Snakes", "NorthBay Pythonistas"):
+            text = config.read_text(encoding="utf-8")
+            fresh = config.with_name("newsletter.toml.tmp")
+            fresh.write_text(
+                re.sub(r'^name = ".*"$', f'name = "{name}"', text, count=1, flags=re.M),
+                encoding="utf-8",
+            )
+            os.replace(fresh, config)
+            assert wait_for(lambda n=name: state(url)["subject"] == f"{n} — October 2026")
+
 
 def test_preview_renders_as_a_subscriber(tmp_path: Path, project_root: Path) -> None:
     config = copy_site(project_root, tmp_path)
@@ -90,3 +103,8 @@ def test_preview_renders_as_a_subscriber(tmp_path: Path, project_root: Path) -> 
         unknown = state(url, **{"as": "nobody@example.com"})
         assert "nobody@example.com is not a subscriber" in str(unknown["error"])
         assert state(url)["error"] == ""  # the server carries on
+        # the subscriber list is not served to a page that reached us by another name
+        rebound = httpx.get(url + "/api/subscribers", headers={"Host": "evil.example"}, timeout=10)
+        assert rebound.status_code == 400 and "ada.lovelace" not in rebound.text
+        named = httpx.get(url + "/", headers={"Host": "localhost"}, timeout=10)
+        assert named.status_code == 200

@@ -7,6 +7,7 @@ when the number moves. A render error is kept and shown on the page; the server 
 
 from __future__ import annotations
 
+import os
 import threading
 import webbrowser
 from collections.abc import Callable, Iterable
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -145,14 +148,29 @@ def watch_paths(settings: Settings) -> list[Path]:
 def start_watcher(
     state: PreviewState, paths: Iterable[Path], stop: threading.Event
 ) -> threading.Thread:
-    """Bump ``state`` on every change under ``paths`` until ``stop`` is set."""
+    """Bump ``state`` on every change under ``paths`` until ``stop`` is set.
+
+    A file is watched through its folder: editors that save by writing a new file and renaming
+    it over the old one (``sed -i``, Emacs, "safe write") would end a watch on the file itself.
+    """
     import watchfiles
 
-    targets = [str(p) for p in paths]
+    folders = [p for p in paths if p.is_dir()]
+    files = {str(p) for p in paths if not p.is_dir()}
+    targets = sorted({str(p) for p in folders} | {str(Path(f).parent) for f in files})
+    prefixes = tuple(str(p) + os.sep for p in folders)
+
+    def relevant(_change: watchfiles.Change, path: str) -> bool:
+        return path in files or path.startswith(prefixes) or path in targets
 
     def loop() -> None:
         for _changes in watchfiles.watch(
-            *targets, stop_event=stop, debounce=150, step=50, rust_timeout=500
+            *targets,
+            watch_filter=relevant,
+            stop_event=stop,
+            debounce=150,
+            step=50,
+            rust_timeout=500,
         ):
             state.bump()
 
@@ -210,8 +228,14 @@ def make_app(state: PreviewState) -> Starlette:
             Route("/api/version", api_version),
             Route("/api/subscribers", api_subscribers),
             Route("/assets/{name}", asset),
-        ]
+        ],
+        # the preview lists subscribers: answer only to names of this machine, so a web page
+        # cannot reach it through DNS rebinding
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_HOSTS)],
     )
+
+
+LOCAL_HOSTS = ["127.0.0.1", "localhost"]
 
 
 def serve(state: PreviewState, *, port: int, open_browser: bool = False) -> None:
