@@ -142,11 +142,71 @@ def test_token_for_a_changed_or_removed_address_changes_nothing(site: tuple[str,
         sub = store.audience.get_subscriber("ann@x.org")
         assert sub is not None
         old_token_for_other_email = make_token(SECRET, sub.id, "someone-else@x.org")
-        store.audience.remove_subscriber("bob@x.org")
+        store.audience.remove_subscriber("bob@x.org", now=NOW)
     r = httpx.post(f"{url}/u/{old_token_for_other_email}", content=b"List-Unsubscribe=One-Click")
     assert r.status_code == 200 and r.text == "not on the list\n"
     assert suppression(db, "ann@x.org") is None
     assert httpx.get(f"{url}/u/{token}").status_code == 200
+
+
+def reimport(db: Path, email: str) -> None:
+    with open_store(db) as store, store.audience.import_session() as s:
+        s.apply([NewSubscriber(9, email, email, "Again")], now=NOW, dry_run=False)
+
+
+def one_click(url: str, token: str) -> httpx.Response:
+    return httpx.post(
+        f"{url}/u/{token}",
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+
+def test_old_link_still_unsubscribes_after_remove_and_reimport(site: tuple[str, Path]) -> None:
+    url, db = site
+    old = token_for(db, "ann@x.org")
+    with open_store(db) as store:
+        assert store.audience.remove_subscriber("ann@x.org", now=NOW)
+    reimport(db, "ann@x.org")
+    new = token_for(db, "ann@x.org")
+    assert new != old  # a new id: the old link names an id that is gone
+    page = httpx.get(f"{url}/u/{old}")
+    assert page.status_code == 200
+    assert "ann@x.org" in page.text and "Unsubscribe</button>" in page.text
+    assert "not on" not in page.text and "will not get" not in page.text
+    r = one_click(url, old)
+    assert (r.status_code, r.text) == (200, "unsubscribed\n")
+    assert suppression(db, "ann@x.org") == ("unsubscribed", "one-click", NOW.isoformat())
+    with open_store(db) as store:
+        assert store.audience.count_recipients() == 1  # bob only
+    assert "You are unsubscribed" in httpx.get(f"{url}/u/{new}").text
+
+
+def test_link_of_a_removed_address_tells_the_truth_and_can_block_it(
+    site: tuple[str, Path],
+) -> None:
+    url, db = site
+    old = token_for(db, "bob@x.org")
+    with open_store(db) as store:
+        store.audience.remove_subscriber("bob@x.org", now=NOW)
+    page = httpx.get(f"{url}/u/{old}").text
+    assert "not on our mailing list at the moment" in page and "Unsubscribe</button>" in page
+    assert suppression(db, "bob@x.org") is None  # a GET changes nothing
+    r = httpx.post(f"{url}/u/{old}", data={"action": "unsubscribe"})
+    assert r.status_code == 200 and "You are unsubscribed" in r.text
+    reimport(db, "bob@x.org")  # a suppressed address is never re-subscribed
+    with open_store(db) as store:
+        assert store.audience.get_subscriber("bob@x.org") is None
+
+
+def test_link_naming_no_known_address_claims_nothing(site: tuple[str, Path]) -> None:
+    url, db = site
+    unknown = make_token(SECRET, 999, "zed@x.org")  # signed by us, but no such id was ever given
+    page = httpx.get(f"{url}/u/{unknown}").text
+    assert "cannot tell which address" in page and "will not get" not in page
+    r = one_click(url, unknown)
+    assert (r.status_code, r.text) == (200, "not on the list\n")
+    assert suppression(db, "zed@x.org") is None
 
 
 def test_healthz(site: tuple[str, Path]) -> None:

@@ -159,7 +159,7 @@ def remove_command(app: App, email: str, suppress: bool) -> None:
       newsletter subscribers remove ann@example.org --suppress
     """
     with _store(app) as store:
-        removed = store.audience.remove_subscriber(email)
+        removed = store.audience.remove_subscriber(email, now=_now())
         if suppress:
             store.audience.suppress(
                 _address(email), reason="manual", source="cli", now=_now(), detail="removed"

@@ -74,6 +74,20 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX webhook_events_by_campaign ON webhook_events(campaign_id, recipient_id);
         """,
     ),
+    (
+        # A removed subscriber leaves a tombstone (id -> address), so unsubscribe links in mail
+        # already sent to them still name the address they were sent to, even after the address
+        # is imported again under a new id.
+        "audience.0002_removed_subscribers",
+        """
+        CREATE TABLE removed_subscribers (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL,
+            email_key TEXT NOT NULL,
+            removed_at TEXT NOT NULL
+        );
+        """,
+    ),
 ]
 
 # Why an address must not be mailed. "unsubscribed" is the only reason a person can undo
@@ -289,13 +303,31 @@ class AudienceStore:
         finally:
             self.conn.execute("DROP TABLE IF EXISTS temp.import_seen")
 
-    def remove_subscriber(self, email: str) -> bool:
-        """Delete a subscriber and their tags. Suppressions stay (they are about the address)."""
+    def remove_subscriber(self, email: str, *, now: datetime) -> bool:
+        """Delete a subscriber and their tags. Suppressions stay (they are about the address).
+
+        The id is kept with the address as a tombstone (see :meth:`address_for_id`): links in
+        mail already sent must still unsubscribe that address.
+        """
+        key = email_key(email)
         with write(self.conn):
-            cur = self.conn.execute(
-                "DELETE FROM subscribers WHERE email_key = ?", (email_key(email),)
+            self.conn.execute(
+                "INSERT OR IGNORE INTO removed_subscribers(id, email, email_key, removed_at)"
+                " SELECT id, email, email_key, ? FROM subscribers WHERE email_key = ?",
+                (_iso(now), key),
             )
+            cur = self.conn.execute("DELETE FROM subscribers WHERE email_key = ?", (key,))
         return cur.rowcount > 0
+
+    def address_for_id(self, subscriber_id: int) -> str | None:
+        """The address a subscriber id was given to: a current subscriber's, or a removed one's
+        (ids are never reused, so the answer never changes once given). None if unknown."""
+        row = self.conn.execute(
+            "SELECT email FROM subscribers WHERE id = ?"
+            " UNION ALL SELECT email FROM removed_subscribers WHERE id = ?",
+            (subscriber_id, subscriber_id),
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     # -- suppressions --------------------------------------------------------------------------
 

@@ -33,7 +33,6 @@ from starlette.routing import Route
 
 from newsletter.errors import NewsletterError
 from newsletter.store import Store, open_store
-from newsletter.store.audience import Subscriber
 from newsletter.unsubscribe import InvalidToken, token_matches_email, verify_token
 from newsletter.webhooks import (
     MAX_BODY_BYTES,
@@ -85,9 +84,12 @@ class _Db:
 
 @dataclass(frozen=True)
 class _View:
-    state: str  # "subscribed" | "unsubscribed" | "suppressed" | "gone"
+    # "subscribed" | "unsubscribed" | "suppressed" | "removed" (the address is known but is not
+    # on the list now) | "gone" (the link names no address we know)
+    state: str
     email: str = ""
     reason: str = ""
+    source: str = ""
 
 
 def _page(site: str, title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -147,29 +149,44 @@ def create_app(config: WebConfig) -> Starlette:
         except InvalidToken:
             return PlainTextResponse(BAD_TOKEN, status_code=400, headers=PRIVATE_HEADERS)
 
-    def subscriber_for(store: Store, token: str, sid: int) -> Subscriber | None:
-        sub = store.audience.get_subscriber_by_id(sid)
-        if sub is None:
+    def address_for(store: Store, token: str, sid: int) -> str | None:
+        """The address the link was sent to: the subscriber's, or (after ``subscribers remove``)
+        the removed subscriber's, whoever holds that address now. None when the token's email
+        tag does not match it (the link was not made for that address)."""
+        email = store.audience.address_for_id(sid)
+        if email is None:
             return None
         claims = verify_token(config.secret, token)
-        return sub if token_matches_email(config.secret, claims, sub.email) else None
+        return email if token_matches_email(config.secret, claims, email) else None
 
     def view(store: Store, token: str, sid: int) -> _View:
-        sub = subscriber_for(store, token, sid)
-        if sub is None:
+        email = address_for(store, token, sid)
+        if email is None:
             return _View("gone")
-        sup = store.audience.get_suppression(sub.email)
-        if sup is None:
-            return _View("subscribed", sub.email)
-        state = "unsubscribed" if sup.reason == "unsubscribed" else "suppressed"
-        return _View(state, sub.email, sup.reason)
+        sup = store.audience.get_suppression(email)
+        if sup is not None:
+            state = "unsubscribed" if sup.reason == "unsubscribed" else "suppressed"
+            return _View(state, email, sup.reason, sup.source)
+        if store.audience.get_subscriber(email) is None:
+            return _View("removed", email)
+        return _View("subscribed", email)
 
     def render(v: _View, *, just_changed: str = "") -> HTMLResponse:
         site = config.site_name
         who = f"<p><strong>{html.escape(v.email)}</strong></p>" if v.email else ""
         if v.state == "gone":
-            return _page(site, "Not on the list", "<p>This address is not on our list any more; "
-                         "you will not get this newsletter.</p>")  # fmt: skip
+            return _page(site, "Link not recognised", "<p>We cannot tell which address this link "
+                         "was sent to, so nothing was changed. If you still get this newsletter, "
+                         "use the unsubscribe link in the latest issue, or reply to it and ask "
+                         "to be removed.</p>")  # fmt: skip
+        if v.state == "removed":
+            return _page(
+                site,
+                "Not on the list",
+                who + "<p>This address is not on our mailing list at the moment, so it gets no "
+                "newsletter from us. Unsubscribe it to make sure it is never added back.</p>"
+                + _form("unsubscribe", "Unsubscribe"),
+            )
         if v.state == "subscribed":
             title = "You are subscribed again" if just_changed == "resubscribed" else "Unsubscribe"
             lead = (
@@ -210,16 +227,16 @@ def create_app(config: WebConfig) -> Starlette:
         now = config.clock()
 
         def change(store: Store) -> tuple[_View, str]:
-            sub = subscriber_for(store, token, sid)
-            if sub is None:
+            email = address_for(store, token, sid)
+            if email is None:
                 return _View("gone"), ""
             if resubscribe:
                 done = store.audience.unsuppress(
-                    sub.email, source="unsubscribe-page", now=now, only_reasons=("unsubscribed",)
+                    email, source="unsubscribe-page", now=now, only_reasons=("unsubscribed",)
                 )
                 return view(store, token, sid), "resubscribed" if done else ""
             store.audience.suppress(
-                sub.email,
+                email,
                 reason="unsubscribed",
                 source="one-click" if one_click else "unsubscribe-page",
                 now=now,
