@@ -94,6 +94,8 @@ def matches_pick(post: Post, pick: str) -> bool:
         return False
     if pick in (post.slug, post.path.name, post.path.stem, post.url, post.url.rstrip("/")):
         return True
+    if pick.casefold() == post.slug.casefold():  # slugs are typed by hand: Wrap-Up == wrap-up
+        return True
     candidate = Path(pick)
     if len(candidate.parts) > 1 or candidate.suffix:
         try:

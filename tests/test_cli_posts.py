@@ -194,6 +194,27 @@ def test_bad_flags_exit_2_with_one_line(tmp_path: Path, args: list[str], line: s
     assert result.stderr.splitlines() == [line]
 
 
+def test_a_picked_draft_or_future_post_names_the_flag_that_includes_it(tmp_path: Path) -> None:
+    site = make_site(
+        tmp_path,
+        {
+            "wip.md": "---\ntitle: WIP\ndate: 2026-01-02\ndraft: true\n---\nx\n",
+            "later.md": "---\ntitle: Later\ndate: 2027-06-01\n---\nx\n",
+        },
+    )
+    for pick, line in (
+        ("wip", "error: --post: the post 'wip' you picked is a draft; add --include-drafts"),
+        ("later", "error: --post: the post 'later' you picked is dated in the future; add "
+         "--include-future"),
+    ):  # fmt: skip
+        result = run(site, "--post", pick)
+        assert result.exit_code == 2 and result.stderr.startswith(line), result.stderr
+    assert run(site, "--post", "wip", "--include-drafts").exit_code == 0
+    # slugs are matched whatever their case
+    picked = run(site, "--post", "GOOD", "--json")
+    assert [p["slug"] for p in json.loads(picked.stdout) if p["selected"]] == ["good"]
+
+
 def test_missing_content_folder(tmp_path: Path) -> None:
     (tmp_path / "newsletter.toml").write_text(CONFIG, "utf-8")
     result = run(tmp_path)

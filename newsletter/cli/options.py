@@ -24,7 +24,15 @@ from newsletter.cli import App
 from newsletter.content import ReadResult, read_posts
 from newsletter.content_fields import parse_date
 from newsletter.errors import ConfigError
-from newsletter.selection import Criteria, LastIssue, NoLastIssue, Selection, select
+from newsletter.selection import (
+    Criteria,
+    LastIssue,
+    NoLastIssue,
+    Reason,
+    Selection,
+    matches_pick,
+    select,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -203,6 +211,19 @@ def load_selection(
             "`newsletter posts` lists",
             key="--post",
         )
+    if criteria.posts:
+        # a post picked by name but held back by a rule the user can lift: say which flag
+        held = {
+            Reason.DRAFT: ("a draft", "--include-drafts"),
+            Reason.FUTURE: ("dated in the future", "--include-future"),
+        }
+        for post, reason in selection.skipped:
+            if reason in held and any(matches_pick(post, pick) for pick in criteria.posts):
+                what, flag = held[reason]
+                raise ConfigError(
+                    f"the post {post.slug!r} you picked is {what}; add {flag} to include it",
+                    key="--post",
+                )
     return result, selection
 
 
