@@ -264,8 +264,13 @@ class Dispatcher:
                         while len(in_flight) < self.options.concurrency and queue:
                             batch_no = queue[0]
                             size = infos[batch_no].size
-                            if in_flight and self.pacer.wait_time(size) > 0:
-                                break
+                            if self.pacer.wait_time(size) > 0:
+                                if in_flight:
+                                    break
+                                # nothing in flight: wait here, noticing a Ctrl-C within
+                                # _STOP_POLL seconds even when the pacing wait is an hour
+                                if not self.pacer.wait_for(size, self.stop, _STOP_POLL):
+                                    break
                             queue.popleft()
                             submitted = self._submit(pool, campaign_id, batch_no, tries)
                             if submitted is not None:

@@ -7,6 +7,7 @@ time and see exactly which waits were asked for.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -61,22 +62,46 @@ class Pacer:
         self._hold = max(self._hold, when)
 
     def wait_time(self, n: int) -> float:
-        """How long before ``n`` recipients may be sent (0 = now)."""
+        """How long before ``n`` recipients may be sent (0 = now).
+
+        A batch larger than ``per_hour`` cannot fit any hour beside other sends: it waits until
+        nothing was sent in the last hour (``send`` caps the batch size so this only happens
+        when resuming a campaign prepared under a looser limit).
+        """
         now = self.clock()
         wait = max(0.0, self._hold - now, self._next_at - now)
         if self.per_hour:
             while self._hour and self._hour[0][0] <= now - 3600:
                 self._hour_total -= self._hour.popleft()[1]
-            if self._hour_total + n > self.per_hour and self._hour:
-                # wait until enough of the last hour's sends have aged out
-                need = self._hour_total + n - self.per_hour
-                freed = 0
-                for at, k in self._hour:
-                    freed += k
-                    if freed >= need:
-                        wait = max(wait, at + 3600 - now)
-                        break
+            if self._hour and self._hour_total + n > self.per_hour:
+                if n >= self.per_hour:
+                    wait = max(wait, self._hour[-1][0] + 3600 - now)
+                else:
+                    # wait until enough of the last hour's sends have aged out
+                    need = self._hour_total + n - self.per_hour
+                    freed = 0
+                    for at, k in self._hour:
+                        freed += k
+                        if freed >= need:
+                            wait = max(wait, at + 3600 - now)
+                            break
         return wait
+
+    def wait_for(self, n: int, stop: threading.Event | None = None, step: float = 0.25) -> bool:
+        """Sleep until ``n`` may go, in steps of ``step`` seconds when ``stop`` is given.
+
+        Returns False (without waiting further) as soon as ``stop`` is set, so a Ctrl-C during
+        an hour-long pacing wait is noticed within ``step`` seconds.
+        """
+        while True:
+            wait = self.wait_time(n)
+            if wait <= 0:
+                return True
+            if stop is not None:
+                if stop.is_set():
+                    return False
+                wait = min(wait, step)
+            self.sleep(wait)
 
     def acquire(self, n: int) -> float:
         """Block (with the injected sleep) until ``n`` recipients may go; return the wait."""
@@ -94,3 +119,13 @@ class Pacer:
             self._hour.append((now, n))
             self._hour_total += n
         return total
+
+
+def max_batch(per_second: float, per_hour: int, batch_size: int) -> int:
+    """The largest batch that keeps one request within both limits (0 = no limit)."""
+    size = batch_size
+    if per_hour:
+        size = min(size, per_hour)
+    if per_second:
+        size = min(size, max(1, int(per_second)))
+    return max(1, size)

@@ -24,10 +24,10 @@ from newsletter.cli.send_wiring import (
     TEST_RECIPIENT,
     build_transport,
     choose_transport,
-    dispatch_options,
     envelope_for,
     outbox_folder,
     personalizer_for,
+    prepared_batch_size,
     print_summary,
     recipient_rows,
     run_dispatch,
@@ -188,7 +188,7 @@ def send_command(
                     segment=",".join(segments),
                     transport=transport_name,
                     now=datetime.now(UTC),
-                    batch_size=dispatch_options(settings, opts).batch_size,
+                    batch_size=prepared_batch_size(settings, opts),
                 )
                 if total == 0:
                     raise ConfigError("no subscribers to send to (they were all suppressed)")
@@ -292,7 +292,7 @@ def _dry_run(
             segment=",".join(segments),
             transport="memory",
             now=datetime.now(UTC),
-            batch_size=dispatch_options(app.settings, opts).batch_size,
+            batch_size=prepared_batch_size(app.settings, opts),
         )
         stderr_console().print(
             f"dry run of campaign {cid}: {total:,} recipients, subject {envelope.issue.subject!r}"

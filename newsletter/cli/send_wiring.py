@@ -42,7 +42,7 @@ from newsletter.dispatch import (
     Summary,
 )
 from newsletter.errors import ConfigError, NewsletterError, SecretMissing
-from newsletter.pacing import Backoff, Pacer
+from newsletter.pacing import Backoff, Pacer, max_batch
 from newsletter.store import Store
 from newsletter.store import campaigns as cs
 from newsletter.transports.base import Sender, Transport
@@ -162,6 +162,27 @@ def dispatch_options(settings: Settings, overrides: dict[str, Any]) -> Options:
     )
 
 
+def pacing_limits(settings: Settings, overrides: dict[str, Any]) -> tuple[float, int]:
+    """(recipients per second, per hour) from the flags, else the config; 0 = no limit."""
+    per_second = overrides.get("max_per_second") or settings.send.max_per_second
+    per_hour = overrides.get("max_per_hour") or settings.send.max_per_hour
+    return float(per_second), int(per_hour)
+
+
+def prepared_batch_size(settings: Settings, overrides: dict[str, Any]) -> int:
+    """The batch size to prepare with: capped so one request never exceeds a rate limit."""
+    size = dispatch_options(settings, overrides).batch_size
+    per_second, per_hour = pacing_limits(settings, overrides)
+    capped = max_batch(per_second, per_hour, size)
+    if capped < size:
+        why = f"{per_hour:,} per hour" if per_hour == capped else f"{per_second:g} per second"
+        stderr_console().print(
+            f"batches of {capped:,} recipients (not {size:,}): one request must not exceed "
+            f"the limit of {why}"
+        )
+    return capped
+
+
 def _progress_bar(enabled: bool) -> tuple[Progress | None, Callable[[int, int], None] | None]:
     if not enabled:
         return None, None
@@ -203,10 +224,8 @@ def run_dispatch(
 ) -> Summary:
     settings = app.settings
     envelope = Envelope.from_json(store.campaigns.envelope(campaign_id))
-    pacer = Pacer(
-        per_second=overrides.get("max_per_second") or settings.send.max_per_second,
-        per_hour=overrides.get("max_per_hour") or settings.send.max_per_hour,
-    )
+    per_second, per_hour = pacing_limits(settings, overrides)
+    pacer = Pacer(per_second=per_second, per_hour=per_hour)
     base = overrides.get("retry_base")
     audience = store.audience
     dispatcher = Dispatcher(
