@@ -123,6 +123,23 @@ def _quote_post_braces(html: str) -> str:
     )
 
 
+_FIRST_NAME_CODE = re.compile(r"\{\{-?\s*(?:subscriber\.)?first_name\s*-?\}\}")
+
+
+def _resolve_intro(markdown: str, settings: Settings, now: datetime, warnings: list[str]) -> str:
+    """Template code in the intro, as in a post: ``{{ first_name }}`` becomes the reader's first
+    name (a per-recipient token), ``{{ site.x }}`` is resolved, the rest removed with a warning."""
+    if "{{" not in markdown and "{%" not in markdown:
+        return markdown
+    from newsletter.content_templates import PostIndex, resolve_text
+
+    markdown = _FIRST_NAME_CODE.sub(tok.FIRST_NAME, markdown)
+    intro = Post(path=Path("email.intro"), slug="intro", title="", date=now, url=settings.site.url)
+    text, found = resolve_text(markdown, intro, settings, PostIndex([]), first_line=1)
+    warnings.extend(w.format() for w in found)
+    return text
+
+
 def _looks_like_a_path(value: str) -> bool:
     text = value.strip()
     return (
@@ -277,10 +294,12 @@ def _prepare(
     intro_html = ""
     intro_text = ""
     if intro_md:
+        intro_md = _resolve_intro(intro_md, settings, now, warnings)
         intro_html = email_safe_html(
             markdown_to_email_html(intro_md, settings.site.url), base_url=settings.site.url
         )
         intro_text = get_text(intro_html, _TEXT_CONFIG).strip()
+        intro_text = intro_text.replace(tok.FIRST_NAME, tok.FIRST_NAME_TEXT)
     site = {
         "name": settings.site.name,
         "url": settings.site.url,

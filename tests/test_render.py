@@ -393,3 +393,21 @@ def test_template_code_a_post_shows_on_purpose_is_text_not_syntax(
     assert "{\u200b{ site.title }}" in issue.text and "{{" not in issue.text
     codes = {f.code for f in lint_issue(issue, settings, longest=None)}
     assert "raw-syntax" not in codes, codes
+
+
+def test_template_code_in_the_intro_is_resolved_like_a_post(tmp_path: Path) -> None:
+    settings = dataclasses.replace(
+        make_settings(tmp_path),
+        site=SiteSettings(url=SITE, name="Example News", values={"venue": "Harbour Hall"}),
+    )
+    intro = "Hello **{{ first_name }}**! See you at {{ site.venue }}. {{ site.nope }}"
+    issue = render_issue(
+        [make_post(tmp_path, "a")], settings, layout="digest", now=NOW, intro=intro
+    )
+    assert "{{" not in issue.html and "{{" not in issue.text
+    assert "See you at Harbour Hall." in issue.text
+    values = tok.token_values(tok.Personal("o@x.org", "O'Brien & Co", "https://u/1"))
+    _, html, text = personalize_email(issue, values)
+    assert "Hello **O'Brien & Co**" not in text and "Hello O'Brien & Co!" in text
+    assert "O&#x27;Brien &amp; Co" in html or "O&#39;Brien &amp; Co" in html
+    assert any("site.nope" in w for w in issue.warnings), issue.warnings
