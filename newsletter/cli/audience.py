@@ -154,19 +154,26 @@ def stats_command(app: App) -> None:
 def remove_command(app: App, email: str, suppress: bool) -> None:
     """Delete a subscriber (their name, tags and fields). A suppression of the address stays.
 
+    With --suppress the address is suppressed too, even when it is not a subscriber (exit 0).
+
     \b
     Example:
       newsletter subscribers remove ann@example.org --suppress
     """
+    address = _address(email) if suppress else email  # a bad address: nothing is changed
     with _store(app) as store:
         removed = store.audience.remove_subscriber(email, now=_now())
-        if suppress:
-            store.audience.suppress(
-                _address(email), reason="manual", source="cli", now=_now(), detail="removed"
-            )
-    if not removed:
+        added = suppress and store.audience.suppress(
+            address, reason="manual", source="cli", now=_now(), detail="removed"
+        )
+    if not removed and not suppress:
         raise InputError("no subscriber with this address; nothing removed", path=email)
-    click.echo(f"removed {email}" + (" and suppressed it" if suppress else ""))
+    done = f"removed {email}" if removed else f"{email}: no subscriber with this address"
+    if added:
+        done += " and suppressed it" if removed else "; suppressed it"
+    elif suppress:
+        done += "; it was already suppressed"
+    click.echo(done)
 
 
 @subscribers_group.command("export")
