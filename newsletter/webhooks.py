@@ -135,10 +135,11 @@ def _event(item: Mapping[str, Any]) -> Event:
         at = datetime.fromtimestamp(0, UTC)
     recipient = item.get("recipient_id")
     recipient = str(recipient) if isinstance(recipient, str | int) else ""
+    email = item.get("email")  # null, a number, "": not an address (never str() it into "None")
     return Event(
         event_id=event_id,
         event=str(item.get("event", "")),
-        email=str(item.get("email", "")).strip(),
+        email=email.strip() if isinstance(email, str) else "",
         at=at,
         campaign_id=str(item.get("campaign_id", "") or ""),
         recipient_id=recipient,
@@ -169,6 +170,12 @@ def suppression_for(event: Event) -> tuple[str, str] | None:
     return None
 
 
+def is_address(email: str) -> bool:
+    """Could this be an address at all? (SendGrid always sends one; anything else is junk.)"""
+    local, at, domain = email.rpartition("@")
+    return bool(at and local and domain) and not any(c.isspace() for c in email)
+
+
 @dataclass
 class WebhookResult:
     events: int = 0
@@ -177,6 +184,7 @@ class WebhookResult:
     resubscribed: int = 0
     ledger: int = 0
     unmatched: int = 0  # ledger events without our custom_args
+    invalid: int = 0  # events without a usable address: skipped, never suppressed or recorded
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -192,6 +200,9 @@ def process_events(
     """Apply events once each: suppressions, then the ledger (when a sink is given)."""
     result = WebhookResult(events=len(events))
     for ev in events:
+        if not is_address(ev.email):
+            result.invalid += 1
+            continue
         at = ev.at if ev.at.timestamp() > 0 else now
         row = WebhookEventRow(
             event_id=ev.event_id,
@@ -206,17 +217,13 @@ def process_events(
             result.duplicates += 1
             continue
         suppression = suppression_for(ev)
-        if suppression and ev.email:
+        if suppression:
             reason, detail = suppression
             if store.suppress(ev.email, reason=reason, source="sendgrid-webhook", now=at,
                               detail=detail):  # fmt: skip
                 result.suppressed += 1
-        elif (
-            ev.event == "group_resubscribe"
-            and ev.email
-            and store.unsuppress(
-                ev.email, source="sendgrid-webhook", now=at, only_reasons=("group_unsubscribed",)
-            )
+        elif ev.event == "group_resubscribe" and store.unsuppress(
+            ev.email, source="sendgrid-webhook", now=at, only_reasons=("group_unsubscribed",)
         ):
             result.resubscribed += 1
         if ev.event in LEDGER_EVENTS:

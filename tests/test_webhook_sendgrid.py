@@ -216,3 +216,20 @@ def test_suppression_mapping_is_conservative() -> None:
     assert isinstance(parse_events(b"[]"), list)
     assert Event  # the public event type
     assert datetime.fromtimestamp(TS, UTC) - NOW == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    "email",
+    [None, "", "   ", 42, ["a@x.org"], "None"],
+    ids=["null", "empty", "blank", "number", "list", "None-text"],
+)
+def test_events_without_a_usable_address_are_skipped_and_counted(site: Site, email: object) -> None:
+    junk = ev("bounce", "placeholder@x.org")
+    junk["email"] = email
+    r = site.post([ev("unsubscribe", "real@x.org"), junk])
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["events"], body["invalid"], body["suppressed"]) == (2, 1, 1)
+    assert reasons(site.db) == {"real@x.org": "unsubscribed"}
+    with open_store(site.db) as store:
+        assert store.audience.webhook_event_counts() == {"unsubscribe": 1}
