@@ -214,7 +214,7 @@ def test_suppression_mapping_is_conservative() -> None:
     assert one(event="dropped", reason="Recipient List over Package Quota") is None
     assert one(event="open") is None and one(event="click") is None
     assert isinstance(parse_events(b"[]"), list)
-    assert Event  # the public event type
+    assert isinstance(parse_events(b'[{"event": "open", "email": "a@x.org"}]')[0], Event)
     assert datetime.fromtimestamp(TS, UTC) - NOW == timedelta(0)
 
 
