@@ -209,6 +209,64 @@ def test_link_naming_no_known_address_claims_nothing(site: tuple[str, Path]) -> 
     assert suppression(db, "zed@x.org") is None
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"foo=bar", "application/x-www-form-urlencoded"),
+        (b"", "application/x-www-form-urlencoded"),
+        (b"List-Unsubscribe=Maybe", "application/x-www-form-urlencoded"),
+        (b"action=delete-everything", "application/x-www-form-urlencoded"),
+        (b"foo=List-Unsubscribe&bar=One-Click", "application/x-www-form-urlencoded"),
+        (b'{"List-Unsubscribe": "One-Click"}', "application/json"),
+    ],
+)
+def test_unrelated_post_bodies_are_400_and_change_nothing(
+    site: tuple[str, Path], body: bytes, content_type: str
+) -> None:
+    url, db = site
+    token = token_for(db, "ann@x.org")
+    r = httpx.post(f"{url}/u/{token}", content=body, headers={"Content-Type": content_type})
+    assert r.status_code == 400
+    assert "not an unsubscribe" in r.text
+    assert suppression(db, "ann@x.org") is None
+
+
+def test_one_click_as_multipart_form_data_is_accepted(site: tuple[str, Path]) -> None:
+    url, db = site
+    token = token_for(db, "ann@x.org")
+    r = httpx.post(f"{url}/u/{token}", files={"List-Unsubscribe": (None, "One-Click")})
+    assert r.request.headers["content-type"].startswith("multipart/form-data")
+    assert (r.status_code, r.text) == (200, "unsubscribed\n")
+    assert suppression(db, "ann@x.org") == ("unsubscribed", "one-click", NOW.isoformat())
+
+
+@pytest.mark.parametrize("source", ["sendgrid-webhook", "sendgrid-sync"])
+def test_resubscribe_does_not_lift_a_sendgrid_unsubscribe(
+    site: tuple[str, Path], source: str
+) -> None:
+    url, db = site
+    token = token_for(db, "ann@x.org")
+    with open_store(db) as store:
+        store.audience.suppress("ann@x.org", reason="unsubscribed", source=source, now=NOW)
+    page = httpx.get(f"{url}/u/{token}").text
+    assert "Resubscribe</button>" not in page and "SendGrid" in page
+    r = httpx.post(f"{url}/u/{token}", data={"action": "resubscribe"})
+    assert r.status_code == 200
+    assert "still unsubscribed" in r.text and "Welcome back" not in r.text
+    assert suppression(db, "ann@x.org") == ("unsubscribed", source, NOW.isoformat())
+
+
+def test_resubscribe_lifts_an_unsubscribe_made_here(site: tuple[str, Path]) -> None:
+    url, db = site
+    token = token_for(db, "ann@x.org")
+    one_click(url, token)
+    page = httpx.get(f"{url}/u/{token}").text
+    assert "Resubscribe</button>" in page
+    r = httpx.post(f"{url}/u/{token}", data={"action": "resubscribe"})
+    assert "Welcome back" in r.text
+    assert suppression(db, "ann@x.org") is None
+
+
 def test_healthz(site: tuple[str, Path]) -> None:
     url, _ = site
     r = httpx.get(f"{url}/healthz")

@@ -389,14 +389,18 @@ class AudienceStore:
         source: str,
         now: datetime,
         only_reasons: Sequence[str] = (),
+        only_sources: Sequence[str] = (),
     ) -> bool:
-        """Lift a suppression. With ``only_reasons``, only if it was suppressed for one of them."""
+        """Lift a suppression. With ``only_reasons`` / ``only_sources``, only if it was
+        suppressed for one of those reasons / by one of those sources."""
         key = email_key(email)
         with write(self.conn):
             row = self.conn.execute(
-                "SELECT reason FROM suppressions WHERE email_key = ?", (key,)
+                "SELECT reason, source FROM suppressions WHERE email_key = ?", (key,)
             ).fetchone()
             if row is None or (only_reasons and row[0] not in only_reasons):
+                return False
+            if only_sources and row[1] not in only_sources:
                 return False
             self.conn.execute("DELETE FROM suppressions WHERE email_key = ?", (key,))
             self.conn.execute(
@@ -467,3 +471,20 @@ class AudienceStore:
             (campaign_id, campaign_id),
         ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
+
+    def suppressed_among(self, emails: Sequence[str]) -> set[str]:
+        """The :func:`email_key` of each of ``emails`` that is suppressed, in one query.
+
+        The dispatcher calls this once per batch (at most 1000 addresses, well under SQLite's
+        32766 bound parameters), just before the batch's request.
+        """
+        keys = list(dict.fromkeys(email_key(e) for e in emails))
+        found: set[str] = set()
+        for start in range(0, len(keys), 30_000):
+            chunk = keys[start : start + 30_000]
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                f"SELECT email_key FROM suppressions WHERE email_key IN ({marks})", chunk
+            ).fetchall()
+            found.update(r[0] for r in rows)
+        return found

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -52,6 +53,13 @@ PRIVATE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
 }
+# Suppressions this server made, and so may undo. One that came from SendGrid (webhook or sync)
+# would only come back with the next sync, and SendGrid would drop the mail anyway.
+OUR_SOURCES = ("one-click", "unsubscribe-page")
+NOT_AN_UNSUBSCRIBE = (
+    "This request is not an unsubscribe: a mail client sends the body "
+    "List-Unsubscribe=One-Click, a person uses the button on this page. Nothing was changed.\n"
+)
 BAD_TOKEN = (
     "This unsubscribe link is not valid: it may have been cut short or changed. "
     "Copy the whole link from the email, or reply to the email to ask to be removed.\n"
@@ -196,12 +204,26 @@ def create_app(config: WebConfig) -> Starlette:
             )
             return _page(site, title, who + lead + _form("unsubscribe", "Unsubscribe"))
         if v.state == "unsubscribed":
-            return _page(
-                site,
-                "You are unsubscribed",
-                who + "<p>You will not get this newsletter any more.</p>"
-                "<p>Clicked by mistake?</p>" + _form("resubscribe", "Resubscribe", "secondary"),
-            )
+            lead = who + "<p>You will not get this newsletter any more.</p>"
+            if just_changed == "refused":
+                lead += "<p><strong>You are still unsubscribed: nothing was changed.</strong></p>"
+            if v.source in OUR_SOURCES:
+                extra = "<p>Clicked by mistake?</p>" + _form(
+                    "resubscribe", "Resubscribe", "secondary"
+                )
+            elif v.source.startswith("sendgrid"):
+                extra = (
+                    "<p>This address unsubscribed through SendGrid, the service that sends our "
+                    "mail, so it cannot be re-subscribed from this page: it must also be removed "
+                    "from SendGrid's unsubscribe list, or the mail would not be delivered. To "
+                    "get the newsletter again, reply to one of our emails and ask.</p>"
+                )
+            else:
+                extra = (
+                    "<p>This address was unsubscribed by the list's owner. To get the newsletter "
+                    "again, reply to one of our emails and ask.</p>"
+                )
+            return _page(site, "You are unsubscribed", lead + extra)
         return _page(site, "You are unsubscribed", who + "<p>This address gets no more mail from "
                      "us.</p>")  # fmt: skip
 
@@ -221,9 +243,11 @@ def create_app(config: WebConfig) -> Starlette:
         body = await _read_limited(request, MAX_FORM_BYTES)
         if body is None:
             return PlainTextResponse("request too large\n", status_code=413)
-        form = parse_qs(body.decode("utf-8", "replace"))
-        one_click = b"One-Click" in body and b"List-Unsubscribe" in body
-        resubscribe = not one_click and form.get("action", [""])[0] == "resubscribe"
+        intent = _intent(body, request.headers.get("content-type", ""))
+        if intent is None:
+            return PlainTextResponse(NOT_AN_UNSUBSCRIBE, status_code=400, headers=PRIVATE_HEADERS)
+        one_click = intent == "one-click"
+        resubscribe = intent == "resubscribe"
         now = config.clock()
 
         def change(store: Store) -> tuple[_View, str]:
@@ -232,9 +256,13 @@ def create_app(config: WebConfig) -> Starlette:
                 return _View("gone"), ""
             if resubscribe:
                 done = store.audience.unsuppress(
-                    email, source="unsubscribe-page", now=now, only_reasons=("unsubscribed",)
+                    email,
+                    source="unsubscribe-page",
+                    now=now,
+                    only_reasons=("unsubscribed",),
+                    only_sources=OUR_SOURCES,
                 )
-                return view(store, token, sid), "resubscribed" if done else ""
+                return view(store, token, sid), "resubscribed" if done else "refused"
             store.audience.suppress(
                 email,
                 reason="unsubscribed",
@@ -292,6 +320,36 @@ def create_app(config: WebConfig) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _form_fields(body: bytes, content_type: str) -> dict[str, list[str]]:
+    """The fields of a urlencoded or multipart/form-data body (RFC 8058 allows both)."""
+    kind, _, params = content_type.partition(";")
+    if kind.strip().lower() != "multipart/form-data":
+        return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    match = re.search(r'boundary="?([^";]+)"?', params)
+    if not match:
+        return {}
+    fields: dict[str, list[str]] = {}
+    for part in body.split(b"--" + match.group(1).encode("latin-1"))[1:]:
+        head, sep, value = part.partition(b"\r\n\r\n")
+        name = re.search(rb'name="([^"]*)"', head)
+        if sep and name:
+            text = value.removesuffix(b"\r\n").decode("utf-8", "replace")
+            fields.setdefault(name.group(1).decode("utf-8", "replace"), []).append(text)
+    return fields
+
+
+def _intent(body: bytes, content_type: str) -> str | None:
+    """``one-click`` (RFC 8058 body), ``unsubscribe`` / ``resubscribe`` (the page's form), or
+    None for anything else: an unrelated POST must not unsubscribe anyone."""
+    fields = _form_fields(body, content_type)
+    if fields.get("List-Unsubscribe") == ["One-Click"]:
+        return "one-click"
+    action = fields.get("action")
+    if action in (["unsubscribe"], ["resubscribe"]):
+        return action[0]
+    return None
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:
