@@ -25,7 +25,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,9 +42,11 @@ from newsletter.personalize import Personal, token_values
 from newsletter.rendered import RenderedIssue
 from newsletter.store import campaigns as cs
 from newsletter.store.campaigns import CampaignStore, LedgerRow
+from newsletter.store.keys import email_key
 from newsletter.transports.base import Batch, BatchResult, Recipient, Sender, Status, Transport
 
 _STOP_POLL = 0.25  # seconds
+SUPPRESSED = "suppressed since the campaign was prepared (unsubscribed, bounced or blocked)"
 SETTLED = (cs.ACCEPTED, cs.REJECTED, cs.FAILED, cs.UNKNOWN, cs.SKIPPED)
 
 
@@ -203,7 +205,7 @@ class Dispatcher:
         now: Callable[[], datetime],
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-        suppressed: Callable[[str], bool] | None = None,
+        suppressed: Callable[[Sequence[str]], set[str]] | None = None,
         on_progress: ProgressFn | None = None,
         stop: threading.Event | None = None,
     ) -> None:
@@ -343,12 +345,16 @@ class Dispatcher:
         self, pool: ThreadPoolExecutor, campaign_id: str, batch_no: int, tries: dict[int, int]
     ) -> tuple[Future[BatchResult], int] | None:
         rows = self.store.batch_rows(campaign_id, batch_no)
-        if self.suppressed is not None:
-            gone = [r for r in rows if self.suppressed(r.email)]
-            if gone:
-                self.store.skip(campaign_id, [r.recipient_id for r in gone], "suppressed")
-                rows = [r for r in rows if not self.suppressed(r.email)]
-                self._settled += len(gone)
+        if self.suppressed is not None and rows:
+            # one query per batch, just before its request: someone who unsubscribes while
+            # the campaign runs is not sent the rest of it
+            keys = self.suppressed([r.email for r in rows])
+            if keys:
+                gone = [r for r in rows if email_key(r.email) in keys]
+                if gone:
+                    self.store.skip(campaign_id, [r.recipient_id for r in gone], SUPPRESSED)
+                    rows = [r for r in rows if email_key(r.email) not in keys]
+                    self._settled += len(gone)
         if not rows:
             self.store.mark(campaign_id, batch_no, cs.SKIPPED, now=self.now())
             self._progress()

@@ -58,7 +58,7 @@ def run(
     return proc
 
 
-def query(db: Path, sql: str, *args: object) -> list[tuple]:  # type: ignore[type-arg]
+def query(db: Path, sql: str, *args: object) -> list[tuple]:
     conn = sqlite3.connect(db, timeout=30)
     try:
         return conn.execute(sql, args).fetchall()

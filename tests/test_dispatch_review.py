@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
-from dispatch_helpers import FakeClock, dispatcher, fresh_store, people, prepared
-from send_cli_helpers import SEND, make_site, query, run
+from dispatch_helpers import NOW, FakeClock, dispatcher, fresh_store, people, prepared
+from send_cli_helpers import SEND, command, env, make_site, query, run
 
 from newsletter.dispatch import Options
+from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
 from newsletter.pacing import Pacer, max_batch
 from newsletter.store import campaigns as cs
 from newsletter.transports.memory import MemoryTransport
+
+SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "test-secret-value"}
 
 
 def states(store, cid: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -92,3 +99,76 @@ def test_dispatcher_keeps_to_per_hour_across_batches(tmp_path: Path) -> None:
     assert d.run(cid).state == cs.DONE
     assert len(t.messages) == 30
     assert sum(clock.sleeps) == pytest.approx(7200.0)
+
+
+# -- 2. suppressions before every batch --------------------------------------------------------
+
+
+def test_suppressed_during_a_fresh_send_is_skipped_with_one_query_per_batch(
+    tmp_path: Path,
+) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(30), batch_size=10)
+    store.audience.suppress("USER3@example.net", reason="bounced", source="test", now=NOW)
+    queries: list[str] = []
+    store.audience.conn.set_trace_callback(
+        lambda sql: queries.append(sql) if "FROM suppressions" in sql else None
+    )
+    t = MemoryTransport()
+    d = dispatcher(
+        store, t, cid, options=Options(concurrency=1), suppressed=store.audience.suppressed_among
+    )
+
+    def unsubscribe_mid_send(done: int, total: int) -> None:
+        if done == 10:  # after the first batch: user25 unsubscribes
+            store.audience.suppress(
+                " user25@Example.net", reason="unsubscribed", source="t", now=NOW
+            )
+
+    d.on_progress = unsubscribe_mid_send
+    assert d.run(cid).state == cs.DONE
+    sent = {m.email for m in t.messages}
+    assert len(sent) == 28 and not {"user3@example.net", "user25@example.net"} & sent
+    assert states(store, cid) == {"accepted": 28, "skipped": 2}
+    assert len(queries) == 3  # one per batch
+    reasons = store.campaigns.conn.execute(
+        "SELECT email, reason FROM campaign_ledger WHERE state = 'skipped' ORDER BY email"
+    ).fetchall()
+    assert [r[0] for r in reasons] == ["user25@example.net", "user3@example.net"]
+    assert all("suppressed" in r[1] for r in reasons)
+
+
+def test_suppressed_among_normalises_and_ignores_others(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    aud = store.audience
+    aud.suppress("Ann@Example.org", reason="bounced", source="t", now=NOW)
+    assert aud.suppressed_among([" ann@example.ORG ", "bob@example.org"]) == {"ann@example.org"}
+    assert aud.suppressed_among([]) == set()
+
+
+def test_fresh_cli_send_skips_who_unsubscribes_while_it_runs(tmp_path: Path) -> None:
+    site = make_site(tmp_path, batch_size=5)  # 20 subscribers, 4 batches
+    fake_db = tmp_path / "fake.db"
+    with serve_in_thread(FaultPlan(latency=0.4), fake_db) as url:
+        proc = subprocess.Popen(
+            command(*SEND, "--transport", "sendgrid", "--concurrency", "1", "--skip-sync"),
+            cwd=site,
+            env=env(SENDGRID_API_URL=url, **SG),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        db = site / "newsletter.db"
+        deadline = time.monotonic() + 30
+        last: list[tuple] = []
+        while not last and time.monotonic() < deadline:
+            time.sleep(0.05)
+            with contextlib.suppress(sqlite3.OperationalError):  # not created yet
+                last = query(db, "SELECT email FROM campaign_ledger WHERE batch_no = 3 LIMIT 1")
+        assert last, "the campaign was never prepared"
+        run(site, "suppressions", "add", last[0][0])
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    sent = {e for (e,) in query(fake_db, "SELECT email FROM messages")}
+    assert last[0][0] not in sent and len(sent) == 19
+    assert "19 accepted" in err

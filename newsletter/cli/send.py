@@ -203,7 +203,7 @@ def send_command(
                 retry_unknown=False,
                 overrides=opts,
                 show_progress=not opts.get("no_progress"),
-                check_suppressions=resuming,
+                check_suppressions=True,  # before every batch, fresh send or resume
             )
         print_summary(summary, outbox=outbox_folder(settings, transport_name, cid))
 

@@ -237,7 +237,7 @@ def run_dispatch(
         pacer=pacer,
         backoff=Backoff(base=base) if base is not None else Backoff(),
         now=lambda: datetime.now(UTC),
-        suppressed=audience.is_suppressed if check_suppressions else None,
+        suppressed=audience.suppressed_among if check_suppressions else None,
         on_progress=None,
     )
     progress, update = _progress_bar(show_progress)
