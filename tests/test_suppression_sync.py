@@ -328,3 +328,28 @@ def test_sync_before_send_runs_only_with_a_key_and_the_setting(
     toml.write_text(toml.read_text() + "sync_suppressions = false\n")
     with open_store(tmp_path / "n.db") as store:
         assert sync_before_send(App(config=toml), store) is None
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_sync_before_send_with_a_mail_send_only_key_says_the_way_out(
+    fake: tuple[FakeSendGrid, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    from newsletter.cli import App
+    from newsletter.cli.audience import sync_before_send
+
+    sg, url = fake
+    sg.faults = [status]  # what SendGrid answers a key without Suppressions read access
+    toml = tmp_path / "newsletter.toml"
+    toml.write_text(f'[store]\npath = "{tmp_path / "n.db"}"\n')
+    monkeypatch.setenv("SENDGRID_API_URL", url)
+    monkeypatch.setenv("SENDGRID_API_KEY", KEY)
+    with open_store(tmp_path / "n.db") as store:
+        with pytest.raises(ProviderRejected) as err:
+            sync_before_send(App(config=toml), store)
+        message = err.value.format()
+        assert "'Suppressions' read permission" in message
+        assert "--skip-sync" in message and "send.sync_suppressions = false" in message
+        assert message.endswith(f"(HTTP {status})") and KEY not in message
+        skipped = sync_before_send(App(config=toml), store, skip=True)
+        assert skipped is not None and "--skip-sync" in skipped
+        assert store.audience.count_suppressions() == 0
