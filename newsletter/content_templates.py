@@ -141,10 +141,14 @@ def resolve_text(
     if "{" not in text or ("{{" not in text and "{%" not in text):  # one-char search is fastest
         return text, []
     warnings: list[LocatedError] = []
+    code_spans = _code_spans(text)
 
     def warn(match: re.Match[str], message: str) -> None:
         line = first_line + text.count("\n", 0, match.start())
         warnings.append(LocatedError(message, path=post.path, line=line))
+
+    def in_code(match: re.Match[str]) -> bool:
+        return any(a <= match.start() < b for a, b in code_spans)
 
     def replace(match: re.Match[str]) -> str:
         code = " ".join(match.group(0).split())
@@ -163,6 +167,8 @@ def resolve_text(
             ok, value = _evaluate(match.group("expr_body"), post, settings)
             if ok:
                 return value
+            if in_code(match):  # a code sample showing template code: keep it as written
+                return match.group(0)
             name = match.group("expr_body").split("|")[0].strip()
             hint = (
                 f"add '{name.removeprefix('site.')}' under [site.values] in newsletter.toml"
@@ -180,10 +186,32 @@ def resolve_text(
                 return target.url
             warn(match, f"removed {code}: no post named {arg!r} was found; fix the name")
             return ""
+        if in_code(match):
+            return match.group(0)
         warn(match, f"removed the template tag {code}, which an email cannot run; edit the post")
         return ""
 
     return _TOKEN.sub(replace, text), warnings
+
+
+_FENCED = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[^\n]*\n.*?^[ \t]{0,3}\1[`~]*[ \t]*$", re.M | re.S)
+_INLINE = re.compile(r"(?<!`)(`+)(?!`)[^\n]+?(?<!`)\1(?!`)")
+_HTML_CODE = re.compile(r"<(pre|code)\b[^>]*>.*?</\1\s*>", re.I | re.S)
+
+
+def _code_spans(text: str) -> list[tuple[int, int]]:
+    """Where ``text`` shows code: fenced blocks, inline code, <pre> and <code>.
+
+    Template code there that cannot be resolved is a sample to show, not code to run: it is
+    kept as written (resolvable values are still filled in, as Jekyll and Eleventy would)."""
+    if "`" not in text and "~~~" not in text and "<pre" not in text and "<code" not in text:
+        return []
+    spans = [m.span() for rx in (_FENCED, _HTML_CODE) for m in rx.finditer(text)]
+    blocks = list(spans)
+    for m in _INLINE.finditer(text):
+        if not any(a <= m.start() < b for a, b in blocks):
+            spans.append(m.span())
+    return spans
 
 
 def resolve_post(post: Post, settings: Settings, index: PostIndex) -> list[LocatedError]:
