@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from newsletter.cli import main
-from newsletter.errors import ProviderRejected, ProviderUnavailable, RateLimited
+from newsletter.errors import ProviderRejected, ProviderUnavailable, RateLimited, TransportError
 from newsletter.store import open_store
 from newsletter.suppression_sync import SuppressionClient, sync_suppressions
 
@@ -158,7 +158,11 @@ def test_rate_limit_waits_and_retries(fake: tuple[FakeSendGrid, str], tmp_path: 
     ],
 )
 def test_http_errors_are_translated(
-    fake: tuple[FakeSendGrid, str], tmp_path: Path, fault: int, error: type, text: str
+    fake: tuple[FakeSendGrid, str],
+    tmp_path: Path,
+    fault: int,
+    error: type[TransportError],
+    text: str,
 ) -> None:
     sg, url = fake
     sg.faults = [fault]
@@ -169,7 +173,7 @@ def test_http_errors_are_translated(
     ):
         sync_suppressions(store.audience, client, now=NOW)
     assert text in err.value.format() and f"HTTP {fault}" in err.value.format()
-    assert err.value.status == fault  # type: ignore[attr-defined]
+    assert err.value.status == fault
 
 
 def test_unreachable_and_slow_servers(tmp_path: Path) -> None:
