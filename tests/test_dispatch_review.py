@@ -10,14 +10,25 @@ import time
 from pathlib import Path
 
 import pytest
-from dispatch_helpers import NOW, FakeClock, dispatcher, fresh_store, people, prepared
+from dispatch_helpers import (
+    ISSUE,
+    NOW,
+    SENDER,
+    FakeClock,
+    dispatcher,
+    fresh_store,
+    people,
+    prepared,
+)
 from send_cli_helpers import SEND, command, env, make_site, query, run
 
-from newsletter.dispatch import Options
+from newsletter.dispatch import Envelope, Options
 from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
 from newsletter.pacing import Pacer, max_batch
 from newsletter.store import campaigns as cs
+from newsletter.transports.base import Batch, Recipient, Status
 from newsletter.transports.memory import MemoryTransport
+from newsletter.transports.sendgrid import SendGridTransport
 
 SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "test-secret-value"}
 
@@ -172,3 +183,43 @@ def test_fresh_cli_send_skips_who_unsubscribes_while_it_runs(tmp_path: Path) -> 
     sent = {e for (e,) in query(fake_db, "SELECT email FROM messages")}
     assert last[0][0] not in sent and len(sent) == 19
     assert "19 accepted" in err
+
+
+# -- 3. one recipient over a per-recipient limit -----------------------------------------------
+
+
+def test_one_oversized_or_malformed_recipient_does_not_sink_the_batch(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    rows = people(5)
+    rows[1] = ("1", "user1@example.net", "N" * 5000)  # 2 x 5000 bytes of first name tokens
+    rows[3] = ("3", "user 3@example", "Three")
+    cid = prepared(store, rows)
+    fake_db = tmp_path / "fake.db"
+    with serve_in_thread(FaultPlan(), fake_db) as url:
+        t = SendGridTransport("SG.test", api_url=url, timeout=5)
+        summary = dispatcher(store, t, cid).run(cid)
+        t.close()
+    assert summary.state == cs.DONE
+    assert states(store, cid) == {"accepted": 3, "rejected": 2}
+    sent = {e for (e,) in query(fake_db, "SELECT email FROM messages")}
+    assert sent == {"user0@example.net", "user2@example.net", "user4@example.net"}
+    reasons = dict(
+        store.campaigns.conn.execute(
+            "SELECT email, reason FROM campaign_ledger WHERE state = 'rejected'"
+        ).fetchall()
+    )
+    assert "user1@example.net" in reasons["user1@example.net"]
+    assert "bytes" in reasons["user1@example.net"] and "10000" in reasons["user1@example.net"]
+    assert "not a valid email address" in reasons["user 3@example"]
+
+
+def test_a_batch_with_nobody_left_makes_no_request(tmp_path: Path) -> None:
+    fake_db = tmp_path / "fake.db"
+    env_ = Envelope(ISSUE, SENDER)
+    r = Recipient("not-an-address", "", {}, {})
+    with serve_in_thread(FaultPlan(), fake_db) as url:
+        t = SendGridTransport("SG.test", api_url=url, timeout=5)
+        result = t.send(Batch("c", 0, env_.issue, env_.sender, [r]))
+        t.close()
+    assert [(o.email, o.status) for o in result.outcomes] == [("not-an-address", Status.REJECTED)]
+    assert query(fake_db, "SELECT count(*) FROM messages") == [(0,)]

@@ -203,11 +203,20 @@ class SendGridTransport:
         self._now = now
 
     def send(self, batch: Batch) -> BatchResult:
-        response = self.post(build_body(batch, now=self._now()))
+        request = build_body(batch, now=self._now())
+        if request.body is None:  # every recipient was left out: nothing to send
+            return BatchResult(request.rejected)
+        response = self.post(request.body)
         headers = response.headers
         message_id = (headers.get("X-Message-Id") or "") if headers is not None else ""
+        left_out = {o.email for o in request.rejected}
         return BatchResult(
-            [Outcome(r.email, Status.ACCEPTED, message_id=message_id) for r in batch.recipients],
+            [
+                Outcome(r.email, Status.ACCEPTED, message_id=message_id)
+                for r in batch.recipients
+                if r.email not in left_out
+            ]
+            + list(request.rejected),
             provider_message_id=message_id,
         )
 

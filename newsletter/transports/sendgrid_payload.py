@@ -10,12 +10,14 @@ reference; a test holds the two equal.
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _q
 from typing import Any
 
 from newsletter.errors import ProviderRejected
 from newsletter.personalize import ALL_TOKENS
-from newsletter.transports.base import Batch
+from newsletter.transports.base import Batch, Outcome, Status
 
 MAX_RECIPIENTS = 1000  # to + cc + bcc over the whole request
 MAX_PERSONAL_BYTES = 10_000  # substitutions + custom_args, per personalization
@@ -84,8 +86,34 @@ def _nbytes(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
-def build_body(batch: Batch, *, now: float) -> str:
-    """The request body as JSON text (pure ASCII); raises ProviderRejected on a broken limit."""
+@dataclass(frozen=True)
+class Request:
+    """One mail/send body, and the recipients left out of it because of their own values.
+
+    ``body`` is None when every recipient was left out (then no request is made).
+    """
+
+    body: str | None
+    rejected: list[Outcome]
+
+
+# what SendGrid accepts as an address, checked cheaply: one @, a dot in the domain, no spaces,
+# quotes, brackets or separators (imports validate fully; this keeps one bad row from costing
+# the other 999 their email)
+_ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"\\]+@[^@\s<>()\[\],;:\"\\]+\.[^@\s<>()\[\],;:\"\\.]+")
+
+
+def _refuse(email: str, why: str) -> Outcome:
+    return Outcome(email, Status.REJECTED, reason=f"not sent to {email}: {why}")
+
+
+def build_body(batch: Batch, *, now: float) -> Request:
+    """The request body as JSON text (pure ASCII).
+
+    A limit of the whole request raises ProviderRejected. A recipient whose own values break a
+    limit (personal data over 10,000 bytes, a malformed address) is left out of the body and
+    returned in ``rejected``, so the rest of the batch is still sent.
+    """
     issue = batch.issue
     if len(batch.recipients) > MAX_RECIPIENTS:
         raise _bad(f"{len(batch.recipients)} recipients in one request (limit {MAX_RECIPIENTS})")
@@ -99,12 +127,16 @@ def build_body(batch: Batch, *, now: float) -> str:
     tail = f',"send_at":{int(batch.send_at)}}}' if batch.send_at else "}"
     seen: set[str] = set()
     people: list[str] = []
+    rejected: list[Outcome] = []
     for i, r in enumerate(batch.recipients):
         email = r.email
         low = email.lower()
         if low in seen:
             raise _bad(f"{email} appears twice in one request")
         seen.add(low)
+        if not _ADDRESS.fullmatch(email):
+            rejected.append(_refuse(email, "not a valid email address; correct or remove it"))
+            continue
         name = ',"name":' + _q(r.name) if r.name else ""
         parts = ['{"to":[{"email":', _q(email), name, "}]"]
         personal = 0
@@ -135,19 +167,25 @@ def build_body(batch: Batch, *, now: float) -> str:
                 + "}"
             )
         if personal > MAX_PERSONAL_BYTES:
-            raise _bad(
-                f"personalization {i}: substitutions and custom_args take {personal} bytes "
-                f"(limit {MAX_PERSONAL_BYTES}); shorten the personal values"
+            rejected.append(
+                _refuse(
+                    email,
+                    f"personal values (substitutions and custom_args) take {personal} bytes, "
+                    f"SendGrid's limit is {MAX_PERSONAL_BYTES}; shorten them (e.g. the first name)",
+                )
             )
+            continue
         parts.append(tail)
         people.append("".join(parts))
+    if not people:
+        return Request(None, rejected)
     shared = json.dumps(_shared(batch))
     body = '{"personalizations":[' + ",".join(people) + "]," + shared[1:]
     if len(body) > MAX_BODY_BYTES:  # ASCII: characters are bytes
         raise _bad(
             f"request body is {len(body)} bytes (limit {MAX_BODY_BYTES}); use smaller batches"
         )
-    return body
+    return Request(body, rejected)
 
 
 def build_payload(batch: Batch) -> dict[str, Any]:
