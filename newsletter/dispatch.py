@@ -307,7 +307,8 @@ class Dispatcher:
         status = store.status(campaign_id)
         assert status is not None
         counts = status.counts
-        if pause_note:
+        remaining = counts.get(cs.PENDING, 0) + counts.get(cs.FAILED, 0)  # resume sends these
+        if pause_note and remaining:  # a Ctrl-C after the last answer is simply done
             note = _pause_message(campaign_id, pause_note)
             store.set_state(campaign_id, cs.PAUSED, now=self.now(), note=note)
             state = cs.PAUSED
@@ -447,6 +448,11 @@ class Dispatcher:
             self.pacer.hold_until(due)
         heapq.heappush(retries, (due, batch_no))
         self._stats["retries"] += 1
+        if isinstance(err, RateLimited):
+            # a 429 waited out is the provider pacing us, not a failure: it must not trip the
+            # consecutive-failure brake (max_retries above still bounds each batch)
+            self._progress()
+            return ""
         return self._failure(err)
 
     def _failure(self, err: TransportError) -> str:

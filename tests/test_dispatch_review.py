@@ -23,6 +23,7 @@ from dispatch_helpers import (
 from send_cli_helpers import SEND, command, env, make_site, query, run
 
 from newsletter.dispatch import Envelope, Options
+from newsletter.errors import RateLimited
 from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
 from newsletter.pacing import Pacer, max_batch
 from newsletter.store import campaigns as cs
@@ -223,3 +224,41 @@ def test_a_batch_with_nobody_left_makes_no_request(tmp_path: Path) -> None:
         t.close()
     assert [(o.email, o.status) for o in result.outcomes] == [("not-an-address", Status.REJECTED)]
     assert query(fake_db, "SELECT count(*) FROM messages") == [(0,)]
+
+
+# -- 4. 429s waited out are not failures -------------------------------------------------------
+
+
+def test_a_burst_of_429s_does_not_pause_the_campaign(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(50), batch_size=10)
+    burst = [RateLimited("slow down", retry_after=1.0) for _ in range(8)]
+    t = MemoryTransport(burst)
+    opts = Options(concurrency=2, max_consecutive_failures=3, max_retries=5)
+    summary = dispatcher(store, t, cid, options=opts).run(cid)
+    assert summary.state == cs.DONE, summary.note
+    assert states(store, cid) == {"accepted": 50} and summary.retries == 8
+
+
+def test_429s_still_exhaust_max_retries_per_batch(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(10))
+    t = MemoryTransport([RateLimited("slow down", retry_after=1.0) for _ in range(3)])
+    opts = Options(concurrency=1, max_consecutive_failures=5, max_retries=2)
+    summary = dispatcher(store, t, cid, options=opts).run(cid)
+    assert states(store, cid) == {"failed": 10} and t.calls == 3
+    assert summary.state == cs.DONE
+
+
+# -- 5. Ctrl-C after the last answer ------------------------------------------------------------
+
+
+def test_ctrl_c_after_the_last_answer_finishes_as_done(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(25), batch_size=10)
+    d = dispatcher(store, MemoryTransport(), cid, options=Options(concurrency=1))
+    d.on_progress = lambda done, total: d.stop.set() if done == total else None
+    summary = d.run(cid)
+    assert summary.state == cs.DONE and "interrupted" not in summary.note
+    assert store.campaigns.get(cid).state == cs.DONE  # type: ignore[union-attr]
+    assert states(store, cid) == {"accepted": 25}
