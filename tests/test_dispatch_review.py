@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import subprocess
 import threading
@@ -27,6 +28,7 @@ from newsletter.errors import RateLimited
 from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
 from newsletter.pacing import Pacer, max_batch
 from newsletter.store import campaigns as cs
+from newsletter.store.campaign_lock import CampaignLock, lock_dir_for
 from newsletter.transports.base import Batch, Recipient, Status
 from newsletter.transports.memory import MemoryTransport
 from newsletter.transports.sendgrid import SendGridTransport
@@ -262,3 +264,27 @@ def test_ctrl_c_after_the_last_answer_finishes_as_done(tmp_path: Path) -> None:
     assert summary.state == cs.DONE and "interrupted" not in summary.note
     assert store.campaigns.get(cid).state == cs.DONE  # type: ignore[union-attr]
     assert states(store, cid) == {"accepted": 25}
+
+
+# -- 6. status after kill -9 --------------------------------------------------------------------
+
+
+def test_status_says_interrupted_when_no_sender_holds_the_lock(tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    run(site, *SEND)
+    db = site / "newsletter.db"
+    ((cid,),) = query(db, "SELECT id FROM campaigns")
+    conn = sqlite3.connect(db)
+    with conn:  # what a sender killed with -9 mid-send leaves behind
+        conn.execute("UPDATE campaigns SET state = 'sending'")
+    conn.close()
+    out = run(site, "status", cid).stdout
+    assert f"[interrupted (no sender running; run newsletter resume {cid})]" in out
+    data = json.loads(run(site, "status", cid, "--json").stdout)
+    assert data["interrupted"] is True and data["sender_running"] is False
+    assert "interrupted" in run(site, "campaigns").stdout
+    with CampaignLock(lock_dir_for(db), cid):  # a live sender
+        out = run(site, "status", cid).stdout
+        assert "[sending]" in out and "interrupted" not in out
+        data = json.loads(run(site, "status", cid, "--json").stdout)
+        assert data["sender_running"] is True and data["interrupted"] is False

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -27,7 +29,35 @@ from newsletter.errors import ConfigError, NewsletterError
 from newsletter.store import campaigns as cs
 from newsletter.store import open_store
 from newsletter.store.campaign_lock import CampaignLock, lock_dir_for
-from newsletter.store.campaigns import CampaignStatus
+from newsletter.store.campaigns import Campaign, CampaignStatus
+
+
+def sender_running(lock_dir: Path, campaign_id: str) -> bool:
+    """Whether a process holds the campaign's lock (a non-blocking flock attempt, let go at once).
+
+    A shared lock is enough to tell: it fails while a sender holds the exclusive one, and the
+    kernel drops that one when the sender dies, even by ``kill -9``.
+    """
+    try:
+        fd = os.open(lock_dir / f"{campaign_id}.lock", os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops our shared lock, if we got it
+    return False
+
+
+def shown_state(campaign: Campaign, lock_dir: Path) -> str:
+    """The state to show: a campaign left ``sending``/``preparing`` by a dead process says so."""
+    if campaign.state not in (cs.RUNNING, cs.PREPARING) or sender_running(lock_dir, campaign.id):
+        return campaign.state
+    if campaign.state == cs.PREPARING:
+        return "interrupted while preparing (no sender running; run the same newsletter send again)"
+    return f"interrupted (no sender running; run newsletter resume {campaign.id})"
 
 
 @main.command("resume")
@@ -118,16 +148,23 @@ def status_command(app: App, campaign: str | None, as_json: bool) -> None:
         status = store.campaigns.status(campaign)
     if status is None:
         raise ConfigError(f"no campaign {campaign!r}; `newsletter campaigns` lists them")
+    shown = shown_state(status.campaign, lock_dir_for(app.settings.db_path))
     if as_json:
-        click.echo(json.dumps(status.as_json(), indent=2, ensure_ascii=False))
+        data = status.as_json()
+        data["sender_running"] = shown == status.campaign.state and status.campaign.state in (
+            cs.RUNNING,
+            cs.PREPARING,
+        )
+        data["interrupted"] = shown != status.campaign.state
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
-    _print_status(status)
+    _print_status(status, shown)
 
 
-def _print_status(status: CampaignStatus) -> None:
+def _print_status(status: CampaignStatus, shown: str) -> None:
     c = status.campaign
     console = Console(highlight=False, markup=False)
-    console.print(f"campaign  {c.id}  [{c.state}]")
+    console.print(f"campaign  {c.id}  [{shown}]", soft_wrap=True)
     console.print(f"subject   {c.subject}")
     console.print(f"transport {c.transport}   segment {c.segment or '(all)'}")
     console.print(
@@ -161,6 +198,7 @@ def campaigns_command(app: App, as_json: bool) -> None:
     Example:
       newsletter campaigns
     """
+    lock_dir = lock_dir_for(app.settings.db_path)
     with open_store(app.settings.db_path) as store:
         rows = []
         for c in store.campaigns.all():
@@ -186,7 +224,8 @@ def campaigns_command(app: App, as_json: bool) -> None:
         return
     table = Table("campaign", "state", "created", "recipients", "accepted", "subject")
     for c, accepted in rows:
-        table.add_row(c.id, c.state, c.created_at, f"{c.total:,}", f"{accepted:,}", c.subject)
+        state = c.state if shown_state(c, lock_dir) == c.state else "interrupted"
+        table.add_row(c.id, state, c.created_at, f"{c.total:,}", f"{accepted:,}", c.subject)
     Console(
         highlight=False,
         width=max(120, os.get_terminal_size().columns if sys.stdout.isatty() else 160),
