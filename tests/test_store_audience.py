@@ -174,3 +174,31 @@ def test_a_write_lock_held_too_long_is_a_clear_store_error(tmp_path: Path) -> No
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_a_removed_subscriber_keeps_id_to_address_and_old_databases_upgrade(
+    tmp_path: Path,
+) -> None:
+    from newsletter.store import db as dbmod
+    from newsletter.store.audience import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    conn = dbmod.connect(path)  # a database made before the tombstone migration existed
+    dbmod.migrate(conn, MIGRATIONS[:1])
+    conn.close()
+    with open_store(path) as store:
+        aud = store.audience
+        with aud.import_session() as s:
+            s.apply([row(2, "Ann@x.org")], now=NOW, dry_run=False)
+        first = aud.get_subscriber("ann@x.org")
+        assert first is not None and aud.address_for_id(first.id) == "Ann@x.org"
+        assert aud.remove_subscriber("ann@x.org", now=NOW)
+        assert not aud.remove_subscriber("ann@x.org", now=NOW)
+        assert aud.address_for_id(first.id) == "Ann@x.org"  # the tombstone
+        with aud.import_session() as s:
+            s.apply([row(2, "ann@x.org")], now=NOW, dry_run=False)
+        again = aud.get_subscriber("ann@x.org")
+        assert again is not None and again.id != first.id  # ids are never reused
+        assert aud.address_for_id(again.id) == "ann@x.org"
+        assert aud.address_for_id(first.id) == "Ann@x.org"
+        assert aud.address_for_id(again.id + 100) is None
