@@ -36,6 +36,10 @@ from newsletter.store.keys import email_key
 
 KNOWN_COLUMNS = ("email", "first_name", "last_name", "tags", "subscribed_at")
 CHUNK_ROWS = 2000
+# Longer values are rejected at import: each one is copied into every SendGrid personalization
+# (substitutions), which must stay under 10,000 bytes in all, and no real name is this long.
+MAX_NAME_CHARS = 200
+MAX_FIELD_CHARS = 1000
 _CONTROL = {chr(c) for c in range(32)} | {"\x7f"}
 
 
@@ -125,6 +129,13 @@ class _Lines:
                 if raw.startswith(codecs.BOM_UTF8):
                     raw = raw[len(codecs.BOM_UTF8) :]
                     self.had_bom = True
+                if b"\r" in raw.rstrip(b"\n").rstrip(b"\r"):
+                    raise InputError(
+                        "the file uses old Mac line endings (CR only); re-save it with LF or "
+                        "CRLF line endings (e.g. 'CSV UTF-8' in Excel) and import again",
+                        path=self.path,
+                        line=1,
+                    )
                 if b"\x00" in raw:
                     raise InputError(
                         "the file contains NUL bytes: it looks like UTF-16 without a byte-order "
@@ -214,6 +225,11 @@ class _RowReader:
             value = row[idx[col]].strip() if col in idx else ""
             if _CONTROL.intersection(value):
                 return f"{col} contains a line break or control character"
+            if len(value) > MAX_NAME_CHARS:
+                return (
+                    f"{col} is {len(value):,} characters long; at most {MAX_NAME_CHARS} are "
+                    "allowed (is a column shifted or a note pasted into it?)"
+                )
             names[col] = value
         tags: tuple[str, ...] = self.extra_tags
         if "tags" in idx:
@@ -229,6 +245,12 @@ class _RowReader:
                     "such as 2024-05-01 or 2024-05-01T09:30:00Z"
                 )
         fields = {c: row[i].strip() for i, c in self.custom if row[i].strip()}
+        for c, value in fields.items():
+            if len(value) > MAX_FIELD_CHARS:
+                return (
+                    f"custom field {c!r} is {len(value):,} characters long; at most "
+                    f"{MAX_FIELD_CHARS} are allowed, since every field is sent with each email"
+                )
         return NewSubscriber(
             line=line,
             email=email,
