@@ -281,7 +281,8 @@ class Dispatcher:
                         if pause_note or (not queue and not retries):
                             break
                         if not queue and retries:
-                            self.sleep(max(0.0, retries[0][0] - self.monotonic()))
+                            # short steps: a Ctrl-C during a long 429 wait stops promptly
+                            self.sleep(min(_STOP_POLL, max(0.0, retries[0][0] - self.monotonic())))
                         continue
                     timeout = None
                     if retries and not pause_note:

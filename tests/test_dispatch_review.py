@@ -288,3 +288,23 @@ def test_status_says_interrupted_when_no_sender_holds_the_lock(tmp_path: Path) -
         assert "[sending]" in out and "interrupted" not in out
         data = json.loads(run(site, "status", cid, "--json").stdout)
         assert data["sender_running"] is True and data["interrupted"] is False
+
+
+def test_first_ctrl_c_stops_a_long_429_wait_promptly(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(10))
+    clock = FakeClock()
+    d = dispatcher(
+        store, MemoryTransport([RateLimited("slow down", retry_after=3600.0)]), cid, clock=clock
+    )
+    sleep = clock.sleep
+
+    def sleep_then_ctrl_c(seconds: float) -> None:
+        sleep(seconds)
+        if clock.t > 1010:
+            d.stop.set()
+
+    d.sleep = sleep_then_ctrl_c
+    summary = d.run(cid)
+    assert summary.state == cs.PAUSED and "interrupted" in summary.note
+    assert states(store, cid) == {"pending": 10} and sum(clock.sleeps) < 11
