@@ -16,9 +16,9 @@ from newsletter.cli.options import issue_date, load_selection, resolve_now, sele
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, LintFailed, NewsletterError
 from newsletter.lint import Finding, findings_json, has_errors, lint_issue
-from newsletter.mime import build_message
+from newsletter.mime import email_for
 from newsletter.personalize import Personal, token_values
-from newsletter.render import generic_values, load_intro, personalize_email, render_issue
+from newsletter.render import generic_values, load_intro, render_issue
 from newsletter.rendered import RenderedIssue
 from newsletter.selection import LastIssue, Selection
 
@@ -117,12 +117,6 @@ def print_findings(findings: list[Finding]) -> None:
     click.echo(f"lint: {errors} error(s), {warnings} warning(s)", err=True)
 
 
-def unsubscribe_headers(settings: Settings, url: str) -> dict[str, str]:
-    from newsletter.unsubscribe import list_unsubscribe_headers
-
-    return list_unsubscribe_headers(url, settings.unsubscribe.mailto)
-
-
 def write_email(
     out: Path,
     issue: RenderedIssue,
@@ -134,22 +128,8 @@ def write_email(
     now: datetime,
 ) -> dict[str, Path]:
     """email.html, email.txt and email.eml for one recipient in ``out``."""
-    from newsletter.personalize import UNSUBSCRIBE_URL
-
-    subject, html, text = personalize_email(issue, values)
-    email = settings.email
-    message = build_message(
-        from_email=email.from_email,
-        from_name=email.from_name,
-        reply_to=email.reply_to,
-        to=to,
-        to_name=to_name,
-        subject=subject,
-        html=html,
-        text=text,
-        headers=unsubscribe_headers(settings, values[UNSUBSCRIBE_URL]),
-        now=now,
-    )
+    one = email_for(issue, settings, to=to, to_name=to_name, values=values, now=now)
+    html, text, message = one.html, one.text, one.message
     paths = {"html": out / "email.html", "text": out / "email.txt", "eml": out / "email.eml"}
     try:
         out.mkdir(parents=True, exist_ok=True)

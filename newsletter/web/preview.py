@@ -26,9 +26,7 @@ from starlette.routing import Route
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
 from newsletter.lint import lint_issue
-from newsletter.mime import build_message
-from newsletter.personalize import UNSUBSCRIBE_URL
-from newsletter.render import personalize_email
+from newsletter.mime import email_for
 from newsletter.rendered import RenderedIssue
 from newsletter.templating import default_templates_dir, forget_templates
 
@@ -76,26 +74,19 @@ class PreviewState:
         try:
             issue, to, to_name, values = self.build(as_email)
             settings = self.settings()
-            subject, html, text = personalize_email(issue, values)
             findings = lint_issue(issue, settings, longest=None)
         except NewsletterError as err:
             return Rendered(error=err.format(), data={"error": err.format()})
-        from newsletter.unsubscribe import list_unsubscribe_headers
-
-        email = settings.email
-        message = build_message(
-            from_email=email.from_email,
-            from_name=email.from_name,
-            reply_to=email.reply_to,
+        one = email_for(
+            issue,
+            settings,
             to=to,
             to_name=to_name,
-            subject=subject,
-            html=html,
-            text=text,
-            headers=list_unsubscribe_headers(values[UNSUBSCRIBE_URL], settings.unsubscribe.mailto),
+            values=values,
             now=self.now(),
             message_id="<preview@localhost>",
         )
+        subject, html, text, message = one.subject, one.html, one.text, one.message
         headers = [[k, str(v)] for k, v in message.items()]
         data = {
             "error": "",
