@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -262,23 +262,23 @@ def body_html(post: Post, settings: Settings) -> str:
     """
     from newsletter.content_html import render_body
 
-    key = ("body", settings.site.url, settings.site.permalink)
-    cached = post._html_cache.get(key)
-    if cached is None:
-        cached = render_body(post, settings)
-        post._html_cache[key] = cached
-    return cached
+    return _cached(post, settings, "body", render_body)
 
 
 def excerpt_html(post: Post, settings: Settings) -> str:
     """The excerpt as safe HTML: the author's excerpt rendered, else the plain-text excerpt."""
     from newsletter.content_html import render_excerpt
 
-    key = ("excerpt", settings.site.url, settings.site.permalink)
+    return _cached(post, settings, "excerpt", render_excerpt)
+
+
+def _cached(
+    post: Post, settings: Settings, part: str, make: Callable[[Post, Settings], str]
+) -> str:
+    key = (part, settings.site.url, settings.site.permalink)
     cached = post._html_cache.get(key)
     if cached is None:
-        cached = render_excerpt(post, settings)
-        post._html_cache[key] = cached
+        cached = post._html_cache[key] = make(post, settings)
     return cached
 
 

@@ -91,6 +91,22 @@ class Envelope:
     sandbox: bool = False
     subject_prefix: str = ""
 
+    def batch(self, campaign_id: str, batch_no: int, recipients: Sequence[Recipient]) -> Batch:
+        """One request's worth of this campaign: the shared parts plus ``recipients``."""
+        return Batch(
+            campaign_id=campaign_id,
+            batch_no=batch_no,
+            issue=self.issue,
+            sender=self.sender,
+            recipients=recipients,
+            categories=self.categories,
+            asm_group_id=self.asm_group_id,
+            send_at=self.send_at,
+            batch_id=self.batch_id,
+            sandbox=self.sandbox,
+            subject_prefix=self.subject_prefix,
+        )
+
     def to_json(self) -> str:
         issue = self.issue
         data = {
@@ -363,19 +379,7 @@ class Dispatcher:
             return None
         self.pacer.acquire(len(rows))
         env = self.envelope
-        batch = Batch(
-            campaign_id=campaign_id,
-            batch_no=batch_no,
-            issue=env.issue,
-            sender=env.sender,
-            recipients=[self.personalize(r) for r in rows],
-            categories=env.categories,
-            asm_group_id=env.asm_group_id,
-            send_at=env.send_at,
-            batch_id=env.batch_id,
-            sandbox=env.sandbox,
-            subject_prefix=env.subject_prefix,
-        )
+        batch = env.batch(campaign_id, batch_no, [self.personalize(r) for r in rows])
         tries[batch_no] = tries.get(batch_no, 0) + 1
         self.store.mark(campaign_id, batch_no, cs.SENDING, now=self.now(), count_attempt=True)
         self._stats["requests"] += 1

@@ -6,6 +6,7 @@ both share (transports, secrets, progress, summary) in :mod:`newsletter.cli.send
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 import time
@@ -46,7 +47,6 @@ from newsletter.store import Store, open_store
 from newsletter.store import campaigns as cs
 from newsletter.store.campaign_lock import CampaignLock, lock_dir_for
 from newsletter.store.campaigns import LedgerRow
-from newsletter.transports.base import Batch
 
 
 def _parse_send_at(value: str | None, settings: Settings) -> int:
@@ -247,19 +247,7 @@ def _send_test(
             str(sub.id) if sub else TEST_RECIPIENT, email, sub.first_name if sub else ""
         )
         recipients.append(personalize(row))
-    batch = Batch(
-        campaign_id=cid,
-        batch_no=0,
-        issue=envelope.issue,
-        sender=envelope.sender,
-        recipients=recipients,
-        categories=envelope.categories,
-        asm_group_id=envelope.asm_group_id,
-        send_at=envelope.send_at,
-        batch_id=envelope.batch_id,
-        sandbox=envelope.sandbox,
-        subject_prefix="[TEST] ",
-    )
+    batch = dataclasses.replace(envelope, subject_prefix="[TEST] ").batch(cid, 0, recipients)
     transport = build_transport(app, transport_name, now=now)
     try:
         transport.send(batch)
