@@ -45,6 +45,9 @@ def test_outbox_send_then_already_sent_then_status(tmp_path: Path) -> None:
     assert "accepted" in run(site, "status").stdout
     assert "was already sent" not in run(site, *SEND, "--new-campaign").stdout
     assert len(json.loads(run(site, "campaigns", "--json").stdout)) == 2
+    # SEND fixes --now: a second --new-campaign must still be a new campaign
+    assert "was already sent" not in run(site, *SEND, "--new-campaign").stdout
+    assert len(json.loads(run(site, "campaigns", "--json").stdout)) == 3
 
 
 def test_dry_run_and_test_send_leave_the_ledger_alone(tmp_path: Path) -> None:

@@ -134,10 +134,13 @@ def send_command(
             _send_test(app, store, envelope, test_to, transport_name, now=now)
             return
         segments = tuple(sorted(segment))
-        # an outbox send is a rehearsal: it must not make the real SendGrid send "already sent"
+        # an outbox send is a rehearsal: it must not make the real SendGrid send "already sent".
+        # --new-campaign salts with the real clock, not --now: a fixed --now must not give the
+        # second --new-campaign run the id of the first
+        fresh = datetime.now(UTC).isoformat() if new_campaign else ""
         salt = "|".join(
             part
-            for part in (now.isoformat() if new_campaign else "", transport_name)
+            for part in (fresh, transport_name)
             if part and part not in ("sendgrid", "memory")
         )
         cid = campaign_id_for(issue, ",".join(segments), salt=salt)
