@@ -38,7 +38,7 @@ from newsletter.errors import (
     TransportError,
 )
 from newsletter.pacing import Backoff, Pacer
-from newsletter.personalize import Personal, token_values
+from newsletter.personalize import values_for
 from newsletter.rendered import RenderedIssue
 from newsletter.store import campaigns as cs
 from newsletter.store.campaigns import CampaignStore, LedgerRow
@@ -67,14 +67,14 @@ class Personalizer:
     first_name_fallback: str = "there"
 
     def __call__(self, row: LedgerRow) -> Recipient:
-        url = self.unsubscribe_url(row.recipient_id, row.email)
-        person = Personal(email=row.email, first_name=row.first_name, unsubscribe_url=url)
+        recipient_id, email, first_name = row
+        url = self.unsubscribe_url(recipient_id, email)
         return Recipient(
-            email=row.email,
-            name="",
-            substitutions=token_values(person, first_name_fallback=self.first_name_fallback),
-            headers=self.list_headers(url),
-            custom_args={"campaign_id": self.campaign_id, "recipient_id": row.recipient_id},
+            email,
+            "",
+            values_for(email, first_name, url, self.first_name_fallback),
+            self.list_headers(url),
+            {"campaign_id": self.campaign_id, "recipient_id": recipient_id},
         )
 
 
@@ -303,7 +303,10 @@ class Dispatcher:
                     timeout = None
                     if retries and not pause_note:
                         timeout = max(0.0, retries[0][0] - self.monotonic())
-                    if queue and not pause_note:
+                    if queue and not pause_note and len(in_flight) < self.options.concurrency:
+                        # a free slot held back by pacing: wake when the pacer allows. With
+                        # every slot busy only an answer can free one; waking on the pacer's
+                        # "0 s" then would spin and starve the request threads of the GIL.
                         pace = self.pacer.wait_time(infos[queue[0]].size)
                         timeout = pace if timeout is None else min(timeout, pace)
                     if not pause_note:  # wake up now and then to notice `stop`

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import hmac
 import os
 import re
@@ -36,6 +37,9 @@ MAC_BYTES = 12
 MAX_TOKEN_CHARS = 64
 SECRET_FILE = ".newsletter-secret"
 _B64URL = re.compile(r"[A-Za-z0-9_-]{8,64}")
+_VERSION_BYTE = bytes([VERSION])
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_b64encode = base64.b64encode
 
 
 class InvalidToken(NewsletterError):
@@ -48,20 +52,44 @@ class TokenClaims:
     email_tag: bytes  # compare with :func:`token_matches_email`
 
 
+class _Sha256Mac:
+    """HMAC-SHA256 under one fixed key (RFC 2104), its two padded states hashed once.
+
+    The same bytes as ``hmac.digest(key, msg, "sha256")`` at less than half the cost: a send
+    makes two MACs per recipient, and OpenSSL's one-shot HMAC sets up the key every call.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > 64:  # longer than SHA-256's block: hashed first, as RFC 2104 says
+            key = hashlib.sha256(key).digest()
+        block = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def digest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
 @functools.lru_cache(maxsize=8)
-def _key(secret: str, purpose: bytes) -> bytes:
+def _key(secret: str, purpose: bytes) -> _Sha256Mac:
     # Derived once per (secret, purpose): a send makes one token per recipient, and deriving the
     # two keys again each time was half the cost of a token.
-    return hmac.digest(secret.encode("utf-8"), b"newsletter/" + purpose, "sha256")
+    return _Sha256Mac(hmac.digest(secret.encode("utf-8"), b"newsletter/" + purpose, "sha256"))
 
 
 def _email_tag(secret: str, email: str) -> bytes:
     key = _key(secret, b"unsubscribe-email/v1")
-    return hmac.digest(key, email.strip().lower().encode("utf-8"), "sha256")[:TAG_BYTES]
+    return key.digest(email.strip().lower().encode("utf-8"))[:TAG_BYTES]
 
 
 def _mac(secret: str, payload: bytes) -> bytes:
-    return hmac.digest(_key(secret, b"unsubscribe-token/v1"), payload, "sha256")[:MAC_BYTES]
+    return _key(secret, b"unsubscribe-token/v1").digest(payload)[:MAC_BYTES]
 
 
 def _varint(n: int) -> bytes:
@@ -95,9 +123,10 @@ def make_token(secret: str, subscriber_id: int, email: str) -> str:
         raise SecretMissing("an unsubscribe token needs NEWSLETTER_SECRET")
     if subscriber_id < 1:
         raise ValueError("subscriber ids start at 1")
-    payload = bytes([VERSION]) + _varint(subscriber_id) + _email_tag(secret, email)
+    tag = _email_tag(secret, email)
+    payload = _VERSION_BYTE + _varint(subscriber_id) + tag
     raw = payload + _mac(secret, payload)
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return _b64encode(raw).translate(_URLSAFE).rstrip(b"=").decode("ascii")
 
 
 def verify_token(secret: str, token: str) -> TokenClaims:

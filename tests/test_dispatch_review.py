@@ -308,3 +308,30 @@ def test_first_ctrl_c_stops_a_long_429_wait_promptly(tmp_path: Path) -> None:
     summary = d.run(cid)
     assert summary.state == cs.PAUSED and "interrupted" in summary.note
     assert states(store, cid) == {"pending": 10} and sum(clock.sleeps) < 11
+
+
+class _SlowTransport(MemoryTransport):
+    def send(self, batch: Batch):  # type: ignore[no-untyped-def]
+        time.sleep(0.2)
+        return super().send(batch)
+
+
+def test_waiting_for_an_answer_does_not_spin(tmp_path: Path) -> None:
+    # With every request slot busy and batches queued, the loop must block until an answer
+    # (or the Ctrl-C poll), not wake in a busy loop that takes the CPU (and the GIL) from the
+    # threads doing the requests. Each wake-up reads the clock, so the reads are counted.
+    reads = 0
+
+    def clock() -> float:
+        nonlocal reads
+        reads += 1
+        return time.monotonic()
+
+    with fresh_store(tmp_path) as store:
+        cid = prepared(store, people(40), batch_size=10)
+        d = dispatcher(store, _SlowTransport(), cid, options=Options(concurrency=1))
+        d.monotonic = clock
+        d.pacer = Pacer(clock=clock)
+        summary = d.run(cid)
+    assert summary.counts.get(cs.ACCEPTED) == 40 and summary.requests == 4
+    assert reads < 200, f"{reads} clock reads while waiting for 4 answers of 0.2 s"

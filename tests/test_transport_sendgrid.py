@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import socket
 import sqlite3
@@ -156,6 +157,21 @@ def test_accepted_batch_is_recorded_exactly(tmp_path: Path) -> None:
     assert [o.status for o in result.outcomes] == [Status.ACCEPTED] * 3
     got = rows(db, "SELECT email, recipient_id, subject, list_unsubscribe FROM messages")
     assert got[0] == ("user0@example.net", "0", "News for N0", "<https://example.org/u/0>")
+
+
+def test_library_debug_log_holds_no_key_address_or_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # python_http_client formats payload and headers into debug messages on every request
+    caplog.set_level(logging.DEBUG, logger="python_http_client")
+    with serve_in_thread(FaultPlan(), tmp_path / "fake.db") as url:
+        t = SendGridTransport(KEY, api_url=url, timeout=5)
+        t.send(batch(3))
+        t.close()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "PAYLOAD: <" in logged and "Bearer [redacted]" in logged  # the library did log
+    for secret in (KEY, "user1@example.net", "https://example.org/u/1"):
+        assert secret not in logged
 
 
 def test_http_errors_are_translated(tmp_path: Path) -> None:

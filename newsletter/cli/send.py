@@ -139,9 +139,7 @@ def send_command(
         # second --new-campaign run the id of the first
         fresh = datetime.now(UTC).isoformat() if new_campaign else ""
         salt = "|".join(
-            part
-            for part in (fresh, transport_name)
-            if part and part not in ("sendgrid", "memory")
+            part for part in (fresh, transport_name) if part and part not in ("sendgrid", "memory")
         )
         cid = campaign_id_for(issue, ",".join(segments), salt=salt)
         if dry_run:

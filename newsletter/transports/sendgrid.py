@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
+import re
 import threading
 import time
 import urllib.error
@@ -82,6 +84,42 @@ class _Answer:
 
     def info(self) -> http.client.HTTPMessage:
         return self._headers
+
+
+class _Body(str):
+    """A request body that python_http_client cannot spell out in its debug log.
+
+    The library formats every payload into a ``logger.debug`` message whether or not debug is
+    on: for a 1000-recipient batch that is half a megabyte of ``repr`` per request, and the text
+    holds every address and unsubscribe token. ``encode`` (which the library calls) gives bytes
+    that format as their size instead.
+    """
+
+    __slots__ = ()
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> _BodyBytes:
+        return _BodyBytes(str.encode(self, encoding, errors))
+
+
+class _BodyBytes(bytes):
+    __slots__ = ()
+
+    def __format__(self, spec: str) -> str:
+        return f"<{len(self)} bytes of JSON>"
+
+
+class _RedactKey(logging.Filter):
+    """python_http_client logs every request's headers at debug level, API key included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "Bearer " in record.msg:
+            record.msg = _BEARER.sub("Bearer [redacted]", record.msg)
+        return True
+
+
+_BEARER = re.compile(r"Bearer [^'\"\s,}]+")
+_LIBRARY_LOG = logging.getLogger(python_http_client.client.__name__)
+_LIBRARY_LOG.addFilter(_RedactKey())
 
 
 class _Pool:
@@ -222,7 +260,7 @@ class SendGridTransport:
 
     def post(self, payload: str | dict[str, Any]) -> Any:
         """POST one mail/send request; translate every failure to a newsletter error."""
-        body = payload if isinstance(payload, str) else json.dumps(payload)
+        body = _Body(payload if isinstance(payload, str) else json.dumps(payload))
         try:
             return self._send.post(request_body=body)
         except HTTPError as err:

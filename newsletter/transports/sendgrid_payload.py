@@ -128,7 +128,21 @@ def build_body(batch: Batch, *, now: float) -> Request:
     seen: set[str] = set()
     people: list[str] = []
     rejected: list[Outcome] = []
-    for i, r in enumerate(batch.recipients):
+    # header names and custom_args keys repeat in every personalization: check and quote once
+    header_keys: dict[str, str] = {}
+    arg_keys: dict[str, str] = {}
+
+    def header_key(name: str) -> str:
+        if name.lower() in RESERVED_HEADERS:
+            raise _bad(f"header {name!r} is reserved by SendGrid")
+        header_keys[name] = out = _q(name) + ":"
+        return out
+
+    def arg_key(name: str) -> str:
+        arg_keys[name] = out = _q(name) + ":"
+        return out
+
+    for r in batch.recipients:
         email = r.email
         low = email.lower()
         if low in seen:
@@ -147,25 +161,25 @@ def build_body(batch: Batch, *, now: float) -> Request:
                 v = subs.get(k)
                 if v is not None:
                     items.append(qk + _q(v))
-                    personal += len(k) + _nbytes(v)
+                    personal += len(k) + (len(v) if v.isascii() else _nbytes(v))
             if items:
                 parts.append(',"substitutions":{' + ",".join(items) + "}")
         if subject is not None:
             parts.append(',"subject":' + _q(prefix + subject.fill(subs)))
         if r.headers:
-            for h in r.headers:
-                if h.lower() in RESERVED_HEADERS:
-                    raise _bad(f"personalization {i}: header {h!r} is reserved by SendGrid")
             parts.append(
-                ',"headers":{' + ",".join(_q(k) + ":" + _q(v) for k, v in r.headers.items()) + "}"
-            )
-        if r.custom_args:
-            personal += sum(_nbytes(k) + _nbytes(v) for k, v in r.custom_args.items())
-            parts.append(
-                ',"custom_args":{'
-                + ",".join(_q(k) + ":" + _q(v) for k, v in r.custom_args.items())
+                ',"headers":{'
+                + ",".join(
+                    (header_keys.get(k) or header_key(k)) + _q(v) for k, v in r.headers.items()
+                )
                 + "}"
             )
+        if r.custom_args:
+            items = []
+            for k, v in r.custom_args.items():
+                items.append((arg_keys.get(k) or arg_key(k)) + _q(v))
+                personal += _nbytes(k) + _nbytes(v)
+            parts.append(',"custom_args":{' + ",".join(items) + "}")
         if personal > MAX_PERSONAL_BYTES:
             rejected.append(
                 _refuse(
