@@ -41,6 +41,7 @@ from newsletter.pacing import Backoff, Pacer
 from newsletter.personalize import values_for
 from newsletter.rendered import RenderedIssue
 from newsletter.store import campaigns as cs
+from newsletter.store.audience import RecipientQuery
 from newsletter.store.campaigns import CampaignStore, LedgerRow
 from newsletter.store.keys import email_key
 from newsletter.transports.base import Batch, BatchResult, Recipient, Sender, Status, Transport
@@ -170,7 +171,7 @@ def prepare(
     store: CampaignStore,
     campaign_id: str,
     envelope: Envelope,
-    recipients: Iterable[tuple[str, str, str]],
+    recipients: Iterable[tuple[str, str, str]] | RecipientQuery,
     *,
     segment: str,
     transport: str,
@@ -178,6 +179,8 @@ def prepare(
     batch_size: int = 1000,
 ) -> int:
     """Write every ``(recipient_id, email, first_name)`` to the ledger as pending; return count.
+
+    ``recipients`` is rows, or a query over the store's subscribers (copied inside SQLite).
 
     Call with the campaign lock held. If this is interrupted, the campaign stays ``preparing``
     and the next call starts the preparation over (nothing was sent yet).
@@ -198,7 +201,10 @@ def prepare(
         batch_size=batch_size,
         envelope=envelope.to_json(),
     )
-    store.add_recipients(campaign_id, recipients, batch_size=batch_size)
+    if isinstance(recipients, RecipientQuery):
+        store.add_audience(campaign_id, recipients, batch_size=batch_size)
+    else:
+        store.add_recipients(campaign_id, recipients, batch_size=batch_size)
     return store.ready(campaign_id, now=now)
 
 

@@ -202,3 +202,60 @@ def test_a_removed_subscriber_keeps_id_to_address_and_old_databases_upgrade(
         assert aud.address_for_id(again.id) == "ann@x.org"
         assert aud.address_for_id(first.id) == "Ann@x.org"
         assert aud.address_for_id(again.id + 100) is None
+
+
+@pytest.mark.parametrize(("batch_size", "chunk"), [(7, 100), (1000, 50_000), (10, 30), (1, 3)])
+def test_ledger_filled_in_sqlite_matches_the_rows_path(
+    tmp_path: Path, batch_size: int, chunk: int
+) -> None:
+    # `send` fills a campaign's ledger with INSERT ... SELECT; it must give exactly the rows,
+    # order and batches that writing iter_recipient_rows one by one gives
+    with open_store(tmp_path / "n.db") as store:
+        aud, camp = store.audience, store.campaigns
+        with aud.import_session() as s:
+            s.apply(
+                [row(i, f"u{i}@x.org", "t" if i % 3 else "other") for i in range(1234)],
+                now=NOW,
+                dry_run=False,
+            )
+        for i in range(0, 1234, 11):
+            aud.suppress(f"u{i}@x.org", reason="bounced", source="t", now=NOW)
+
+        def ledger(cid: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+            people = camp.conn.execute(
+                "SELECT recipient_id, batch_no, email, first_name, state FROM campaign_ledger"
+                " WHERE campaign_id = ? ORDER BY batch_no, rowid",
+                (cid,),
+            ).fetchall()
+            batches = camp.conn.execute(
+                "SELECT batch_no, size, state FROM campaign_batches WHERE campaign_id = ?"
+                " ORDER BY batch_no",
+                (cid,),
+            ).fetchall()
+            return [tuple(p) for p in people], [tuple(b) for b in batches]
+
+        for segments in ((), ("t",), ("nobody",)):
+            rows = [(str(i), e, f) for i, e, f in aud.iter_recipient_rows(segments)]
+            for cid in ("a", "b"):
+                camp.begin(
+                    cid,
+                    now=NOW,
+                    subject="s",
+                    layout="digest",
+                    segment="",
+                    transport="test",
+                    content_hash="h",
+                    newest_post_date="",
+                    posts=(),
+                    batch_size=batch_size,
+                )
+            a = camp.add_recipients("a", rows, batch_size=batch_size)
+            b = camp.add_audience(
+                "b", aud.recipient_query(segments), batch_size=batch_size, chunk=chunk
+            )
+            assert a == b == len(rows)
+            assert ledger("a") == ledger("b")
+            if rows:
+                assert (
+                    ledger("b")[1][-1][1] == len(rows) - (len(rows) - 1) // batch_size * batch_size
+                )

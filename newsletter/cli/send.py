@@ -185,7 +185,7 @@ def send_command(
                     store.campaigns,
                     cid,
                     envelope,
-                    recipient_rows(store, segments),
+                    store.audience.recipient_query(segments),
                     segment=",".join(segments),
                     transport=transport_name,
                     now=datetime.now(UTC),

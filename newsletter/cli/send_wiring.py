@@ -10,6 +10,7 @@ or are unknown (``status`` says which and why).
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 import time
@@ -242,6 +243,10 @@ def run_dispatch(
     )
     progress, update = _progress_bar(show_progress)
     dispatcher.on_progress = update
+    # Everything alive now (modules, the rendered issue, settings) lives until the process
+    # ends. Sending makes a few short-lived objects per recipient, which start collections that
+    # would otherwise walk all of those again and again (about 10% of a send's CPU).
+    gc.freeze()
     try:
         with _ctrl_c_pauses(dispatcher.stop):
             if progress is not None:

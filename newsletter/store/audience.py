@@ -102,6 +102,18 @@ def _iso(now: datetime) -> str:
 
 
 @dataclass(frozen=True)
+class RecipientQuery:
+    """Who a send goes to, as SQL over ``subscribers s``, so a campaign's ledger can be filled
+    inside SQLite (:meth:`~newsletter.store.campaigns.CampaignStore.add_audience`).
+
+    ``where`` holds the clauses that follow ``WHERE s.id > ?``; ``params`` are theirs.
+    """
+
+    where: str
+    params: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Subscriber:
     id: int
     email: str
@@ -239,7 +251,8 @@ class AudienceStore:
         What a campaign's ledger needs and no more (no tags, no custom fields), for sends to a
         million people: the same order, the same keyset pages, no objects per row.
         """
-        where, params = self._where(tuple(segments), active_only=True)
+        query = self.recipient_query(segments)
+        where, params = query.where, query.params
         sql = (
             f"SELECT s.id, s.email, s.first_name FROM subscribers s WHERE s.id > ?{where}"
             " ORDER BY s.id LIMIT ?"
@@ -252,6 +265,11 @@ class AudienceStore:
             for row in rows:
                 yield row[0], row[1], row[2]
             last = rows[-1][0]
+
+    def recipient_query(self, segments: Sequence[str] = ()) -> RecipientQuery:
+        """The people of :meth:`iter_recipients`, as SQL (see :class:`RecipientQuery`)."""
+        where, params = self._where(tuple(segments), active_only=True)
+        return RecipientQuery(where, tuple(params))
 
     def custom_field_names(self) -> list[str]:
         rows = self.conn.execute(

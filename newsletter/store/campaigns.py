@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from newsletter.errors import StoreError
+from newsletter.store.audience import RecipientQuery
 from newsletter.store.db import Migration, write
 
 MIGRATIONS: list[Migration] = [
@@ -273,11 +274,53 @@ class CampaignStore:
             if chunk or sizes:
                 flush()
         except sqlite3.IntegrityError as err:
+            if "UNIQUE" not in str(err):  # e.g. no such campaign: begin() was not called
+                raise StoreError(f"campaign {campaign_id}: cannot add recipients ({err})") from err
             raise StoreError(
                 f"campaign {campaign_id}: the same recipient twice in one campaign ({err}); "
                 "the audience must list each subscriber once"
             ) from err
         return total
+
+    def add_audience(
+        self, campaign_id: str, query: RecipientQuery, *, batch_size: int, chunk: int = 50_000
+    ) -> int:
+        """:meth:`add_recipients` for the store's own subscribers, copied inside SQLite.
+
+        The same rows in the same order and batches, without a Python object per recipient:
+        for a million people this is under half the time. Commits every ``chunk`` rows.
+        """
+        source = f"FROM subscribers s WHERE s.id > ?{query.where}"
+        total = 0
+        last = 0
+        while True:
+            # the id that closes this chunk (None: the rest fits in it)
+            row = self.conn.execute(
+                f"SELECT s.id {source} ORDER BY s.id LIMIT 1 OFFSET ?",
+                (last, *query.params, chunk - 1),
+            ).fetchone()
+            upto: tuple[int, ...] = () if row is None else (int(row[0]),)
+            with write(self.conn) as c:
+                n = c.execute(
+                    "INSERT INTO campaign_ledger(campaign_id, recipient_id, batch_no, email,"
+                    " first_name) SELECT ?, CAST(s.id AS TEXT),"
+                    " (? + row_number() OVER (ORDER BY s.id) - 1) / ?, s.email, s.first_name"
+                    f" {source}{' AND s.id <= ?' if upto else ''} ORDER BY s.id",
+                    (campaign_id, total, batch_size, last, *query.params, *upto),
+                ).rowcount
+                end = total + n
+                c.executemany(
+                    "INSERT INTO campaign_batches(campaign_id, batch_no, size) VALUES (?, ?, ?)"
+                    " ON CONFLICT(campaign_id, batch_no) DO UPDATE SET size = excluded.size",
+                    [
+                        (campaign_id, b, min(batch_size, end - b * batch_size))
+                        for b in range(total // batch_size, (end + batch_size - 1) // batch_size)
+                    ],
+                )
+            total = end
+            if not upto:
+                return total
+            last = upto[0]
 
     def ready(self, campaign_id: str, *, now: datetime) -> int:
         """Preparation finished: every recipient is in the ledger. Returns the total."""
