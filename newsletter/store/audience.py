@@ -278,9 +278,18 @@ class AudienceStore:
         return [r[0] for r in rows]
 
     def count_recipients(self, segments: Sequence[str] = ()) -> int:
-        where, params = self._where(tuple(segments), active_only=True)
+        """How many :meth:`iter_recipients` yields.
+
+        Counted as subscribers minus suppressed subscribers (one statement, one snapshot): the
+        suppression list is short next to the audience, and probing it once per subscriber
+        took a second for a million.
+        """
+        where, params = self._where(tuple(segments), active_only=False)
         row = self.conn.execute(
-            f"SELECT count(*) FROM subscribers s WHERE 1{where}", params
+            f"SELECT (SELECT count(*) FROM subscribers s WHERE 1{where})"
+            " - (SELECT count(*) FROM suppressions x JOIN subscribers s"
+            f" ON s.email_key = x.email_key WHERE 1{where})",
+            [*params, *params],
         ).fetchone()
         return int(row[0])
 
