@@ -457,17 +457,26 @@ class CampaignStore:
         campaign = self.get(campaign_id)
         if campaign is None:
             return None
-        # recipients of a batch in flight are still `pending` in the ledger: show them `sending`
-        counts = {
-            r[0]: int(r[1])
-            for r in self.conn.execute(
-                "SELECT CASE WHEN l.state = ? AND b.state = ? THEN ? ELSE l.state END, count(*)"
-                " FROM campaign_ledger l JOIN campaign_batches b"
-                " ON b.campaign_id = l.campaign_id AND b.batch_no = l.batch_no"
-                " WHERE l.campaign_id = ? GROUP BY 1",
-                (PENDING, SENDING, SENDING, campaign_id),
-            )
-        }
+        # one pass over the ledger, by batch: recipients of a batch in flight are still
+        # `pending` in the ledger, and are shown `sending`
+        batch_state = dict(
+            self.conn.execute(
+                "SELECT batch_no, state FROM campaign_batches WHERE campaign_id = ?",
+                (campaign_id,),
+            ).fetchall()
+        )
+        counts: dict[str, int] = {}
+        by_reason: dict[tuple[str, str], int] = {}
+        for batch_no, state, reason, n in self.conn.execute(
+            "SELECT batch_no, state, reason, count(*) FROM campaign_ledger"
+            " WHERE campaign_id = ? GROUP BY batch_no, state, reason",
+            (campaign_id,),
+        ):
+            if state == PENDING and batch_state.get(batch_no) == SENDING:
+                state = SENDING
+            counts[state] = counts.get(state, 0) + n
+            if reason:
+                by_reason[(state, reason)] = by_reason.get((state, reason), 0) + n
         events = {
             r[0]: int(r[1])
             for r in self.conn.execute(
@@ -476,15 +485,10 @@ class CampaignStore:
                 (campaign_id,),
             )
         }
-        errors = [
-            (r[0], r[1], int(r[2]))
-            for r in self.conn.execute(
-                "SELECT state, reason, count(*) FROM campaign_ledger"
-                " WHERE campaign_id = ? AND reason != '' GROUP BY state, reason"
-                " ORDER BY count(*) DESC",
-                (campaign_id,),
-            )
-        ]
+        errors = sorted(
+            ((state, reason, n) for (state, reason), n in by_reason.items()),
+            key=lambda e: (-e[2], e[0], e[1]),
+        )
         return CampaignStatus(campaign, counts, events, errors)
 
     # -- webhooks (EventSink) and "since last-issue" ----------------------------------------
