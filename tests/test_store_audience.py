@@ -259,3 +259,39 @@ def test_ledger_filled_in_sqlite_matches_the_rows_path(
                 assert (
                     ledger("b")[1][-1][1] == len(rows) - (len(rows) - 1) // batch_size * batch_size
                 )
+
+
+def test_ledger_made_with_text_ids_is_migrated_to_integer_ids(tmp_path: Path) -> None:
+    from newsletter.store import MIGRATIONS
+    from newsletter.store import db as dbmod
+
+    path = tmp_path / "old.db"
+    conn = dbmod.connect(path)  # a store from before campaigns.0002_integer_recipient_ids
+    dbmod.migrate(conn, [m for m in MIGRATIONS if m[0] != "campaigns.0002_integer_recipient_ids"])
+    conn.execute("INSERT INTO campaigns(id, created_at, updated_at) VALUES ('c', '2026-11-01', '')")
+    old = [("c", rid, 0, f"u{rid}@x.org", "", "pending") for rid in ("9", "10", "11")]
+    conn.executemany(
+        "INSERT INTO campaign_ledger(campaign_id, recipient_id, batch_no, email, first_name,"
+        " state) VALUES (?, ?, ?, ?, ?, ?)",
+        old,
+    )
+    conn.commit()
+    conn.close()
+    with open_store(path) as store:
+        camp = store.campaigns
+        kinds = camp.conn.execute(
+            "SELECT recipient_id, typeof(recipient_id) FROM campaign_ledger ORDER BY rowid"
+        ).fetchall()
+        assert [tuple(k) for k in kinds] == [(9, "integer"), (10, "integer"), (11, "integer")]
+        rows = camp.batch_rows("c", 0)
+        assert [tuple(r) for r in rows] == [(r[1], r[3], "") for r in old]  # still text ids
+        camp.skip("c", ["10"], "suppressed")  # ids from custom_args are text: still found
+        assert camp.record_event("c", "11", "delivered", NOW, "ev-1")
+        got = camp.conn.execute(
+            "SELECT recipient_id, state, last_event FROM campaign_ledger ORDER BY recipient_id"
+        ).fetchall()
+        assert [tuple(g) for g in got] == [
+            (9, "pending", ""),
+            (10, "skipped", ""),
+            (11, "pending", "delivered"),
+        ]

