@@ -40,6 +40,7 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _VERSION_BYTE = bytes([VERSION])
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 _b64encode = base64.b64encode
+_ONE_CLICK = "List-Unsubscribe=One-Click"
 
 
 class InvalidToken(NewsletterError):
@@ -121,12 +122,44 @@ def make_token(secret: str, subscriber_id: int, email: str) -> str:
     """A URL-safe token that lets whoever holds it unsubscribe this subscriber at this address."""
     if not secret:
         raise SecretMissing("an unsubscribe token needs NEWSLETTER_SECRET")
+    return _token(
+        _key(secret, b"unsubscribe-email/v1"),
+        _key(secret, b"unsubscribe-token/v1"),
+        subscriber_id,
+        email,
+    )
+
+
+def _token(tag_key: _Sha256Mac, mac_key: _Sha256Mac, subscriber_id: int, email: str) -> str:
     if subscriber_id < 1:
         raise ValueError("subscriber ids start at 1")
-    tag = _email_tag(secret, email)
+    tag = tag_key.digest(email.strip().lower().encode("utf-8"))[:TAG_BYTES]
     payload = _VERSION_BYTE + _varint(subscriber_id) + tag
-    raw = payload + _mac(secret, payload)
+    raw = payload + mac_key.digest(payload)[:MAC_BYTES]
     return _b64encode(raw).translate(_URLSAFE).rstrip(b"=").decode("ascii")
+
+
+class UnsubscribeLinks:
+    """The unsubscribe URL and RFC 8058 headers of every recipient of a send, made fast.
+
+    The same values as :func:`unsubscribe_url` (:func:`make_token`) and
+    :func:`list_unsubscribe_headers`, with the keys and fixed parts worked out once.
+    """
+
+    def __init__(self, secret: str, base_url: str, mailto: str = "") -> None:
+        if not secret:
+            raise SecretMissing("an unsubscribe token needs NEWSLETTER_SECRET")
+        self._tag_key = _key(secret, b"unsubscribe-email/v1")
+        self._mac_key = _key(secret, b"unsubscribe-token/v1")
+        self._prefix = f"{base_url.rstrip('/')}/u/"
+        # what follows the URL in List-Unsubscribe: ">" or ">, <mailto:...>"
+        self._after = list_unsubscribe_headers("", mailto)["List-Unsubscribe"][1:]
+
+    def url(self, subscriber_id: int, email: str) -> str:
+        return self._prefix + _token(self._tag_key, self._mac_key, subscriber_id, email)
+
+    def headers(self, url: str) -> dict[str, str]:
+        return {"List-Unsubscribe": "<" + url + self._after, "List-Unsubscribe-Post": _ONE_CLICK}
 
 
 def verify_token(secret: str, token: str) -> TokenClaims:
@@ -167,10 +200,7 @@ def list_unsubscribe_headers(url: str, mailto: str = "") -> dict[str, str]:
     if mailto:
         address = mailto.removeprefix("mailto:")
         parts.append(f"<mailto:{address}?subject=unsubscribe>")
-    return {
-        "List-Unsubscribe": ", ".join(parts),
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-    }
+    return {"List-Unsubscribe": ", ".join(parts), "List-Unsubscribe-Post": _ONE_CLICK}
 
 
 def signing_secret(secrets: Secrets, *, allow_generated: bool, keep_at: Path) -> str:

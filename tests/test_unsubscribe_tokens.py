@@ -15,6 +15,7 @@ from newsletter.config import Secrets
 from newsletter.errors import SecretMissing
 from newsletter.unsubscribe import (
     InvalidToken,
+    UnsubscribeLinks,
     list_unsubscribe_headers,
     make_token,
     signing_secret,
@@ -61,6 +62,15 @@ def test_token_bytes_are_the_documented_hmac_sha256_format(
     payload = b"\x01" + bytes(varint) + tag
     raw = payload + hmac.digest(mac_key, payload, "sha256")[:12]
     assert make_token(secret, sid, address) == base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("mailto", ["", "unsubscribe@example.org", "mailto:u@example.org"])
+def test_links_for_a_send_equal_the_one_at_a_time_functions(mailto: str) -> None:
+    links = UnsubscribeLinks(SECRET, "https://example.org/news/", mailto)
+    for sid, address in [(1, "a@b.org"), (300, " Ann@Example.org"), (10**9, "z@y.io")]:
+        url = unsubscribe_url("https://example.org/news/", make_token(SECRET, sid, address))
+        assert links.url(sid, address) == url
+        assert links.headers(url) == list_unsubscribe_headers(url, mailto)
 
 
 def test_other_secret_rejects_and_id_does_not_leak_in_plain_text() -> None:

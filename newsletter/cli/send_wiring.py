@@ -47,13 +47,7 @@ from newsletter.pacing import Backoff, Pacer, max_batch
 from newsletter.store import Store
 from newsletter.store import campaigns as cs
 from newsletter.transports.base import Sender, Transport
-from newsletter.unsubscribe import (
-    SECRET_FILE,
-    list_unsubscribe_headers,
-    make_token,
-    signing_secret,
-    unsubscribe_url,
-)
+from newsletter.unsubscribe import SECRET_FILE, UnsubscribeLinks, signing_secret
 
 TRANSPORTS = ("auto", "outbox", "sendgrid")
 TEST_RECIPIENT = "0"
@@ -123,19 +117,16 @@ def personalizer_for(app: App, transport: str, campaign_id: str) -> Personalizer
         app.secrets, allow_generated=transport != "sendgrid", keep_at=secret_path(settings)
     )
     base = settings.unsubscribe.base_url
-    mailto = settings.unsubscribe.mailto
+    links = UnsubscribeLinks(secret, base, settings.unsubscribe.mailto)
+    make_url = links.url
+    test_url = base.rstrip("/") + "/u/test-send"
 
     def url(recipient_id: str, email: str) -> str:
         if recipient_id == TEST_RECIPIENT:  # a --test address that is not a subscriber
-            return base.rstrip("/") + "/u/test-send"
-        return unsubscribe_url(base, make_token(secret, int(recipient_id), email))
+            return test_url
+        return make_url(int(recipient_id), email)
 
-    return Personalizer(
-        campaign_id,
-        url,
-        lambda u: list_unsubscribe_headers(u, mailto),
-        settings.email.first_name_fallback,
-    )
+    return Personalizer(campaign_id, url, links.headers, settings.email.first_name_fallback)
 
 
 def envelope_for(
