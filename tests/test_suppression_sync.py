@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -44,10 +45,20 @@ class FakeSendGrid:
     groups: dict[int, list[str]] = field(default_factory=dict)
     faults: list[int] = field(default_factory=list)  # statuses to answer with, in order
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    together: int = 0  # hold the first N requests until all N are in (proves they overlap)
 
     def app(self) -> Starlette:
+        arrived = asyncio.Event()
+
         async def handle(request: Request) -> Response:
             self.requests.append((request.url.path, dict(request.query_params)))
+            if len(self.requests) <= self.together:
+                if len(self.requests) == self.together:
+                    arrived.set()
+                try:
+                    await asyncio.wait_for(arrived.wait(), timeout=5)
+                except TimeoutError:
+                    return JSONResponse({"errors": [{"message": "not concurrent"}]}, 503)
             if request.headers.get("authorization") != f"Bearer {KEY}":
                 return JSONResponse({"errors": [{"message": "authorization required"}]}, 401)
             if self.faults:
@@ -153,7 +164,7 @@ def test_rate_limit_waits_and_retries(fake: tuple[FakeSendGrid, str], tmp_path: 
     [
         (401, ProviderRejected, "SENDGRID_API_KEY needs read access to Suppressions"),
         (403, ProviderRejected, "refused the API key"),
-        (500, ProviderUnavailable, "SendGrid failed on GET /v3/suppression/unsubscribes"),
+        (500, ProviderUnavailable, "SendGrid failed on GET /v3/"),  # whichever list asked first
         (400, ProviderRejected, "SendGrid rejected GET"),
     ],
 )
@@ -198,12 +209,34 @@ def test_unreachable_and_slow_servers(tmp_path: Path) -> None:
             sync_suppressions(store.audience, client, now=NOW)
 
 
+def test_first_pages_of_all_lists_are_asked_for_at_once(
+    fake: tuple[FakeSendGrid, str], tmp_path: Path
+) -> None:
+    sg, url = fake
+    sg.together = 4  # three global lists and one group: a one-at-a-time client gets 503s
+    sg.unsubscribes, sg.spam, sg.groups = (
+        ["u@x.org", "both@x.org"],
+        ["both@x.org"],
+        {9: ["g@x.org"]},
+    )
+    with open_store(tmp_path / "n.db") as store, SuppressionClient(KEY, url) as client:
+        report = sync_suppressions(store.audience, client, now=NOW, group_ids=[9])
+        reasons = {s.email: s.reason for s in store.audience.iter_suppressions()}
+    assert report.fetched == {"unsubscribes": 2, "bounces": 0, "spam_reports": 1, "group 9": 1}
+    # applied in list order: an address on two lists keeps the first list's reason
+    assert reasons == {
+        "u@x.org": "unsubscribed",
+        "both@x.org": "unsubscribed",
+        "g@x.org": "group_unsubscribed",
+    }
+
+
 def test_rate_limit_without_a_near_reset_is_an_error(
     fake: tuple[FakeSendGrid, str], tmp_path: Path
 ) -> None:
     sg, url = fake
 
-    sg.faults = [429] * 10
+    sg.faults = [429] * 30  # every list runs out of retries, whichever asks first
     with (
         open_store(tmp_path / "n.db") as store,
         SuppressionClient(KEY, url, sleep=lambda s: None) as c,
