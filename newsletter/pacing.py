@@ -10,7 +10,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 Clock = Callable[[], float]
@@ -57,6 +57,18 @@ class Pacer:
         self._hour: deque[tuple[float, int]] = deque()
         self._hour_total = 0
         self._hold = 0.0
+
+    def already_sent(self, sends: Iterable[tuple[float, int]]) -> None:
+        """Count sends made before this pacer, as ``(seconds ago, recipients)``, in its hour.
+
+        Call before the first :meth:`acquire`. A campaign resumed (or the next one started)
+        in a new process then keeps to ``per_hour`` across both processes.
+        """
+        now = self.clock()
+        for ago, n in sorted(sends, key=lambda s: -s[0]):  # oldest first, as acquire appends
+            if 0 <= ago < 3600 and n > 0:
+                self._hour.append((now - ago, n))
+                self._hour_total += n
 
     def hold_until(self, when: float) -> None:
         self._hold = max(self._hold, when)

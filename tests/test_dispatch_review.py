@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from dispatch_helpers import (
 )
 from send_cli_helpers import SEND, command, env, make_site, query, run
 
-from newsletter.dispatch import Envelope, Options
+from newsletter.dispatch import Envelope, Options, prepare
 from newsletter.errors import RateLimited
 from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
 from newsletter.pacing import Pacer, max_batch
@@ -113,6 +114,49 @@ def test_dispatcher_keeps_to_per_hour_across_batches(tmp_path: Path) -> None:
     assert d.run(cid).state == cs.DONE
     assert len(t.messages) == 30
     assert sum(clock.sleeps) == pytest.approx(7200.0)
+
+
+def test_a_new_process_counts_the_last_hours_sends_against_per_hour(tmp_path: Path) -> None:
+    from newsletter.cli.send_wiring import seed_hourly_window
+
+    store = fresh_store(tmp_path)
+    earlier = prepared(store, people(10), batch_size=10)  # sent 30 minutes ago by another run
+    half_an_hour_ago = NOW - timedelta(minutes=30)
+    store.campaigns.mark(earlier, 0, cs.SENDING, now=half_an_hour_ago, count_attempt=True)
+    store.campaigns.mark(earlier, 0, cs.ACCEPTED, now=half_an_hour_ago)
+    rehearsal = "outbox-rehearsal"  # through another transport: not counted
+    prepare(
+        store.campaigns,
+        rehearsal,
+        Envelope(ISSUE, SENDER),
+        people(10, start=50),
+        segment="",
+        transport="outbox",
+        now=NOW,
+        batch_size=10,
+    )
+    store.campaigns.mark(rehearsal, 0, cs.SENDING, now=NOW, count_attempt=True)
+    store.campaigns.mark(rehearsal, 0, cs.ACCEPTED, now=NOW)
+    cid = "next-campaign"
+    prepare(
+        store.campaigns,
+        cid,
+        Envelope(ISSUE, SENDER),
+        people(10, start=100),
+        segment="",
+        transport="test",
+        now=NOW,
+        batch_size=10,
+    )
+    clock = FakeClock()
+    pacer = Pacer(per_hour=15, clock=clock, sleep=clock.sleep)
+    seed_hourly_window(pacer, store, cid, now=NOW)
+    t = MemoryTransport()
+    assert dispatcher(store, t, cid, clock=clock, pacer=pacer).run(cid).state == cs.DONE
+    assert len(t.messages) == 10
+    # 10 went out 30 minutes ago: 10 more would make 20 > 15 in one hour, so it waits for them
+    # to age out of the window
+    assert sum(clock.sleeps) == pytest.approx(1800.0, abs=1)
 
 
 # -- 2. suppressions before every batch --------------------------------------------------------

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -202,6 +202,19 @@ def _progress_bar(enabled: bool) -> tuple[Progress | None, Callable[[int, int], 
     return progress, update
 
 
+def seed_hourly_window(pacer: Pacer, store: Store, campaign_id: str, *, now: datetime) -> None:
+    """Give the pacer the last hour's requests through this campaign's transport.
+
+    Without it a new process (a resume, the next campaign) would start its hourly count at zero
+    and could send a whole hour's allowance again.
+    """
+    campaign = store.campaigns.get(campaign_id)
+    if not pacer.per_hour or campaign is None:
+        return
+    sends = store.campaigns.recent_sends(campaign.transport, since=now - timedelta(hours=1))
+    pacer.already_sent(((now - at).total_seconds(), n) for at, n in sends)
+
+
 def run_dispatch(
     app: App,
     store: Store,
@@ -218,6 +231,7 @@ def run_dispatch(
     envelope = Envelope.from_json(store.campaigns.envelope(campaign_id))
     per_second, per_hour = pacing_limits(settings, overrides)
     pacer = Pacer(per_second=per_second, per_hour=per_hour)
+    seed_hourly_window(pacer, store, campaign_id, now=datetime.now(UTC))
     base = overrides.get("retry_base")
     audience = store.audience
     dispatcher = Dispatcher(

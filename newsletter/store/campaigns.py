@@ -405,6 +405,21 @@ class CampaignStore:
             )
         return int(n)
 
+    def recent_sends(self, transport: str, *, since: datetime) -> list[tuple[datetime, int]]:
+        """``(when, recipients)`` of the requests made through ``transport`` since ``since``.
+
+        Every campaign counts (a provider's hourly limit is for the whole account). A batch
+        counts at its last update, which is at or just after its request.
+        """
+        rows = self.conn.execute(
+            "SELECT b.updated_at, b.size FROM campaign_batches b"
+            " JOIN campaigns c ON c.id = b.campaign_id"
+            " WHERE c.transport = ? AND b.attempts > 0 AND b.updated_at >= ?"
+            " AND b.state IN (?, ?, ?, ?)",
+            (transport, _iso(since), SENDING, ACCEPTED, REJECTED, UNKNOWN),
+        ).fetchall()
+        return [(datetime.fromisoformat(at), int(n)) for at, n in rows]
+
     def batches(self, campaign_id: str, state: str | None = None) -> list[BatchInfo]:
         sql = "SELECT batch_no, size, state, attempts, error FROM campaign_batches"
         sql += " WHERE campaign_id = ?" + (" AND state = ?" if state else "") + " ORDER BY batch_no"
