@@ -389,7 +389,8 @@ def export_subscribers(
         columns.append("suppressed")
     out.write(_csv_line(columns))
     n = 0
-    for sub in store.iter_subscribers(segments, active_only=not include_suppressed):
+    rows = store.iter_subscribers_with_reasons(segments, active_only=not include_suppressed)
+    for sub, reason in rows:
         values = [
             sub.email,
             sub.first_name,
@@ -399,8 +400,7 @@ def export_subscribers(
             *(sub.fields.get(c, "") for c in custom),
         ]
         if include_suppressed:
-            sup = store.get_suppression(sub.email)
-            values.append(sup.reason if sup else "")
+            values.append(reason)
         out.write(_csv_line(values))
         n += 1
     return n

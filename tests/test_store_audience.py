@@ -295,3 +295,31 @@ def test_ledger_made_with_text_ids_is_migrated_to_integer_ids(tmp_path: Path) ->
             (10, "skipped", ""),
             (11, "pending", "delivered"),
         ]
+
+
+def test_subscribers_with_reasons_match_one_lookup_each(tmp_path: Path) -> None:
+    with open_store(tmp_path / "n.db") as store:
+        aud = store.audience
+        with aud.import_session() as s:
+            s.apply(
+                [row(i, f"U{i}@x.org", "t" if i % 2 else "") for i in range(250)],
+                now=NOW,
+                dry_run=False,
+            )
+        for i in range(0, 250, 9):
+            aud.suppress(
+                f"u{i}@X.org", reason="bounced" if i % 2 else "unsubscribed", source="t", now=NOW
+            )
+        for segments, active in (((), False), (("t",), False), ((), True)):
+            got = [
+                (sub.email, reason)
+                for sub, reason in aud.iter_subscribers_with_reasons(
+                    segments, active_only=active, page=40
+                )
+            ]
+            want = []
+            for sub in aud.iter_subscribers(segments, active_only=active):
+                sup = aud.get_suppression(sub.email)
+                want.append((sub.email, sup.reason if sup else ""))
+            assert got == want and len(got) > 40
+            assert any(reason for _, reason in got) != active

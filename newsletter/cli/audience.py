@@ -112,9 +112,7 @@ def list_command(app: App, tags: tuple[str, ...], as_json: bool, active: bool) -
     """
     with _store(app) as store:
         aud = store.audience
-        for sub in aud.iter_subscribers(tags, active_only=active):
-            sup = aud.get_suppression(sub.email)
-            reason = sup.reason if sup else ""
+        for sub, reason in aud.iter_subscribers_with_reasons(tags, active_only=active):
             if as_json:
                 click.echo(subscriber_json(sub, reason))
             else:

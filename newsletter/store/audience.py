@@ -499,6 +499,34 @@ class AudienceStore:
         ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
 
+    def iter_subscribers_with_reasons(
+        self, segments: Sequence[str] = (), *, active_only: bool = False, page: int = PAGE
+    ) -> Iterator[tuple[Subscriber, str]]:
+        """:meth:`iter_subscribers`, each with why it is suppressed ("" when it is not).
+
+        One suppression query per page, not one per subscriber (listing a million).
+        """
+        chunk: list[Subscriber] = []
+        for sub in self.iter_subscribers(segments, active_only=active_only, page=page):
+            chunk.append(sub)
+            if len(chunk) >= page:
+                yield from self._with_reasons(chunk)
+                chunk = []
+        yield from self._with_reasons(chunk)
+
+    def _with_reasons(self, subs: Sequence[Subscriber]) -> Iterator[tuple[Subscriber, str]]:
+        if not subs:
+            return
+        keys = [email_key(s.email) for s in subs]
+        marks = ",".join("?" * len(keys))
+        reasons = dict(
+            self.conn.execute(
+                f"SELECT email_key, reason FROM suppressions WHERE email_key IN ({marks})", keys
+            ).fetchall()
+        )
+        for sub, key in zip(subs, keys, strict=True):
+            yield sub, reasons.get(key, "")
+
     def suppressed_among(self, emails: Sequence[str]) -> set[str]:
         """The :func:`email_key` of each of ``emails`` that is suppressed, in one query.
 
