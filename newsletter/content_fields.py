@@ -10,6 +10,7 @@ import functools
 import html
 import os
 import re
+import subprocess
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
@@ -37,6 +38,53 @@ _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
 _BLANK_LINE = re.compile(r"\n\s*\n")
 _ONLY_TAGS = re.compile(r"\s*(?:<[^>]+>\s*)+")
 _ONLY_IMAGE = re.compile(r"\s*!\[[^\]]*\]\([^)]*\)\s*")
+
+
+# Eleventy's date keywords: from git history (stable), or from file times (not: a checkout or a
+# copy resets them, which would put every post in "this month")
+ELEVENTY_DATES = ("git created", "git last modified", "created", "last modified")
+
+
+def eleventy_date(keyword: str, path: Path, *, key: str, line: int) -> datetime:
+    """The date Eleventy's ``git Created`` / ``git Last Modified`` stand for, from git log.
+
+    ``Created`` and ``Last Modified`` (file times) are refused with what to write instead.
+    """
+    if not keyword.lower().startswith("git "):
+        raise PostError(
+            f"{key} {keyword!r} is Eleventy's file-time keyword, and file times change with "
+            "every checkout or copy, so they cannot say when a post was published; write the "
+            "date (e.g. date: 2026-10-01), or use 'git Created'",
+            path=path,
+            line=line,
+            field=key,
+        )
+    try:
+        log = subprocess.run(
+            ["git", "log", "--follow", "--format=%aI", "--", path.name],
+            cwd=path.parent,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise PostError(
+            f"{key} {keyword!r} needs git, which could not be run ({err}); write the date",
+            path=path,
+            line=line,
+            field=key,
+        ) from err
+    dates = log.stdout.split()
+    if log.returncode != 0 or not dates:
+        raise PostError(
+            f"{key} {keyword!r} needs the file's git history, and git has no commit of it; "
+            "commit the post, or write the date (e.g. date: 2026-10-01)",
+            path=path,
+            line=line,
+            field=key,
+        )
+    # newest first: the last line is the commit that added the file
+    return datetime.fromisoformat(dates[-1] if keyword.lower() == "git created" else dates[0])
 
 
 def parse_date(value: Any, tz: tzinfo) -> datetime | None:
@@ -336,6 +384,8 @@ def build_post(
         if value is None or isinstance(value, bool) or value == "":
             continue
         when = parse_date(value, tz)
+        if when is None and isinstance(value, str) and value.strip().lower() in ELEVENTY_DATES:
+            when = eleventy_date(value.strip(), path, key=key, line=key_line(key))
         if when is None:
             raise PostError(
                 f"{key} {str(value)!r} is not a date; write it as YYYY-MM-DD, "

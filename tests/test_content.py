@@ -228,3 +228,45 @@ def test_an_image_whose_source_was_removed_is_left_out() -> None:
         "https://e.org/p/",
     )
     assert html.count("<img") == 1 and 'src="https://e.org/x.png"' in html
+
+
+def _git(repo: Path, *args: str, when: str = "") -> None:
+    import os
+    import subprocess
+
+    env = dict(os.environ, GIT_AUTHOR_NAME="A", GIT_AUTHOR_EMAIL="a@example.org")
+    env.update(GIT_COMMITTER_NAME="A", GIT_COMMITTER_EMAIL="a@example.org")
+    if when:
+        env.update(GIT_AUTHOR_DATE=when, GIT_COMMITTER_DATE=when)
+    subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+
+
+def test_eleventy_git_date_keywords_read_the_history(tmp_path: Path) -> None:
+    content = tmp_path / "content"
+    content.mkdir()
+    _git(tmp_path, "init", "-q")
+    first = content / "first.md"
+    first.write_text("---\ntitle: First\ndate: git Created\n---\nv1\n", "utf-8")
+    later = content / "later.md"
+    later.write_text("---\ntitle: Later\ndate: git Last Modified\n---\nv1\n", "utf-8")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "add", when="2026-10-03T10:00:00+02:00")
+    for post in (first, later):
+        post.write_text(post.read_text("utf-8").replace("v1", "v2"), "utf-8")
+    _git(tmp_path, "commit", "-q", "-am", "edit", when="2026-10-20T18:30:00+00:00")
+    (content / "new.md").write_text("---\ntitle: New\ndate: git Created\n---\nx\n", "utf-8")
+    (content / "mtime.md").write_text("---\ntitle: M\ndate: Last Modified\n---\nx\n", "utf-8")
+
+    result = read_posts(site(tmp_path))
+    dates = {p.title: p.date for p in result.posts}
+    assert dates == {
+        "First": datetime(2026, 10, 3, 10, 0, tzinfo=timezone(timedelta(hours=2))),
+        "Later": datetime(2026, 10, 20, 18, 30, tzinfo=UTC),
+    }
+    errors = {Path(e.path).name: e.format() for e in result.errors}
+    assert errors["new.md"].endswith(
+        ":3: date 'git Created' needs the file's git history, "
+        "and git has no commit of it; commit the post, or write "
+        "the date (e.g. date: 2026-10-01)"
+    )
+    assert "file times change with every checkout" in errors["mtime.md"]
