@@ -59,8 +59,8 @@ class Status(enum.Enum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True)
-class Outcome:
+@dataclass(slots=True)
+class Outcome:  # read-only by convention; not frozen for the same reason as Recipient
     email: str
     status: Status
     reason: str = ""  # the provider's words when rejected

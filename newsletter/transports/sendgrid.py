@@ -247,14 +247,14 @@ class SendGridTransport:
         response = self.post(request.body)
         headers = response.headers
         message_id = (headers.get("X-Message-Id") or "") if headers is not None else ""
-        left_out = {o.email for o in request.rejected}
+        accepted = Status.ACCEPTED
+        if request.rejected:
+            left_out = {o.email for o in request.rejected}
+            people = [r.email for r in batch.recipients if r.email not in left_out]
+        else:
+            people = [r.email for r in batch.recipients]
         return BatchResult(
-            [
-                Outcome(r.email, Status.ACCEPTED, message_id=message_id)
-                for r in batch.recipients
-                if r.email not in left_out
-            ]
-            + list(request.rejected),
+            [Outcome(email, accepted, "", message_id) for email in people] + request.rejected,
             provider_message_id=message_id,
         )
 
