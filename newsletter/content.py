@@ -47,7 +47,8 @@ class Post:
     categories: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     cover: Cover | None = None
-    excerpt: str = ""  # plain text, never empty when the post has text
+    # plain text, never empty when the post has text; None until excerpt_of() works it out
+    excerpt: str | None = None
     draft: bool = False
     body: str = ""  # raw Markdown/HTML body after the front matter
     body_line: int = 1  # 1-based line in the file where ``body`` starts
@@ -59,6 +60,31 @@ class Post:
     _html_cache: dict[tuple[str, ...], str] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    # resolves template code in the author's excerpt (set when the post is read)
+    _resolve: Callable[[str], str] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+
+def excerpt_of(post: Post) -> str:
+    """The post's plain-text excerpt, worked out on first use.
+
+    Reading a site's posts does not need them (a digest shows a handful of the thousands read),
+    and finding one costs a pass over the post's first blocks.
+    """
+    if post.excerpt is None and post._resolve is None:  # made in code, not read: none given
+        post.excerpt = ""
+    if post.excerpt is None:
+        from newsletter.content_fields import excerpts, plain_text
+
+        text = post.markdown if post.markdown is not None else post.body
+        excerpt, excerpt_md = excerpts(post.metadata, text)
+        code = excerpt_md is not None and ("{{" in excerpt_md or "{%" in excerpt_md)
+        if code and excerpt_md is not None and post._resolve is not None:
+            excerpt_md = post._resolve(excerpt_md)
+            excerpt = plain_text(excerpt_md)
+        post.excerpt, post.excerpt_markdown = excerpt, excerpt_md
+    return post.excerpt
 
 
 @dataclass

@@ -18,7 +18,7 @@ import mistune
 import nh3
 
 from newsletter.config import Settings
-from newsletter.content import Post
+from newsletter.content import Post, excerpt_of
 from newsletter.content_fields import absolute
 
 _markdown: Any = mistune.create_markdown(
@@ -173,6 +173,7 @@ def render_body(post: Post, settings: Settings) -> str:
 
 
 def render_excerpt(post: Post, settings: Settings) -> str:
+    excerpt = excerpt_of(post)
     if post.excerpt_markdown:
         return markdown_to_email_html(post.excerpt_markdown, post.url)
-    return f"<p>{html.escape(post.excerpt)}</p>" if post.excerpt else ""
+    return f"<p>{html.escape(excerpt)}</p>" if excerpt else ""

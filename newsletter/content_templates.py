@@ -26,7 +26,7 @@ from typing import Any
 
 from newsletter.config import Settings
 from newsletter.content import Post
-from newsletter.content_fields import absolute, excerpts, plain_text
+from newsletter.content_fields import absolute
 from newsletter.errors import LocatedError
 
 # every alternative starts with "{", written once up front so the regex engine can skip ahead
@@ -215,13 +215,13 @@ def _code_spans(text: str) -> list[tuple[int, int]]:
 
 
 def resolve_post(post: Post, settings: Settings, index: PostIndex) -> list[LocatedError]:
-    """Set ``post.markdown`` and the excerpt from the resolved text; return the warnings."""
+    """Set ``post.markdown`` from the resolved text; return the warnings.
+
+    The excerpt is worked out later, on first use (:func:`newsletter.content.excerpt_of`);
+    template code in it is resolved the same way, without warnings (the body has them).
+    """
     post.markdown, warnings = resolve_text(
         post.body, post, settings, index, first_line=post.body_line
     )
-    excerpt, excerpt_md = excerpts(post.metadata, post.markdown)
-    if excerpt_md is not None and ("{{" in excerpt_md or "{%" in excerpt_md):
-        excerpt_md, _ = resolve_text(excerpt_md, post, settings, index, first_line=1)
-        excerpt = plain_text(excerpt_md)
-    post.excerpt, post.excerpt_markdown = excerpt, excerpt_md
+    post._resolve = lambda text: resolve_text(text, post, settings, index, first_line=1)[0]
     return warnings

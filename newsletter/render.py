@@ -273,7 +273,7 @@ def _prepare(
             email_body = email_safe_html(source, base_url=post.url)
             plain = email_safe_html(source, base_url=post.url, styled=False)
             body_text = _quote_template_braces(get_text(plain, _TEXT_CONFIG).strip(), text=True)
-        if layout == "digest" and index > 0 and not post.excerpt:
+        if layout == "digest" and index > 0 and not content.excerpt_of(post):
             warnings.append(f"{rel}: post has no excerpt; its card shows only the title")
         common: dict[str, Any] = {
             "title": post.title,
@@ -283,7 +283,7 @@ def _prepare(
             "date_display": _display_date(post.date, settings),
             "authors": tuple(post.authors),
             "authors_display": _authors(post.authors),
-            "excerpt": post.excerpt,
+            "excerpt": content.excerpt_of(post),
             "cover": {"url": post.cover.url, "alt": post.cover.alt} if post.cover else None,
             "categories": tuple(post.categories),
             "tags": tuple(post.tags),
@@ -321,7 +321,7 @@ def _prepare(
     )
     setting = "--subject" if subject is not None else f"email.subject_{layout}"
     final_subject = " ".join(render_string(subject_src, subject_ctx, setting=setting).split())
-    preheader = _truncate(email.preheader or lead.excerpt, PREHEADER_MAX)
+    preheader = _truncate(email.preheader or content.excerpt_of(lead), PREHEADER_MAX)
 
     footer = {
         "why": email.why,

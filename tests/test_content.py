@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from newsletter.config import Settings, SiteSettings, load_settings
-from newsletter.content import Post, body_html, excerpt_html, read_post, read_posts
+from newsletter.content import Post, body_html, excerpt_html, excerpt_of, read_post, read_posts
 from newsletter.content_fields import parse_date
 from newsletter.selection import Criteria, Reason, select
 
@@ -189,7 +189,7 @@ def test_example_bodies_are_safe_absolute_and_template_free(
         assert not re.search(r"\son[a-z]+=", markup), post.path
         for url in URL_ATTR.findall(markup):
             assert url.startswith(("https://", "http://", "mailto:", "tel:", "#")), (post.path, url)
-        assert post.excerpt, post.path
+        assert excerpt_of(post), post.path
 
 
 def test_example_wrap_up_becomes_email_friendly(example: tuple[list[Post], Settings]) -> None:

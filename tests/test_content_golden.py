@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from newsletter.config import Settings, SiteSettings
-from newsletter.content import ReadResult, body_html, excerpt_html, read_posts
+from newsletter.content import ReadResult, body_html, excerpt_html, excerpt_of, read_posts
 
 GOLDEN = Path(__file__).parent / "golden" / "posts"
 CASES = sorted(p.relative_to(GOLDEN) for p in GOLDEN.rglob("*.md"))
@@ -62,7 +62,7 @@ def actual(case: Path, read: tuple[ReadResult, Settings, Path]) -> dict[str, Any
         "categories": list(post.categories),
         "tags": list(post.tags),
         "cover": {"url": post.cover.url, "alt": post.cover.alt} if post.cover else None,
-        "excerpt": post.excerpt,
+        "excerpt": excerpt_of(post),
         "draft": post.draft,
         "body_line": post.body_line,
         "body_html": body_html(post, settings),

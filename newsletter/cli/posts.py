@@ -11,7 +11,7 @@ import click
 
 from newsletter.cli import App, main
 from newsletter.cli.options import load_selection, selection_options
-from newsletter.content import Post
+from newsletter.content import Post, excerpt_of
 from newsletter.selection import Reason, Selection, sort_newest_first
 
 
@@ -26,7 +26,7 @@ def post_json(post: Post, reason: Reason | None) -> dict[str, Any]:
         "categories": list(post.categories),
         "tags": list(post.tags),
         "cover": {"url": post.cover.url, "alt": post.cover.alt} if post.cover else None,
-        "excerpt": post.excerpt,
+        "excerpt": excerpt_of(post),
         "draft": post.draft,
         "selected": reason is None,
         "reason": reason.value if reason is not None else None,
