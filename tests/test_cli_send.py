@@ -178,3 +178,42 @@ def test_every_send_command_and_flag_is_in_the_readme() -> None:
             for opt in getattr(param, "opts", []):
                 if opt.startswith("--") and opt != "--help":
                     assert opt in readme, f"{name} {opt} is not documented in README.md"
+
+
+def test_a_scheduled_send_gets_a_batch_id_and_can_be_cancelled(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    site = make_site(tmp_path, subscribers=30, batch_size=10)
+    db = tmp_path / "fake.db"
+    at = (datetime.now(UTC) + timedelta(hours=2)).isoformat(timespec="seconds")
+    sg = ["--transport", "sendgrid", "--skip-sync"]
+    with serve_in_thread(FaultPlan(), db) as url:
+        out = run(site, *SEND, *sg, "--send-at", at, SENDGRID_API_URL=url, **SG)
+        assert "30 accepted" in out.stderr
+        cid = json.loads(run(site, "campaigns", "--json").stdout)[0]["id"]
+        assert f"newsletter cancel {cid}" in out.stdout
+        # one batch id, made for this campaign, on every request
+        (created,) = query(db, "SELECT batch_id FROM scheduled_sends")
+        carried = query(db, "SELECT DISTINCT batch_id, send_at FROM requests")
+        assert carried == [(created[0], int(datetime.fromisoformat(at).timestamp()))]
+        assert len(query(db, "SELECT 1 FROM requests")) == 3
+
+        cancel = run(site, "cancel", cid, SENDGRID_API_URL=url, **SG)
+        assert "cancelled at SendGrid" in cancel.stdout
+        assert query(db, "SELECT status FROM scheduled_sends") == [("cancel",)]
+
+        status = json.loads(run(site, "status", cid, "--json").stdout)
+        assert status["state"] == "cancelled"
+        again = run(site, *SEND, *sg, "--send-at", at, SENDGRID_API_URL=url, **SG)
+        assert "was cancelled" in again.stdout
+        resume = run(site, "resume", cid, check=False, SENDGRID_API_URL=url, **SG)
+        assert resume.returncode == 2 and "was cancelled" in resume.stderr
+        assert len(query(db, "SELECT 1 FROM requests")) == 3  # nothing more was sent
+
+    # a campaign that was not scheduled has nothing to call off
+    (tmp_path / "other").mkdir()
+    other = make_site(tmp_path / "other")
+    run(other, *SEND)
+    (ocid,) = [c["id"] for c in json.loads(run(other, "campaigns", "--json").stdout)]
+    refused = run(other, "cancel", ocid, check=False, **SG)
+    assert refused.returncode == 2 and "not a scheduled SendGrid send" in refused.stderr

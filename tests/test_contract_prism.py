@@ -103,6 +103,18 @@ def test_a_scheduled_send(prism: str) -> None:
     send(prism, Batch("c", 0, ISSUE, SENDER, people(10), send_at=at, batch_id="YOUR_BATCH_ID"))
 
 
+def test_creating_a_batch_id_and_cancelling_a_scheduled_send(prism: str) -> None:
+    t = SendGridTransport("SG.contract-test", api_url=prism, timeout=30)
+    try:
+        batch_id = t.create_batch()  # read from Prism's example answer
+        assert batch_id
+        t.cancel_scheduled(batch_id)
+        with pytest.raises(ProviderRejected):  # Prism checks this endpoint's requests too
+            t.cancel_scheduled("-not-an-id")  # the spec: a batch id starts alphanumeric
+    finally:
+        t.close()
+
+
 def test_a_sandbox_send(prism: str) -> None:
     send(prism, Batch("c", 0, ISSUE, SENDER, people(5), sandbox=True))
 

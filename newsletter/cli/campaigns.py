@@ -90,6 +90,11 @@ def resume_command(app: App, campaign: str, retry_unknown: bool, **opts: Any) ->
                 f"campaign {campaign} never finished preparing (nothing was sent); run the "
                 "same `newsletter send` command again"
             )
+        if existing.state == cs.CANCELLED:
+            raise ConfigError(
+                f"campaign {campaign} was cancelled; to send it after all, run the same "
+                "`newsletter send` command with --new-campaign"
+            )
         name = opts.get("transport") or existing.transport
         name = choose_transport(settings, app, name) if name != "memory" else name
         with CampaignLock(lock_dir_for(settings.db_path), campaign):
@@ -123,6 +128,60 @@ def resume_command(app: App, campaign: str, retry_unknown: bool, **opts: Any) ->
                 check_suppressions=True,
             )
         print_summary(summary, outbox=outbox_folder(settings, name, campaign))
+
+
+@main.command("cancel")
+@click.argument("campaign")
+@click.pass_obj
+def cancel_command(app: App, campaign: str) -> None:
+    """Call off a scheduled campaign (send --send-at) at SendGrid before its time.
+
+    Every request of a scheduled campaign carries one SendGrid batch id; cancelling it stops
+    all of them, those already accepted included, as long as their time has not come.
+
+    \b
+    Example:
+      newsletter cancel 2026-10-3f9a2c1b7e
+    """
+    from newsletter.dispatch import Envelope
+    from newsletter.transports.sendgrid import SendGridTransport
+
+    settings = app.settings
+    with open_store(settings.db_path) as store:
+        existing = store.campaigns.get(campaign)
+        if existing is None:
+            raise ConfigError(f"no campaign {campaign!r}; `newsletter campaigns` lists them")
+        envelope = Envelope.from_json(store.campaigns.envelope(campaign))
+        if existing.transport != "sendgrid" or not envelope.send_at or not envelope.batch_id:
+            raise ConfigError(
+                f"campaign {campaign} is not a scheduled SendGrid send (send --send-at), so "
+                "there is nothing to call off; what was sent is delivered"
+            )
+        now = datetime.now(UTC)
+        if envelope.send_at <= now.timestamp():
+            when = datetime.fromtimestamp(envelope.send_at, UTC).isoformat(timespec="minutes")
+            raise ConfigError(
+                f"campaign {campaign} was scheduled for {when}, which has passed: SendGrid has "
+                "sent it and it can no longer be cancelled"
+            )
+        transport = build_transport(app, "sendgrid", now=now)
+        try:
+            assert isinstance(transport, SendGridTransport)
+            transport.cancel_scheduled(envelope.batch_id)
+        finally:
+            transport.close()
+        note = f"cancelled at SendGrid (batch {envelope.batch_id}) before its send time"
+        try:
+            with CampaignLock(lock_dir_for(settings.db_path), campaign):
+                store.campaigns.set_state(campaign, cs.CANCELLED, now=now, note=note)
+        except NewsletterError:  # a send of it is still running: SendGrid drops what it adds
+            click.echo(
+                f"campaign {campaign}: cancelled at SendGrid. Its send is still running here; "
+                "what it still sends carries the same batch id and will be dropped too. Run "
+                f"`newsletter cancel {campaign}` again once it has stopped to record it."
+            )
+            return
+    click.echo(f"campaign {campaign}: {note}")
 
 
 @main.command("status")

@@ -147,6 +147,12 @@ def send_command(
             return
         with CampaignLock(lock_dir_for(settings.db_path), cid):
             existing = store.campaigns.get(cid)
+            if existing is not None and existing.state == cs.CANCELLED:
+                click.echo(
+                    f"campaign {cid} was cancelled ({existing.note}); nothing to do. Use "
+                    "--new-campaign to send it after all."
+                )
+                return
             if existing is not None and existing.state == cs.DONE:
                 click.echo(
                     f"campaign {cid} was already sent (finished {existing.finished_at}); "
@@ -178,6 +184,8 @@ def send_command(
                     )
                 try:
                     _confirm(issue, selection.selected, count, transport_name, cid, yes)
+                    if send_at_epoch and not envelope.batch_id:
+                        envelope = dataclasses.replace(envelope, batch_id=_new_batch(transport))
                 except NewsletterError:
                     transport.close()
                     raise
@@ -207,6 +215,18 @@ def send_command(
                 check_suppressions=True,  # before every batch, fresh send or resume
             )
         print_summary(summary, outbox=outbox_folder(settings, transport_name, cid))
+        if send_at_epoch and envelope.batch_id and transport_name == "sendgrid":
+            when = datetime.fromtimestamp(send_at_epoch, UTC).isoformat(timespec="minutes")
+            click.echo(f"scheduled for {when}; to call it off before then: newsletter cancel {cid}")
+
+
+def _new_batch(transport: Any) -> str:
+    """A SendGrid batch id for a scheduled campaign (``newsletter cancel`` needs one)."""
+    from newsletter.transports.sendgrid import SendGridTransport
+
+    if not isinstance(transport, SendGridTransport):
+        return ""  # the outbox and dry runs have nothing to cancel
+    return transport.create_batch()
 
 
 def _confirm(issue: Any, posts: Any, count: int, transport: str, cid: str, yes: bool) -> None:

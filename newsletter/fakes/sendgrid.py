@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import random
+import secrets
 import socket
 import sqlite3
 import threading
@@ -59,7 +60,11 @@ CREATE TABLE IF NOT EXISTS requests (
     no INTEGER PRIMARY KEY, at REAL NOT NULL, fault TEXT NOT NULL, status INTEGER NOT NULL,
     recipients INTEGER NOT NULL, error TEXT NOT NULL DEFAULT '',
     message_id TEXT NOT NULL DEFAULT '',
-    sandbox INTEGER NOT NULL DEFAULT 0, send_at INTEGER NOT NULL DEFAULT 0
+    sandbox INTEGER NOT NULL DEFAULT 0, send_at INTEGER NOT NULL DEFAULT 0,
+    batch_id TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS scheduled_sends (
+    batch_id TEXT PRIMARY KEY, status TEXT NOT NULL DEFAULT '', created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS messages (
     request_no INTEGER NOT NULL, email TEXT NOT NULL, campaign_id TEXT NOT NULL,
@@ -125,7 +130,7 @@ class Recorder:
             self.conn.execute("BEGIN")
             self.conn.execute(
                 "INSERT INTO requests(no, at, fault, status, recipients, error, message_id,"
-                " sandbox, send_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " sandbox, send_at, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     no,
                     time.time(),
@@ -136,6 +141,7 @@ class Recorder:
                     message_id,
                     int(sandbox),
                     int(payload.get("send_at", 0)) if payload else 0,
+                    str(payload.get("batch_id", "")) if payload else "",
                 ),
             )
             if status == 202 and self.keep_messages and payload:
@@ -320,6 +326,37 @@ def create_app(
     async def group_list(request: Request) -> JSONResponse:
         return page(request, lists.get(f"group:{request.path_params['group']}", []))
 
+    async def create_batch(request: Request) -> JSONResponse:
+        if not request.headers.get("authorization", "").startswith("Bearer "):
+            return JSONResponse({"errors": [{"message": "authorization required"}]}, 401)
+        batch_id = f"fakebatch{secrets.token_hex(8)}"
+        with recorder._lock:
+            recorder.conn.execute(
+                "INSERT INTO scheduled_sends(batch_id, created) VALUES (?, ?)",
+                (batch_id, clock()),
+            )
+        return JSONResponse({"batch_id": batch_id}, 201)
+
+    async def scheduled_send(request: Request) -> JSONResponse:
+        if not request.headers.get("authorization", "").startswith("Bearer "):
+            return JSONResponse({"errors": [{"message": "authorization required"}]}, 401)
+        try:
+            data = json.loads(await request.body())
+            batch_id, status = str(data["batch_id"]), str(data.get("status", "pause"))
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"errors": [{"message": "batch_id is required"}]}, 400)
+        if status not in ("pause", "cancel"):
+            return JSONResponse(
+                {"errors": [{"field": "status", "message": "pause or cancel"}]}, 400
+            )
+        with recorder._lock:
+            found = recorder.conn.execute(
+                "UPDATE scheduled_sends SET status = ? WHERE batch_id = ?", (status, batch_id)
+            ).rowcount
+        if not found:
+            return JSONResponse({"errors": [{"field": "batch_id", "message": "unknown"}]}, 400)
+        return JSONResponse({"batch_id": batch_id, "status": status}, 201)
+
     async def stats(request: Request) -> JSONResponse:
         with recorder._lock:
             rows = recorder.conn.execute(
@@ -331,6 +368,8 @@ def create_app(
         routes=[
             Route("/v3/mail/send", MailSend(plan, recorder, clock=clock), methods=["POST"]),
             Route("/_fake/stats", stats),
+            Route("/v3/mail/batch", create_batch, methods=["POST"]),
+            Route("/v3/user/scheduled_sends", scheduled_send, methods=["POST"]),
             Route("/v3/suppression/{name}", global_list, methods=["GET"]),
             Route("/v3/asm/groups/{group}/suppressions", group_list, methods=["GET"]),
         ]

@@ -126,6 +126,7 @@ READY = "ready"
 RUNNING = "sending"
 PAUSED = "paused"
 DONE = "done"
+CANCELLED = "cancelled"  # a scheduled send called off at the provider (`newsletter cancel`)
 
 
 def _iso(when: datetime) -> str:

@@ -290,6 +290,40 @@ class SendGridTransport:
                 f"the connection failed ({err}); it may have been accepted"
             ) from err
 
+    def create_batch(self) -> str:
+        """A new batch id (``POST /v3/mail/batch``).
+
+        Every request of a scheduled campaign carries it, so :meth:`cancel_scheduled` can stop
+        them all before their ``send_at``.
+        """
+        response = self._call(self._sg.client.mail.batch, None, "create a batch id")
+        try:
+            batch_id = json.loads(response.body or b"{}").get("batch_id")
+        except (ValueError, AttributeError):
+            batch_id = None
+        if not isinstance(batch_id, str) or not batch_id:
+            raise ProviderUnavailable("SendGrid answered POST /v3/mail/batch without a batch_id")
+        return batch_id
+
+    def cancel_scheduled(self, batch_id: str) -> None:
+        """Cancel every send scheduled with ``batch_id`` (``POST /v3/user/scheduled_sends``)."""
+        self._call(
+            self._sg.client.user.scheduled_sends,
+            {"batch_id": batch_id, "status": "cancel"},
+            "cancel the scheduled send",
+        )
+
+    def _call(self, endpoint: Any, payload: dict[str, Any] | None, what: str) -> Any:
+        """POST to another endpoint than mail/send; any failure is safe to try again."""
+        body = None if payload is None else _Body(json.dumps(payload))
+        try:
+            return endpoint.post(request_body=body)
+        except HTTPError as err:
+            raise self._translate(err) from err
+        except (OSError, urllib.error.URLError, http.client.HTTPException) as err:
+            why = f"cannot reach SendGrid to {what} ({err}); try again"
+            raise ProviderUnavailable(why) from err
+
     def _translate(self, err: HTTPError) -> Exception:
         status = int(err.status_code)
         raw = err.body if isinstance(err.body, bytes) else str(err.body).encode()
