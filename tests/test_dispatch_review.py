@@ -116,38 +116,31 @@ def test_dispatcher_keeps_to_per_hour_across_batches(tmp_path: Path) -> None:
     assert sum(clock.sleeps) == pytest.approx(7200.0)
 
 
-def test_a_new_process_counts_the_last_hours_sends_against_per_hour(tmp_path: Path) -> None:
-    from newsletter.cli.send_wiring import seed_hourly_window
-
-    store = fresh_store(tmp_path)
-    earlier = prepared(store, people(10), batch_size=10)  # sent 30 minutes ago by another run
-    half_an_hour_ago = NOW - timedelta(minutes=30)
-    store.campaigns.mark(earlier, 0, cs.SENDING, now=half_an_hour_ago, count_attempt=True)
-    store.campaigns.mark(earlier, 0, cs.ACCEPTED, now=half_an_hour_ago)
-    rehearsal = "outbox-rehearsal"  # through another transport: not counted
-    prepare(
-        store.campaigns,
-        rehearsal,
-        Envelope(ISSUE, SENDER),
-        people(10, start=50),
-        segment="",
-        transport="outbox",
-        now=NOW,
-        batch_size=10,
-    )
-    store.campaigns.mark(rehearsal, 0, cs.SENDING, now=NOW, count_attempt=True)
-    store.campaigns.mark(rehearsal, 0, cs.ACCEPTED, now=NOW)
-    cid = "next-campaign"
+def _campaign(store, cid: str, start: int, transport: str, sent_at=None):  # type: ignore[no-untyped-def]
+    """A prepared 10-recipient campaign, its one batch accepted at ``sent_at`` if given."""
     prepare(
         store.campaigns,
         cid,
         Envelope(ISSUE, SENDER),
-        people(10, start=100),
+        people(10, start=start),
         segment="",
-        transport="test",
+        transport=transport,
         now=NOW,
         batch_size=10,
     )
+    if sent_at is not None:
+        store.campaigns.mark(cid, 0, cs.SENDING, now=sent_at, count_attempt=True)
+        store.campaigns.mark(cid, 0, cs.ACCEPTED, now=sent_at)
+
+
+def test_a_new_process_counts_the_last_hours_sends_against_per_hour(tmp_path: Path) -> None:
+    from newsletter.cli.send_wiring import seed_hourly_window
+
+    store = fresh_store(tmp_path)
+    _campaign(store, "earlier", 0, "test", sent_at=NOW - timedelta(minutes=30))
+    _campaign(store, "rehearsal", 50, "outbox", sent_at=NOW)  # another transport: not counted
+    cid = "next-campaign"
+    _campaign(store, cid, 100, "test")
     clock = FakeClock()
     pacer = Pacer(per_hour=15, clock=clock, sleep=clock.sleep)
     seed_hourly_window(pacer, store, cid, now=NOW)
