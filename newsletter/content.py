@@ -79,8 +79,11 @@ def excerpt_of(post: Post) -> str:
 
         text = post.markdown if post.markdown is not None else post.body
         excerpt, excerpt_md = excerpts(post.metadata, text)
-        code = excerpt_md is not None and ("{{" in excerpt_md or "{%" in excerpt_md)
-        if code and excerpt_md is not None and post._resolve is not None:
+        if (
+            excerpt_md is not None
+            and post._resolve is not None
+            and ("{{" in excerpt_md or "{%" in excerpt_md)
+        ):
             excerpt_md = post._resolve(excerpt_md)
             excerpt = plain_text(excerpt_md)
         post.excerpt, post.excerpt_markdown = excerpt, excerpt_md

@@ -26,7 +26,6 @@ HTML_TOKENS = (UNSUBSCRIBE_URL, FIRST_NAME, EMAIL)
 TEXT_TOKENS = (UNSUBSCRIBE_URL, FIRST_NAME_TEXT, EMAIL_TEXT)
 ALL_TOKENS = (UNSUBSCRIBE_URL, FIRST_NAME, FIRST_NAME_TEXT, EMAIL, EMAIL_TEXT)
 
-_escape = html.escape
 _TOKEN_RE = re.compile("|".join(re.escape(t) for t in ALL_TOKENS))
 
 
@@ -51,9 +50,9 @@ def values_for(
     name = first_name.strip() or first_name_fallback
     return {
         UNSUBSCRIBE_URL: unsubscribe_url,
-        FIRST_NAME: _escape(name, True),
+        FIRST_NAME: html.escape(name, quote=True),
         FIRST_NAME_TEXT: name,
-        EMAIL: _escape(email, True),
+        EMAIL: html.escape(email, quote=True),
         EMAIL_TEXT: email,
     }
 

@@ -38,8 +38,8 @@ MAX_TOKEN_CHARS = 64
 SECRET_FILE = ".newsletter-secret"
 _B64URL = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _VERSION_BYTE = bytes([VERSION])
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
-_b64encode = base64.b64encode
+_TAG_PURPOSE = b"unsubscribe-email/v1"
+_MAC_PURPOSE = b"unsubscribe-token/v1"
 _ONE_CLICK = "List-Unsubscribe=One-Click"
 
 
@@ -84,13 +84,16 @@ def _key(secret: str, purpose: bytes) -> _Sha256Mac:
     return _Sha256Mac(hmac.digest(secret.encode("utf-8"), b"newsletter/" + purpose, "sha256"))
 
 
+def _tag(tag_key: _Sha256Mac, email: str) -> bytes:
+    return tag_key.digest(email.strip().lower().encode("utf-8"))[:TAG_BYTES]
+
+
 def _email_tag(secret: str, email: str) -> bytes:
-    key = _key(secret, b"unsubscribe-email/v1")
-    return key.digest(email.strip().lower().encode("utf-8"))[:TAG_BYTES]
+    return _tag(_key(secret, _TAG_PURPOSE), email)
 
 
 def _mac(secret: str, payload: bytes) -> bytes:
-    return _key(secret, b"unsubscribe-token/v1").digest(payload)[:MAC_BYTES]
+    return _key(secret, _MAC_PURPOSE).digest(payload)[:MAC_BYTES]
 
 
 def _varint(n: int) -> bytes:
@@ -122,21 +125,15 @@ def make_token(secret: str, subscriber_id: int, email: str) -> str:
     """A URL-safe token that lets whoever holds it unsubscribe this subscriber at this address."""
     if not secret:
         raise SecretMissing("an unsubscribe token needs NEWSLETTER_SECRET")
-    return _token(
-        _key(secret, b"unsubscribe-email/v1"),
-        _key(secret, b"unsubscribe-token/v1"),
-        subscriber_id,
-        email,
-    )
+    return _token(_key(secret, _TAG_PURPOSE), _key(secret, _MAC_PURPOSE), subscriber_id, email)
 
 
 def _token(tag_key: _Sha256Mac, mac_key: _Sha256Mac, subscriber_id: int, email: str) -> str:
     if subscriber_id < 1:
         raise ValueError("subscriber ids start at 1")
-    tag = tag_key.digest(email.strip().lower().encode("utf-8"))[:TAG_BYTES]
-    payload = _VERSION_BYTE + _varint(subscriber_id) + tag
+    payload = _VERSION_BYTE + _varint(subscriber_id) + _tag(tag_key, email)
     raw = payload + mac_key.digest(payload)[:MAC_BYTES]
-    return _b64encode(raw).translate(_URLSAFE).rstrip(b"=").decode("ascii")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 class UnsubscribeLinks:
@@ -149,8 +146,8 @@ class UnsubscribeLinks:
     def __init__(self, secret: str, base_url: str, mailto: str = "") -> None:
         if not secret:
             raise SecretMissing("an unsubscribe token needs NEWSLETTER_SECRET")
-        self._tag_key = _key(secret, b"unsubscribe-email/v1")
-        self._mac_key = _key(secret, b"unsubscribe-token/v1")
+        self._tag_key = _key(secret, _TAG_PURPOSE)
+        self._mac_key = _key(secret, _MAC_PURPOSE)
         self._prefix = f"{base_url.rstrip('/')}/u/"
         # what follows the URL in List-Unsubscribe: ">" or ">, <mailto:...>"
         self._after = list_unsubscribe_headers("", mailto)["List-Unsubscribe"][1:]

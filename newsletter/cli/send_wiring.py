@@ -47,7 +47,12 @@ from newsletter.pacing import Backoff, Pacer, max_batch
 from newsletter.store import Store
 from newsletter.store import campaigns as cs
 from newsletter.transports.base import Sender, Transport
-from newsletter.unsubscribe import SECRET_FILE, UnsubscribeLinks, signing_secret
+from newsletter.unsubscribe import (
+    SECRET_FILE,
+    UnsubscribeLinks,
+    signing_secret,
+    unsubscribe_url,
+)
 
 TRANSPORTS = ("auto", "outbox", "sendgrid")
 TEST_RECIPIENT = "0"
@@ -119,7 +124,7 @@ def personalizer_for(app: App, transport: str, campaign_id: str) -> Personalizer
     base = settings.unsubscribe.base_url
     links = UnsubscribeLinks(secret, base, settings.unsubscribe.mailto)
     make_url = links.url
-    test_url = base.rstrip("/") + "/u/test-send"
+    test_url = unsubscribe_url(base, "test-send")
 
     def url(recipient_id: str, email: str) -> str:
         if recipient_id == TEST_RECIPIENT:  # a --test address that is not a subscriber

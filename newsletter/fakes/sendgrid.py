@@ -326,9 +326,14 @@ def create_app(
     async def group_list(request: Request) -> JSONResponse:
         return page(request, lists.get(f"group:{request.path_params['group']}", []))
 
+    def unauthorized(request: Request) -> JSONResponse | None:
+        if request.headers.get("authorization", "").startswith("Bearer "):
+            return None
+        return JSONResponse({"errors": [{"message": "authorization required"}]}, 401)
+
     async def create_batch(request: Request) -> JSONResponse:
-        if not request.headers.get("authorization", "").startswith("Bearer "):
-            return JSONResponse({"errors": [{"message": "authorization required"}]}, 401)
+        if refused := unauthorized(request):
+            return refused
         batch_id = f"fakebatch{secrets.token_hex(8)}"
         with recorder._lock:
             recorder.conn.execute(
@@ -338,8 +343,8 @@ def create_app(
         return JSONResponse({"batch_id": batch_id}, 201)
 
     async def scheduled_send(request: Request) -> JSONResponse:
-        if not request.headers.get("authorization", "").startswith("Bearer "):
-            return JSONResponse({"errors": [{"message": "authorization required"}]}, 401)
+        if refused := unauthorized(request):
+            return refused
         try:
             data = json.loads(await request.body())
             batch_id, status = str(data["batch_id"]), str(data.get("status", "pause"))
