@@ -24,7 +24,7 @@ demo: $(STAMP)
 	@echo "Open the outbox index above (outbox/<campaign>/index.html) in a browser; each .eml opens in a mail client."
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check newsletter tests bench
