@@ -2,6 +2,7 @@
 
 - ``store.audience`` (:mod:`newsletter.store.audience`): subscribers, tags, suppressions.
 - ``store.campaigns`` (:mod:`newsletter.store.campaigns`): campaigns, batches, the ledger.
+- ``store.signup`` (:mod:`newsletter.store.signup`): sign-ups, consent, rate limits, mail queue.
 
 The dispatcher and the web app talk to these two objects only, never to SQL, so a server
 database can replace SQLite by providing the same two interfaces.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from newsletter.store import audience, campaigns, db
+from newsletter.store import audience, campaigns, db, signup
 
 MIGRATIONS: list[db.Migration] = [*audience.MIGRATIONS, *campaigns.MIGRATIONS]
 
@@ -23,6 +24,7 @@ class Store:
         self.path = path
         self.audience = audience.AudienceStore(conn)
         self.campaigns = campaigns.CampaignStore(conn)
+        self.signup = signup.SignupStore(conn)
 
     def close(self) -> None:
         self.conn.close()

@@ -55,12 +55,24 @@ class ImportSession:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
-    def apply(self, rows: Sequence[NewSubscriber], *, now: datetime, dry_run: bool) -> ChunkCounts:
+    def apply(
+        self,
+        rows: Sequence[NewSubscriber],
+        *,
+        now: datetime,
+        dry_run: bool,
+        status: str = "confirmed",
+        consent_source: str = "",
+    ) -> ChunkCounts:
         """Add or merge one chunk of rows in one transaction (no writes when ``dry_run``).
 
         An existing subscriber keeps values the row leaves empty; tags and custom fields are
-        added, never removed. A suppressed address is never (re-)subscribed.
+        added, never removed. A suppressed address is never (re-)subscribed. New subscribers get
+        ``status`` ("pending": not mailed until they confirm; then a consent record "imported"
+        from ``consent_source`` is kept); an existing subscriber keeps theirs.
         """
+        if status not in ("confirmed", "pending"):
+            raise ValueError(f"unknown subscriber status {status!r}")
         counts = ChunkCounts()
         merged: dict[str, NewSubscriber] = {}
         for row in rows:
@@ -73,7 +85,9 @@ class ImportSession:
             return counts
         begin(self.conn, immediate=not dry_run)
         try:
-            self._apply(merged, counts, now=now, dry_run=dry_run)
+            self._apply(
+                merged, counts, now=now, dry_run=dry_run, status=status, source=consent_source
+            )
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
@@ -85,7 +99,14 @@ class ImportSession:
         return self.conn.execute(sql.replace("(?*)", f"({marks})"), list(keys)).fetchall()
 
     def _apply(
-        self, merged: dict[str, NewSubscriber], counts: ChunkCounts, *, now: datetime, dry_run: bool
+        self,
+        merged: dict[str, NewSubscriber],
+        counts: ChunkCounts,
+        *,
+        now: datetime,
+        dry_run: bool,
+        status: str,
+        source: str,
     ) -> None:
         keys = list(merged)
         seen = {r[0] for r in self._in("SELECT k FROM temp.import_seen WHERE k IN (?*)", keys)}
@@ -116,6 +137,7 @@ class ImportSession:
             ):
                 old_tags.setdefault(sid, set()).add(tag)
         stamp = _iso(now)
+        pending = status == "pending"
         inserts: list[tuple[object, ...]] = []
         updates: list[tuple[object, ...]] = []
         tag_rows: list[tuple[object, ...]] = []
@@ -127,7 +149,7 @@ class ImportSession:
                 inserts.append(
                     (row.email, key, row.first_name, row.last_name,
                      json.dumps(row.fields, ensure_ascii=False, sort_keys=True),
-                     row.subscribed_at or stamp, stamp, stamp)
+                     None if pending else row.subscribed_at or stamp, stamp, stamp, status)
                 )  # fmt: skip
                 new_keys.append(key)
                 counts.added += not dup
@@ -156,9 +178,14 @@ class ImportSession:
             return
         self.conn.executemany(
             "INSERT INTO subscribers(email, email_key, first_name, last_name, fields,"
-            " subscribed_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " subscribed_at, created_at, updated_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             inserts,
         )
+        if pending and new_keys:
+            self.conn.executemany(
+                "INSERT INTO consents(email_key, action, at, source) VALUES (?, 'imported', ?, ?)",
+                [(k, stamp, source) for k in new_keys],
+            )
         if new_keys:
             for sid, key in self._in(
                 "SELECT id, email_key FROM subscribers WHERE email_key IN (?*)", new_keys
