@@ -32,8 +32,8 @@ from email_validator import EmailNotValidError, validate_email
 from newsletter.errors import InputError
 from newsletter.store.audience import AudienceStore, Subscriber
 from newsletter.store.bulk import NewSubscriber
-from newsletter.store.signup import Consent, SignupStore
 from newsletter.store.keys import email_key
+from newsletter.store.signup import Consent, SignupStore
 
 KNOWN_COLUMNS = ("email", "first_name", "last_name", "tags", "subscribed_at")
 CHUNK_ROWS = 2000

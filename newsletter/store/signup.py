@@ -272,6 +272,14 @@ class SignupStore:
             )
         return True
 
+    def count_expired_pending(self, *, now: datetime, older_than: timedelta) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM subscribers WHERE status = 'pending'"
+            " AND coalesce(confirmation_sent_at, created_at) < ?",
+            (_iso(now - older_than),),
+        ).fetchone()
+        return int(row[0])
+
     def purge_pending(self, *, now: datetime, older_than: timedelta) -> int:
         """Delete pending subscribers whose last confirmation email is older than
         ``older_than`` (their link has expired), with their queued mail and the consent

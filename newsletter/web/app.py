@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
@@ -42,6 +42,9 @@ from newsletter.webhooks import (
     parse_events,
     process_events,
 )
+
+if TYPE_CHECKING:
+    from newsletter.web.signup import SignupWeb
 
 log = logging.getLogger("newsletter.web")
 T = TypeVar("T")
@@ -73,6 +76,7 @@ class WebConfig:
     site_name: str = "our newsletter"
     verifier: Verifier | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    signup: SignupWeb | None = None  # the subscribe form (newsletter/web/signup.py)
 
 
 class _Db:
@@ -144,7 +148,11 @@ def create_app(config: WebConfig) -> Starlette:
                 "unsigned events"
             )
         try:
-            yield
+            if config.signup is None:
+                yield
+            else:
+                async with config.signup.running():
+                    yield
         finally:
             store.close()
 
@@ -318,6 +326,7 @@ def create_app(config: WebConfig) -> Starlette:
         Route("/u/{token}", post_page, methods=["POST"]),
         Route("/webhooks/sendgrid", webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        *(config.signup.routes() if config.signup is not None else []),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

@@ -1,0 +1,190 @@
+"""The confirmation email: rendered once per process, sent from a queue by any transport.
+
+A sign-up writes a row in the store's confirmation queue in the same transaction as the pending
+subscriber (:mod:`newsletter.store.signup`); :func:`send_queued` takes rows off it and hands each
+email to the configured transport (the outbox in the demo, SendGrid for real), the same
+transports and MIME builder a campaign uses. So a slow or failing provider never slows the form
+down, a crash loses no email, and a provider that says "try later" gets the email later.
+:class:`ConfirmationWorker` runs :func:`send_queued` in a thread of ``newsletter serve``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from newsletter.config import Settings
+from newsletter.emailcompile import compile_mjml, inline_css
+from newsletter.errors import (
+    DeliveryUnknown,
+    NewsletterError,
+    ProviderRejected,
+    RateLimited,
+    TransportError,
+)
+from newsletter.rendered import RenderedIssue
+from newsletter.signup.tokens import make_confirm_token
+from newsletter.store import Store
+from newsletter.transports.base import Batch, Recipient, Sender, Status, Transport
+
+log = logging.getLogger("newsletter.signup")
+
+CAMPAIGN = "signup-confirmations"  # the outbox folder; never a campaign id of a send
+CATEGORY = "signup-confirmation"
+_LINK = "https://confirm.invalid/LINK"  # stands for the reader's link until it is filled in
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class ConfirmationEmail:
+    """The email, rendered with a stand-in for the link; :meth:`for_link` fills it in."""
+
+    subject: str
+    html: str
+    text: str
+
+    @classmethod
+    def render(cls, settings: Settings) -> ConfirmationEmail:
+        from newsletter.templating import environment, render_template
+
+        env = environment(settings.path(settings.email.templates))
+        context = {
+            "site": {
+                "name": settings.site.name,
+                "url": settings.site.url,
+                "logo_url": settings.site.logo_url,
+                "language": settings.site.language,
+            },
+            "confirm_url": _LINK,
+            "days": settings.signup.confirm_days,
+            "postal_address": settings.email.postal_address,
+        }
+        names = ["signup/confirm_email.mjml.j2"]
+        mjml_src = render_template(env, names[0], context)
+        html = inline_css(compile_mjml(mjml_src, env, lambda: names), settings.email.inliner)
+        text = render_template(env, "signup/confirm_email.txt.j2", context)
+        return cls(f"Confirm your subscription to {settings.site.name}", html, text)
+
+    def for_link(self, url: str) -> RenderedIssue:
+        return RenderedIssue(
+            subject=self.subject,
+            preheader="",
+            html=self.html.replace(_LINK, url),
+            text=self.text.replace(_LINK, url),
+            layout="signup-confirmation",
+        )
+
+
+@dataclass(frozen=True)
+class Mailer:
+    """What :func:`send_queued` needs besides the store."""
+
+    transport: Transport
+    email: ConfirmationEmail
+    sender: Sender
+    secret: str
+    base_url: str  # public URL of `newsletter serve`
+
+
+def send_queued(
+    store: Store, mailer: Mailer, *, now: Callable[[], datetime], limit: int = 100
+) -> int:
+    """Send what is due in the queue (up to ``limit``); returns how many rows it took (sent,
+    dropped or put back for later), 0 when nothing was due.
+
+    An address suppressed since it signed up is dropped, not mailed. A provider that says
+    "later" (429, 5xx) gets the email later; one that refuses it, or whose answer was lost
+    (the email may have gone out), takes it off the queue: it is never sent twice.
+    """
+    from newsletter.signup import confirm_url
+
+    rows = store.signup.claim(now=now(), limit=limit)
+    if not rows:
+        return 0
+    suppressed = store.audience.suppressed_among([r.email for r in rows])
+    for row in rows:
+        if row.email.strip().lower() in suppressed:
+            store.signup.done([row.id])
+            continue
+        expires = datetime.fromisoformat(row.expires_at)
+        token = make_confirm_token(mailer.secret, row.subscriber_id, row.email, expires=expires)
+        batch = Batch(
+            campaign_id=CAMPAIGN,
+            batch_no=row.id,
+            issue=mailer.email.for_link(confirm_url(mailer.base_url, token)),
+            sender=mailer.sender,
+            recipients=[Recipient(row.email, "", {}, {}, {"recipient_id": f"confirm-{row.id}"})],
+            categories=(CATEGORY,),
+        )
+        try:
+            result = mailer.transport.send(batch)
+        except TransportError as err:
+            if (
+                isinstance(err, ProviderRejected | DeliveryUnknown)
+                or row.attempts + 1 >= MAX_ATTEMPTS
+            ):
+                log.warning("confirmation email %s not sent: %s", row.id, err.format())
+                store.signup.done([row.id])
+                continue
+            wait = err.retry_after if isinstance(err, RateLimited) and err.retry_after else 0
+            wait = max(wait, 2.0**row.attempts * 5)
+            log.warning(
+                "confirmation email %s: %s; trying again in %.0f s", row.id, err.format(), wait
+            )
+            store.signup.retry_later([row.id], not_before=now() + timedelta(seconds=wait))
+            continue
+        store.signup.done([row.id])
+        outcome = result.outcomes[0] if result.outcomes else None
+        if outcome is None or outcome.status is not Status.ACCEPTED:
+            log.warning("confirmation email %s not accepted: %s", row.id, outcome)
+    return len(rows)
+
+
+class ConfirmationWorker:
+    """A thread that sends queued confirmation emails: woken by :meth:`wake` after a sign-up,
+    and every ``poll_seconds`` anyway (retries, and rows another process left)."""
+
+    def __init__(
+        self,
+        store_path: Path,
+        mailer: Mailer,
+        *,
+        now: Callable[[], datetime],
+        poll_seconds: float = 5.0,
+    ) -> None:
+        self.store_path = store_path
+        self.mailer = mailer
+        self.now = now
+        self.poll_seconds = poll_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="signup-mail", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        self.mailer.transport.close()
+
+    def _run(self) -> None:
+        from newsletter.store import open_store
+
+        with open_store(self.store_path) as store:
+            while not self._stop.is_set():
+                self._wake.wait(self.poll_seconds)
+                self._wake.clear()
+                try:
+                    while send_queued(store, self.mailer, now=self.now) and not self._stop.is_set():
+                        pass
+                except NewsletterError as err:  # e.g. the store stayed locked: try next round
+                    log.error("confirmation emails not sent this round: %s", err.format())
