@@ -96,7 +96,8 @@ def send_queued(
     """Send what is due in the queue (up to ``limit``); returns how many rows it took (sent,
     dropped or put back for later), 0 when nothing was due.
 
-    An address suppressed since it signed up is dropped, not mailed. A provider that says
+    An address suppressed since it signed up is dropped, not mailed (unless it was the reader's
+    own unsubscribe: they come back by confirming). A provider that says
     "later" (429, 5xx) gets the email later; one that refuses it, or whose answer was lost
     (the email may have gone out), takes it off the queue: it is never sent twice.
     """
@@ -105,7 +106,7 @@ def send_queued(
     rows = store.signup.claim(now=now(), limit=limit)
     if not rows:
         return 0
-    suppressed = store.audience.suppressed_among([r.email for r in rows])
+    suppressed = store.signup.not_to_mail([r.email for r in rows])
     for row in rows:
         if row.email.strip().lower() in suppressed:
             store.signup.done([row.id])
@@ -188,3 +189,5 @@ class ConfirmationWorker:
                         pass
                 except NewsletterError as err:  # e.g. the store stayed locked: try next round
                     log.error("confirmation emails not sent this round: %s", err.format())
+                except Exception:  # the thread's root: a bug must not stop every later email
+                    log.exception("confirmation emails not sent this round")

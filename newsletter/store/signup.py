@@ -210,7 +210,7 @@ class SignupStore:
                 " x WHERE x.email_key = subscribers.email_key) RETURNING id, email",
                 (stamp,),
             ).fetchall()
-            for sid, email in sorted(rows):
+            for sid, email in sorted(rows, key=lambda r: int(r[0])):
                 self._queue(sid, email, now, expires_after)
         return len(rows)
 
@@ -347,7 +347,7 @@ class SignupStore:
                 " ORDER BY id LIMIT ?) RETURNING id, subscriber_id, email, expires_at, attempts",
                 (ts + lease_seconds, ts, ts, limit),
             ).fetchall()
-        return [QueuedEmail(*r) for r in sorted(rows)]
+        return [QueuedEmail(*r) for r in sorted(rows, key=lambda r: int(r[0]))]
 
     def done(self, ids: Sequence[int]) -> None:
         """Sent (or given up on): off the queue."""
@@ -364,6 +364,19 @@ class SignupStore:
                 " claimed_until = 0 WHERE id = ?",
                 [(ts, i) for i in ids],
             )
+
+    def not_to_mail(self, emails: Sequence[str]) -> set[str]:
+        """The :func:`email_key` of each address the form must not mail now: suppressed, unless
+        by the reader's own unsubscribe (they may come back by confirming)."""
+        keys = list(dict.fromkeys(email_key(e) for e in emails))
+        if not keys:
+            return set()
+        marks = ",".join("?" * len(keys))
+        rows = self.conn.execute(
+            f"SELECT email_key, reason, source FROM suppressions WHERE email_key IN ({marks})",
+            keys,
+        ).fetchall()
+        return {r[0] for r in rows if r[1] != "unsubscribed" or r[2] not in SELF_SERVICE_SOURCES}
 
     def queued(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM confirmation_queue").fetchone()[0])
