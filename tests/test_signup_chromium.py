@@ -145,19 +145,22 @@ def test_another_site_cannot_use_the_form(browser: Any, tmp_path: Path) -> None:
     mine, theirs = tmp_path / "mine", tmp_path / "theirs"
     mine.mkdir()
     theirs.mkdir()
-    with static_site(mine) as site, static_site(theirs) as other:
-        with serve_signup(tmp_path / "site", site_url=site) as srv:
-            config = srv.settings.config_path
-            assert config is not None
-            (theirs / "fetch.html").write_text(page_with(snippet(config, "--fetch")))
-            page = browser.new_page()
-            messages_seen: list[str] = []
-            page.on("console", lambda m: messages_seen.append(m.text))
-            page.goto(f"{other}/fetch.html")
-            page.fill("input[name=email]", "victim@example.net")
-            # the script falls back to posting the form, which the server refuses (403)
-            with page.expect_navigation():
-                page.click("button[type=submit]")
-            assert "Not allowed" in (page.text_content("h1") or "")
-            assert status(srv.db, "victim@example.net") is None
-            page.close()
+    with (
+        static_site(mine) as site,
+        static_site(theirs) as other,
+        serve_signup(tmp_path / "site", site_url=site) as srv,
+    ):
+        config = srv.settings.config_path
+        assert config is not None
+        (theirs / "fetch.html").write_text(page_with(snippet(config, "--fetch")))
+        page = browser.new_page()
+        messages_seen: list[str] = []
+        page.on("console", lambda m: messages_seen.append(m.text))
+        page.goto(f"{other}/fetch.html")
+        page.fill("input[name=email]", "victim@example.net")
+        # the script falls back to posting the form, which the server refuses (403)
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        assert "Not allowed" in (page.text_content("h1") or "")
+        assert status(srv.db, "victim@example.net") is None
+        page.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -103,9 +103,11 @@ def test_sign_up_confirm_and_get_the_next_campaign(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "content", site / "content")
     env = {"NEWSLETTER_SECRET": SECRET, "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
-        [sys.executable, "-c", "from newsletter.cli import main; main()", "send"]
-        + ["--month", "2026-10", "--now", "2026-11-01T09:00", "--transport", "outbox"]
-        + ["--yes", "--no-progress"],
+        [
+            *(sys.executable, "-c", "from newsletter.cli import main; main()", "send"),
+            *("--month", "2026-10", "--now", "2026-11-01T09:00", "--transport", "outbox"),
+            *("--yes", "--no-progress"),
+        ],
         cwd=site,
         env=env,
         capture_output=True,
@@ -197,9 +199,7 @@ def _known(db: Path) -> None:
         )
 
 
-def store_now():  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
+def store_now() -> datetime:
     return datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 

@@ -1,0 +1,123 @@
+"""The sign-up commands as a user runs them: import --status pending --send-confirmations,
+export with consent, stats, purge-pending, send-confirmations, snippet."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from signup_helpers import link_in, messages, write_site
+
+from newsletter import signup
+from newsletter.cli import main
+from newsletter.store import open_store
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    settings = write_site(
+        tmp_path, base_url="https://news.example.org", site_url="https://example.org"
+    )
+    assert settings.config_path is not None
+    return settings.config_path
+
+
+def run(config: Path, *args: str, code: int = 0) -> Result:
+    env = {"NEWSLETTER_SECRET": "cli-test-secret-0123456789", "SENDGRID_API_KEY": ""}
+    result = CliRunner().invoke(main, ["--config", str(config), *args], env=env)
+    assert result.exit_code == code, result.output
+    return result
+
+
+def test_import_pending_with_confirmations(site: Path) -> None:
+    csv_file = site.parent / "old-list.csv"
+    csv_file.write_text("email,first_name\nada@example.net,Ada\nbo@example.net,Bo\n")
+    out = run(site, "subscribers", "import", str(csv_file), "--status", "pending",
+              "--send-confirmations").output  # fmt: skip
+    assert "2 added" in out and "2 confirmation emails queued; 2 sent" in out
+    outbox = site.parent / "outbox" / "signup-confirmations"
+    sent = messages(outbox)
+    assert sorted(m["To"] for m in sent) == ["ada@example.net", "bo@example.net"]
+    assert all(link_in(m).startswith("https://news.example.org/subscribe/confirm/") for m in sent)
+    stats = run(site, "subscribers", "stats").output
+    assert "pending (signed up, not confirmed): 2" in stats
+    assert "active (will be mailed): 0" in stats
+    # running it again sends nobody a second email
+    again = run(site, "subscribers", "send-confirmations", "--transport", "outbox").output
+    assert again.startswith("0 confirmation emails queued")
+    assert len(messages(outbox)) == 2
+
+    export = run(site, "subscribers", "export", "-", "--include-suppressed").stdout
+    rows = list(csv.DictReader(io.StringIO(export)))
+    assert [r["email"] for r in rows] == ["ada@example.net", "bo@example.net"]
+    assert rows[0]["status"] == "pending"
+    assert rows[0]["consent_source"] == "import:old-list.csv"
+    assert rows[0]["confirmed_at"] == ""
+    # the default export is the mailing list: nobody is on it yet
+    assert run(site, "subscribers", "export", "-").stdout.count("\n") == 1
+
+
+def test_send_confirmations_needs_pending(site: Path) -> None:
+    csv_file = site.parent / "list.csv"
+    csv_file.write_text("email\nada@example.net\n")
+    out = run(site, "subscribers", "import", str(csv_file), "--send-confirmations", code=2)
+    assert "use it with --status pending" in out.output
+
+
+def test_export_stats_and_purge_after_signups(site: Path) -> None:
+    from newsletter.config import load_settings
+
+    settings = load_settings(site)
+    policy = signup.Policy.from_settings(settings)
+    now = datetime.now(UTC)
+    with open_store(settings.db_path) as store:
+        for email, when in (("late@example.net", now - timedelta(days=9)), ("ok@example.net", now)):
+            f = signup.clean_form({"email": email, "page": "https://example.org/news/"}, [], policy)
+            signup.submit(
+                store, f, client_address="198.51.100.7", secret="s" * 20, policy=policy, now=when
+            )
+        store.audience.suppress("ok@example.net", reason="unsubscribed", source="cli", now=now)
+    rows = list(
+        csv.DictReader(
+            io.StringIO(run(site, "subscribers", "export", "-", "--include-suppressed").stdout)
+        )
+    )
+    ok = next(r for r in rows if r["email"] == "ok@example.net")
+    assert ok["consent_page"] == "https://example.org/news/"
+    assert ok["consent_source"] == "form:form" and len(ok["consent_client_hash"]) == 32
+    assert "198.51" not in "".join(ok.values())
+    assert ok["suppressed"] == "unsubscribed"
+    assert "unsubscribed: 1" in run(site, "subscribers", "stats").output
+    assert (
+        "1 expired pending subscribers would be deleted"
+        in run(site, "subscribers", "purge-pending", "--dry-run").output
+    )
+    assert "1 expired" in run(site, "subscribers", "purge-pending").output
+    listed = run(site, "subscribers", "list").output
+    assert "late@example.net" not in listed and "ok@example.net" in listed
+
+
+def test_snippet(site: Path) -> None:
+    html = run(site, "snippet", "--tag", "meetups", "--form-name", "news-page").stdout
+    assert '<form class="newsletter-signup" action="https://news.example.org/subscribe"' in html
+    assert 'name="tags" value="meetups"' in html and 'value="news-page"' in html
+    assert "<script>" not in html
+    assert "fetch(form.action" in run(site, "snippet", "--fetch").stdout
+    bad = run(site, "snippet", "--tag", "vip", code=2)
+    assert "'vip' is not a list this form offers" in bad.output
+
+
+def test_bad_signup_settings_name_the_key(tmp_path: Path) -> None:
+    settings = write_site(
+        tmp_path,
+        base_url="https://news.example.org",
+        site_url="https://example.org",
+        signup='allowed_origin = "https://example.org/news/"\n',
+    )
+    assert settings.config_path is not None
+    out = run(settings.config_path, "snippet", code=2).output
+    assert "newsletter.toml: signup.allowed_origin:" in out and "is not an origin" in out
