@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
-from signup_helpers import link_in, messages, write_site
+from signup_helpers import SECRET, free_socket, link_in, messages, wait_for, write_site
 
 from newsletter import signup
 from newsletter.cli import main
@@ -121,3 +125,56 @@ def test_bad_signup_settings_name_the_key(tmp_path: Path) -> None:
     assert settings.config_path is not None
     out = run(settings.config_path, "snippet", code=2).output
     assert "newsletter.toml: signup.allowed_origin:" in out and "is not an origin" in out
+
+
+def _serve(config: Path, port: int, **env: str) -> subprocess.Popen[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SENDGRID_", "NEWSLETTER_"))}
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "--config", str(config), "serve", "--port",
+         str(port)],
+        env={**clean, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_serve_sends_confirmations_from_its_mail_process(tmp_path: Path) -> None:
+    sock, port = free_socket()
+    sock.close()
+    settings = write_site(
+        tmp_path, base_url=f"http://127.0.0.1:{port}", site_url="https://example.org"
+    )
+    assert settings.config_path is not None
+    proc = _serve(settings.config_path, port, NEWSLETTER_SECRET=SECRET)
+    outbox = tmp_path / "outbox" / "signup-confirmations"
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            assert proc.poll() is None, proc.communicate()
+            try:
+                return httpx.get(f"{base}/healthz").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        assert wait_for(up, 30)
+        r = httpx.post(f"{base}/subscribe", data={"email": "pia@example.net"})
+        assert r.status_code == 303
+        assert wait_for(lambda: len(messages(outbox)) == 1, 30)
+        link = link_in(messages(outbox)[0])
+        assert httpx.post(link).status_code == 200
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert SECRET not in err and link.rsplit("/", 1)[1] not in err
+    with open_store(settings.db_path) as store:
+        assert [r[1] for r in store.audience.iter_recipient_rows()] == ["pia@example.net"]
+
+
+def test_serve_refuses_real_confirmation_mail_with_unsafe_settings(tmp_path: Path) -> None:
+    settings = write_site(tmp_path, base_url="http://127.0.0.1:9", site_url="https://example.org")
+    assert settings.config_path is not None
+    proc = _serve(settings.config_path, 9, SENDGRID_API_KEY="SG.test", NEWSLETTER_SECRET="short")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "confirmation emails would go out through SendGrid with unsafe settings" in err
+    assert "NEWSLETTER_SECRET is missing or shorter than 16 characters" in err
+    assert "is not https://" in err and "Traceback" not in err

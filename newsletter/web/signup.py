@@ -51,7 +51,13 @@ from newsletter.signup import (
     confirm,
     submit,
 )
-from newsletter.signup.mail import ConfirmationEmail, ConfirmationWorker, Mailer
+from newsletter.signup.mail import (
+    ConfirmationEmail,
+    ConfirmationWorker,
+    Mailer,
+    MailProcess,
+    mail_process_main,
+)
 from newsletter.store import Store, open_store
 from newsletter.templating import environment, render_template
 from newsletter.transports.base import Sender, Transport
@@ -87,6 +93,8 @@ class SignupConfig:
     transport: Transport | None
     clock: Callable[[], datetime]
     poll_seconds: float = 5.0
+    # `newsletter serve`: send from a child process instead (``transport`` is then unused)
+    mail_process: MailProcess | None = None
 
 
 class _Db:
@@ -119,6 +127,7 @@ class SignupWeb:
         }
         self._db: _Db | None = None
         self._worker: ConfirmationWorker | None = None
+        self._wake: Callable[[], None] = lambda: None
         self._thanks_json = json.dumps({"ok": True, "message": THANKS}).encode()
 
     # -- lifespan ------------------------------------------------------------------------------
@@ -128,7 +137,22 @@ class SignupWeb:
         cfg = self.config
         store = open_store(cfg.store_path)
         self._db = _Db(store)
-        if cfg.transport is not None:
+        process = None
+        if cfg.mail_process is not None:
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("spawn")
+            wake, stop = ctx.Event(), ctx.Event()
+            process = ctx.Process(
+                target=mail_process_main,
+                args=(cfg.mail_process, wake, stop),
+                name="newsletter-signup-mail",
+                daemon=True,
+            )
+            process.start()
+            wake.set()  # anything left queued by an earlier run
+            self._wake = wake.set
+        elif cfg.transport is not None:
             e = cfg.settings.email
             mailer = Mailer(
                 transport=cfg.transport,
@@ -142,11 +166,19 @@ class SignupWeb:
             )
             self._worker.start()
             self._worker.wake()  # anything left queued by an earlier run
+            self._wake = self._worker.wake
         try:
             yield
         finally:
             if self._worker is not None:
                 self._worker.stop()
+            if process is not None:
+                stop.set()
+                wake.set()
+                process.join(15)
+                if process.is_alive():
+                    process.terminate()
+                    process.join(5)
             store.close()
 
     def db(self) -> _Db:
@@ -240,8 +272,8 @@ class SignupWeb:
             response = fail(429, "Please try again later", BUSY)
             response.headers["Retry-After"] = "60"
             return response
-        if outcome == QUEUED and self._worker is not None:
-            self._worker.wake()
+        if outcome == QUEUED:
+            self._wake()
         # the same answer for every other outcome (queued, throttled, already, refused, bot)
         if as_json:
             return Response(self._thanks_json, media_type="application/json", headers=cors)
