@@ -127,6 +127,7 @@ def _line(label: str, r: dict[str, object]) -> str:
 def run() -> None:
     from newsletter.store import open_store
 
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     paced = 1000 if QUICK else 3000
     flat_out = 1000 if QUICK else 3000
     with tempfile.TemporaryDirectory(prefix="bench-signup-") as d:

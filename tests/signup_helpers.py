@@ -145,10 +145,14 @@ def serve_signup(
 
 
 def messages(outbox: Path) -> list[EmailMessage]:
+    """The complete messages in an outbox folder. The outbox writes each ``.eml`` and then its
+    ``html/`` copy, so a message whose copy is not there yet may still be half written."""
     if not outbox.is_dir():
         return []
     out = []
     for path in sorted(outbox.glob("*.eml")):
+        if not (outbox / "html" / f"{path.stem}.html").exists():
+            continue
         msg = email.message_from_bytes(path.read_bytes(), policy=default)
         assert isinstance(msg, EmailMessage)
         out.append(msg)

@@ -178,3 +178,30 @@ def test_serve_refuses_real_confirmation_mail_with_unsafe_settings(tmp_path: Pat
     assert "confirmation emails would go out through SendGrid with unsafe settings" in err
     assert "NEWSLETTER_SECRET is missing or shorter than 16 characters" in err
     assert "is not https://" in err and "Traceback" not in err
+
+
+DOC = (Path(__file__).resolve().parent.parent / "docs" / "signup.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("snippet",),
+        ("subscribers", "purge-pending"),
+        ("subscribers", "send-confirmations"),
+        ("subscribers", "import"),
+    ],
+    ids=" ".join,
+)
+def test_signup_commands_are_documented(path: tuple[str, ...]) -> None:
+    import click
+
+    assert f"newsletter {' '.join(path)}" in DOC
+    cmd: click.Command = main
+    for name in path:
+        assert isinstance(cmd, click.Group)
+        cmd = cmd.commands[name]
+    assert cmd.help and "Example" in cmd.help
+    for param in cmd.params:
+        if isinstance(param, click.Option):
+            assert param.help, f"{param.opts} of {path} has no help"

@@ -149,7 +149,12 @@ def purge_pending_command(app: App, dry_run: bool) -> None:
 
 
 @subscribers_group.command("send-confirmations")
-@click.option("--transport", type=click.Choice(["auto", "outbox", "sendgrid"]), default=None)
+@click.option(
+    "--transport",
+    type=click.Choice(["auto", "outbox", "sendgrid"]),
+    default=None,
+    help="How the emails leave (default: send.transport).",
+)
 @click.pass_obj
 def send_confirmations_command(app: App, transport: str | None) -> None:
     """Send a confirmation email to every pending subscriber never sent one, and whatever is

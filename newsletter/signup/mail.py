@@ -10,7 +10,9 @@ down, a crash loses no email, and a provider that says "try later" gets the emai
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,57 +94,68 @@ class Mailer:
 
 
 def send_queued(
-    store: Store, mailer: Mailer, *, now: Callable[[], datetime], limit: int = 100
+    store: Store, mailer: Mailer, *, now: Callable[[], datetime], limit: int = 20
 ) -> int:
     """Send what is due in the queue (up to ``limit``); returns how many rows it took (sent,
     dropped or put back for later), 0 when nothing was due.
 
     An address suppressed since it signed up is dropped, not mailed (unless it was the reader's
-    own unsubscribe: they come back by confirming). A provider that says
-    "later" (429, 5xx) gets the email later; one that refuses it, or whose answer was lost
-    (the email may have gone out), takes it off the queue: it is never sent twice.
+    own unsubscribe: they come back by confirming). A provider that says "later" (429, 5xx)
+    gets the email later; one that refuses it, or whose answer was lost (the email may have
+    gone out), takes it off the queue. Rows sent are taken off the queue together, in one
+    transaction per call, so the mail process seldom holds the store's write lock that the
+    form needs; a crash in the middle may send up to ``limit`` emails again.
     """
     from newsletter.signup import confirm_url
 
     rows = store.signup.claim(now=now(), limit=limit)
     if not rows:
         return 0
-    suppressed = store.signup.not_to_mail([r.email for r in rows])
-    for row in rows:
-        if row.email.strip().lower() in suppressed:
-            store.signup.done([row.id])
-            continue
-        expires = datetime.fromisoformat(row.expires_at)
-        token = make_confirm_token(mailer.secret, row.subscriber_id, row.email, expires=expires)
-        batch = Batch(
-            campaign_id=CAMPAIGN,
-            batch_no=row.id,
-            issue=mailer.email.for_link(confirm_url(mailer.base_url, token)),
-            sender=mailer.sender,
-            recipients=[Recipient(row.email, "", {}, {}, {"recipient_id": f"confirm-{row.id}"})],
-            categories=(CATEGORY,),
-        )
-        try:
-            result = mailer.transport.send(batch)
-        except TransportError as err:
-            if (
-                isinstance(err, ProviderRejected | DeliveryUnknown)
-                or row.attempts + 1 >= MAX_ATTEMPTS
-            ):
-                log.warning("confirmation email %s not sent: %s", row.id, err.format())
-                store.signup.done([row.id])
+    blocked = store.signup.not_to_mail([r.email for r in rows])
+    finished: list[int] = []
+    later: dict[int, float] = {}
+    try:
+        for row in rows:
+            if row.email.strip().lower() in blocked:
+                finished.append(row.id)
                 continue
-            wait = err.retry_after if isinstance(err, RateLimited) and err.retry_after else 0
-            wait = max(wait, 2.0**row.attempts * 5)
-            log.warning(
-                "confirmation email %s: %s; trying again in %.0f s", row.id, err.format(), wait
+            expires = datetime.fromisoformat(row.expires_at)
+            token = make_confirm_token(mailer.secret, row.subscriber_id, row.email, expires=expires)
+            batch = Batch(
+                campaign_id=CAMPAIGN,
+                batch_no=row.id,
+                issue=mailer.email.for_link(confirm_url(mailer.base_url, token)),
+                sender=mailer.sender,
+                recipients=[
+                    Recipient(row.email, "", {}, {}, {"recipient_id": f"confirm-{row.id}"})
+                ],
+                categories=(CATEGORY,),
             )
-            store.signup.retry_later([row.id], not_before=now() + timedelta(seconds=wait))
-            continue
-        store.signup.done([row.id])
-        outcome = result.outcomes[0] if result.outcomes else None
-        if outcome is None or outcome.status is not Status.ACCEPTED:
-            log.warning("confirmation email %s not accepted: %s", row.id, outcome)
+            try:
+                result = mailer.transport.send(batch)
+            except TransportError as err:
+                final = isinstance(err, ProviderRejected | DeliveryUnknown)
+                if final or row.attempts + 1 >= MAX_ATTEMPTS:
+                    log.warning("confirmation email %s not sent: %s", row.id, err.format())
+                    finished.append(row.id)
+                    continue
+                wait = err.retry_after if isinstance(err, RateLimited) and err.retry_after else 0
+                later[row.id] = max(wait, 2.0**row.attempts * 5)
+                log.warning(
+                    "confirmation email %s: %s; trying again in %.0f s",
+                    row.id,
+                    err.format(),
+                    later[row.id],
+                )
+                continue
+            finished.append(row.id)
+            outcome = result.outcomes[0] if result.outcomes else None
+            if outcome is None or outcome.status is not Status.ACCEPTED:
+                log.warning("confirmation email %s not accepted: %s", row.id, outcome)
+    finally:
+        store.signup.done(finished)
+        for rid, wait in later.items():
+            store.signup.retry_later([rid], not_before=now() + timedelta(seconds=wait))
     return len(rows)
 
 
@@ -163,8 +176,6 @@ def build_transport(spec: MailProcess) -> Transport:
     """The transport a mail process sends with; SendGrid's key comes from its environment."""
     settings = spec.settings
     if spec.transport == "sendgrid":
-        import os
-
         from newsletter.config import load_secrets
         from newsletter.transports.sendgrid import SendGridTransport
 
@@ -187,6 +198,8 @@ def mail_process_main(spec: MailProcess, wake: Any, stop: Any) -> None:
     from newsletter.signup import Policy
     from newsletter.store import open_store
 
+    with contextlib.suppress(AttributeError, OSError):
+        os.nice(10)  # background work: the form's answers come first when the CPU is short
     settings = spec.settings
     e = settings.email
     mailer = Mailer(
