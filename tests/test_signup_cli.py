@@ -205,3 +205,32 @@ def test_signup_commands_are_documented(path: tuple[str, ...]) -> None:
     for param in cmd.params:
         if isinstance(param, click.Option):
             assert param.help, f"{param.opts} of {path} has no help"
+
+
+def test_confirmations_through_sendgrid(tmp_path: Path) -> None:
+    """Real mail: the recording fake SendGrid on 127.0.0.1 gets one request per email."""
+    import sqlite3
+
+    from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
+
+    settings = write_site(tmp_path, base_url="https://news.example.org", site_url="https://x.org")
+    assert settings.config_path is not None
+    (tmp_path / "list.csv").write_text("email\nada@example.net\nbo@example.net\n")
+    fake_db = tmp_path / "fake.db"
+    with serve_in_thread(FaultPlan(script=["500"]), fake_db) as url:
+        env = {"SENDGRID_API_KEY": "SG.fake-key", "SENDGRID_API_URL": url}
+        result = CliRunner().invoke(
+            main,
+            ["--config", str(settings.config_path), "subscribers", "import",
+             str(tmp_path / "list.csv"), "--status", "pending", "--send-confirmations"],
+            env={**env, "NEWSLETTER_SECRET": SECRET},
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    with sqlite3.connect(fake_db) as conn:
+        statuses = [r[0] for r in conn.execute("SELECT status FROM requests ORDER BY no")]
+        sent = conn.execute("SELECT email, recipient_id, subject FROM messages").fetchall()
+    assert statuses == [500, 202]  # the first answer was a 500: that email waits for later
+    assert len(sent) == 1 and sent[0][2] == "Confirm your subscription to Harbour Lights Meetup"
+    assert sent[0][1].startswith("confirm-")
+    with open_store(settings.db_path) as store:
+        assert store.signup.queued() == 1  # sent by the next run (or `serve`), not lost

@@ -192,11 +192,11 @@ def test_the_email_goes_through_a_transport_and_scripted_failures_retry(tmp_path
             store, form("ann@example.net"), client_address="1", secret=SECRET, policy=POLICY,
             now=NOW,
         )  # fmt: skip
-        assert send_queued(store, mailer, now=lambda: clock[0]) == 1
+        assert send_queued(store, mailer, now=lambda: clock[0]).later == 1
         assert transport.messages == [] and store.signup.queued() == 1  # 500: later
-        assert send_queued(store, mailer, now=lambda: clock[0]) == 0  # not yet
+        assert send_queued(store, mailer, now=lambda: clock[0]).taken == 0  # not yet
         clock[0] += timedelta(seconds=5)
-        assert send_queued(store, mailer, now=lambda: clock[0]) == 1
+        assert send_queued(store, mailer, now=lambda: clock[0]).sent == 1
         assert store.signup.queued() == 0
         [msg] = transport.messages
         assert msg.email == "ann@example.net" and msg.subject.startswith("Confirm your")
@@ -208,5 +208,5 @@ def test_the_email_goes_through_a_transport_and_scripted_failures_retry(tmp_path
             now=NOW,
         )  # fmt: skip
         store.audience.suppress("bea@example.net", reason="bounced", source="cli", now=NOW)
-        assert send_queued(store, mailer, now=lambda: clock[0]) == 1
+        assert send_queued(store, mailer, now=lambda: clock[0]).dropped == 1
         assert len(transport.messages) == 1 and store.signup.queued() == 0

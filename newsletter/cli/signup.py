@@ -165,7 +165,7 @@ def send_confirmations_command(app: App, transport: str | None) -> None:
       newsletter subscribers send-confirmations --transport outbox
     """
     sent, queued = send_confirmations(app, transport, queue_unmailed=True)
-    click.echo(f"{queued} confirmation emails queued; {sent} taken off the queue and sent")
+    click.echo(f"{queued} confirmation emails queued; {sent} sent")
 
 
 def send_confirmations(
@@ -197,9 +197,9 @@ def send_confirmations(
         if queue_unmailed:
             queued = queue_confirmations(store, policy=policy, now=_now())
         while True:
-            n = send_queued(store, mailer, now=_now)
-            if not n:
+            report = send_queued(store, mailer, now=_now)
+            if not report.taken:
                 break
-            sent += n
+            sent += report.sent
     transport.close()
     return sent, queued

@@ -5,7 +5,8 @@ subscriber (:mod:`newsletter.store.signup`); :func:`send_queued` takes rows off 
 email to the configured transport (the outbox in the demo, SendGrid for real), the same
 transports and MIME builder a campaign uses. So a slow or failing provider never slows the form
 down, a crash loses no email, and a provider that says "try later" gets the email later.
-:class:`ConfirmationWorker` runs :func:`send_queued` in a thread of ``newsletter serve``.
+:func:`mail_process_main` runs :func:`send_queued` in a child process of ``newsletter serve``
+(:class:`ConfirmationWorker`, a thread, is for tests and embedding).
 """
 
 from __future__ import annotations
@@ -93,11 +94,25 @@ class Mailer:
     base_url: str  # public URL of `newsletter serve`
 
 
+@dataclass
+class SendReport:
+    """What one :func:`send_queued` call did with the rows it took off the queue."""
+
+    sent: int = 0  # accepted by the transport
+    dropped: int = 0  # suppressed since signing up: not mailed
+    later: int = 0  # 429/5xx: back on the queue for a later try
+    failed: int = 0  # refused, answer lost, or out of tries: off the queue, logged
+
+    @property
+    def taken(self) -> int:
+        return self.sent + self.dropped + self.later + self.failed
+
+
 def send_queued(
     store: Store, mailer: Mailer, *, now: Callable[[], datetime], limit: int = 20
-) -> int:
-    """Send what is due in the queue (up to ``limit``); returns how many rows it took (sent,
-    dropped or put back for later), 0 when nothing was due.
+) -> SendReport:
+    """Send what is due in the queue (up to ``limit`` emails); ``taken`` is 0 when nothing was
+    due.
 
     An address suppressed since it signed up is dropped, not mailed (unless it was the reader's
     own unsubscribe: they come back by confirming). A provider that says "later" (429, 5xx)
@@ -108,9 +123,10 @@ def send_queued(
     """
     from newsletter.signup import confirm_url
 
+    report = SendReport()
     rows = store.signup.claim(now=now(), limit=limit)
     if not rows:
-        return 0
+        return report
     blocked = store.signup.not_to_mail([r.email for r in rows])
     finished: list[int] = []
     later: dict[int, float] = {}
@@ -118,6 +134,7 @@ def send_queued(
         for row in rows:
             if row.email.strip().lower() in blocked:
                 finished.append(row.id)
+                report.dropped += 1
                 continue
             expires = datetime.fromisoformat(row.expires_at)
             token = make_confirm_token(mailer.secret, row.subscriber_id, row.email, expires=expires)
@@ -138,9 +155,11 @@ def send_queued(
                 if final or row.attempts + 1 >= MAX_ATTEMPTS:
                     log.warning("confirmation email %s not sent: %s", row.id, err.format())
                     finished.append(row.id)
+                    report.failed += 1
                     continue
                 wait = err.retry_after if isinstance(err, RateLimited) and err.retry_after else 0
                 later[row.id] = max(wait, 2.0**row.attempts * 5)
+                report.later += 1
                 log.warning(
                     "confirmation email %s: %s; trying again in %.0f s",
                     row.id,
@@ -152,11 +171,14 @@ def send_queued(
             outcome = result.outcomes[0] if result.outcomes else None
             if outcome is None or outcome.status is not Status.ACCEPTED:
                 log.warning("confirmation email %s not accepted: %s", row.id, outcome)
+                report.failed += 1
+            else:
+                report.sent += 1
     finally:
         store.signup.done(finished)
         for rid, wait in later.items():
             store.signup.retry_later([rid], not_before=now() + timedelta(seconds=wait))
-    return len(rows)
+    return report
 
 
 @dataclass(frozen=True)
@@ -219,7 +241,7 @@ def mail_process_main(spec: MailProcess, wake: Any, stop: Any) -> None:
                 wake.wait(spec.poll_seconds)
                 wake.clear()
                 try:
-                    while send_queued(store, mailer, now=now) and not stop.is_set():
+                    while send_queued(store, mailer, now=now).taken and not stop.is_set():
                         pass
                 except NewsletterError as err:
                     log.error("confirmation emails not sent this round: %s", err.format())
@@ -269,7 +291,10 @@ class ConfirmationWorker:
                 self._wake.wait(self.poll_seconds)
                 self._wake.clear()
                 try:
-                    while send_queued(store, self.mailer, now=self.now) and not self._stop.is_set():
+                    while (
+                        send_queued(store, self.mailer, now=self.now).taken
+                        and not self._stop.is_set()
+                    ):
                         pass
                 except NewsletterError as err:  # e.g. the store stayed locked: try next round
                     log.error("confirmation emails not sent this round: %s", err.format())
