@@ -8,8 +8,6 @@ Chromium is installed and NEWSLETTER_REQUIRE_CHROMIUM is unset (CI sets it).
 from __future__ import annotations
 
 import functools
-import os
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,21 +15,12 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
 from click.testing import CliRunner
 from signup_helpers import link_in, messages, serve_signup, wait_for
+from test_preview_chromium import browser  # noqa: F401 - the fixture (skips without chromium)
 
 from newsletter.cli import main
 from newsletter.store import open_store
-
-CHROMIUM = shutil.which("chromium") or (
-    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-)
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-
-if CHROMIUM is None and not os.environ.get("NEWSLETTER_REQUIRE_CHROMIUM"):
-    pytest.skip("no chromium found (apt-get install chromium)", allow_module_level=True)
 
 
 class _Quiet(SimpleHTTPRequestHandler):
@@ -53,19 +42,6 @@ def static_site(folder: Path) -> Iterator[str]:
         server.server_close()
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM, "NEWSLETTER_REQUIRE_CHROMIUM is set but chromium is not installed"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 def snippet(config: Path, *args: str) -> str:
     result = CliRunner().invoke(main, ["--config", str(config), "snippet", *args])
     assert result.exit_code == 0, result.output
@@ -85,7 +61,7 @@ def status(db: Path, email: str) -> str | None:
         return None if sub is None else sub.status
 
 
-def test_the_form_in_chromium_from_another_origin(browser: Any, tmp_path: Path) -> None:
+def test_the_form_in_chromium_from_another_origin(browser: Any, tmp_path: Path) -> None:  # noqa: F811
     pages = tmp_path / "pages"
     pages.mkdir()
     with static_site(pages) as site:
@@ -141,7 +117,7 @@ def test_the_form_in_chromium_from_another_origin(browser: Any, tmp_path: Path) 
             page.close()
 
 
-def test_another_site_cannot_use_the_form(browser: Any, tmp_path: Path) -> None:
+def test_another_site_cannot_use_the_form(browser: Any, tmp_path: Path) -> None:  # noqa: F811
     mine, theirs = tmp_path / "mine", tmp_path / "theirs"
     mine.mkdir()
     theirs.mkdir()

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
@@ -58,12 +57,12 @@ from newsletter.signup.mail import (
     MailProcess,
     mail_process_main,
 )
-from newsletter.store import Store, open_store
+from newsletter.store import open_store
 from newsletter.templating import environment, render_template
 from newsletter.transports.base import Sender, Transport
+from newsletter.web.app import _Db, _read_limited
 
 log = logging.getLogger("newsletter.web.signup")
-T = TypeVar("T")
 MAX_BODY_BYTES = 16 * 1024
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -95,21 +94,6 @@ class SignupConfig:
     poll_seconds: float = 5.0
     # `newsletter serve`: send from a child process instead (``transport`` is then unused)
     mail_process: MailProcess | None = None
-
-
-class _Db:
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.lock = threading.Lock()
-
-    async def run(self, fn: Callable[[Store], T]) -> T:
-        from starlette.concurrency import run_in_threadpool
-
-        def call() -> T:
-            with self.lock:
-                return fn(self.store)
-
-        return await run_in_threadpool(call)
 
 
 class SignupWeb:
@@ -387,17 +371,3 @@ async def _fields(headers: Headers, ctype: str, body: bytes) -> tuple[Mapping[st
     for part in (v for _, v in form.multi_items() if not isinstance(v, str)):
         await part.close()
     return values, tags
-
-
-async def _read_limited(request: Request, limit: int) -> bytes | None:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
