@@ -21,8 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from newsletter.cli import App
-from newsletter.content import ReadResult, read_posts
-from newsletter.content_fields import parse_date
+from newsletter.content import ReadResult, parse_date, read_posts
 from newsletter.errors import ConfigError
 from newsletter.selection import (
     Criteria,
@@ -168,10 +167,32 @@ def build_criteria(opts: Mapping[str, Any], tz: tzinfo, now: datetime) -> Criter
     )
 
 
-def report(result: ReadResult) -> None:
-    """Print every bad post and every warning to stderr, one line each."""
-    for warning in result.warnings:
+def report(
+    result: ReadResult, selection: Selection | None = None, *, all_warnings: bool = False
+) -> None:
+    """Print to stderr, one line each: files passed over, warnings, and every bad post.
+
+    With a ``selection``, only warnings about the selected posts are printed (the ones the
+    command uses) and the rest are counted in one line naming ``posts --warnings``, which
+    (``all_warnings``) prints them all.
+    """
+    for note in result.skipped:
+        click.echo(f"warning: {note.format()}", err=True)
+    shown = result.warnings
+    if selection is not None and not all_warnings:
+        used = {str(p.path) for p in selection.selected}
+        shown = [w for w in result.warnings if w.path in used]
+    for warning in shown:
         click.echo(f"warning: {warning.format()}", err=True)
+    hidden = len(result.warnings) - len(shown)
+    if hidden:
+        posts = len({w.path for w in result.warnings} - {w.path for w in shown})
+        click.echo(
+            f"note: {hidden} warning{'s' if hidden != 1 else ''} about {posts} "
+            f"post{'s' if posts != 1 else ''} not selected; `newsletter posts --warnings` "
+            "lists them",
+            err=True,
+        )
     for error in result.errors:
         click.echo(f"error: {error.format()}", err=True)
 
@@ -189,8 +210,8 @@ def load_selection(
     now = resolve_now(opts, tz)
     criteria = build_criteria(opts, tz, now)
     result = read_posts(settings)
-    report(result)
     if opts.get("strict") and result.errors:
+        report(result)
         count = len(result.errors)
         raise ConfigError(
             f"{count} post{'s' if count != 1 else ''} could not be read (listed above); "
@@ -204,6 +225,7 @@ def load_selection(
                 "note: no issue has been sent yet, so --since last-issue has no start", err=True
             )
     selection = select(result.posts, criteria, now=now, last_issue=newest)
+    report(result, selection, all_warnings=bool(opts.get("warnings")))
     if selection.unmatched:
         names = ", ".join(repr(p) for p in selection.unmatched)
         raise ConfigError(
