@@ -79,8 +79,7 @@ def test_socket_named_like_a_post_is_skipped_with_a_message(tmp_path: Path) -> N
         server.close()
     assert result.exit_code == 0
     assert result.stderr.splitlines() == [
-        f"warning: {path}: skipped: a socket is not a post file; move it out of the content "
-        "folder"
+        f"warning: {path}: skipped: a socket is not a post file; move it out of the content folder"
     ]
 
 

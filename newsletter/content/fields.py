@@ -26,13 +26,22 @@ from newsletter.errors import LocatedError, PostError
 # Hugo publishDate first: the day a post went public, which may be later than its date
 DATE_KEYS = ("publishDate", "publishdate", "date", "published_datetime", "published", "pubDate")
 EXCERPT_KEYS = ("excerpt", "summary", "description")
-MORE_RE = re.compile(r"<!--\s*(?:more|excerpt)\s*-->", re.IGNORECASE)
+# <!--more--> (Hugo, Jekyll, MkDocs), <!--truncate--> (Docusaurus)
+MORE_RE = re.compile(r"<!--\s*(?:more|excerpt|truncate)\s*-->", re.IGNORECASE)
 _NAME_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[-_](.+)$")  # Zola allows 2026-03-01_slug
 _JEKYLL_RE = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[ T](\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*"
     r"(Z|[+-]\d{2}:?\d{2}|[+-]\d{1,2})?$"
 )
-_TEXT_FORMATS = ("%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%Y/%m/%d")
+_TEXT_FORMATS = (
+    "%B %d, %Y",
+    "%b %d, %Y",
+    "%B %d %Y",  # Astro's starter: pubDate: 'Jul 08 2022'
+    "%b %d %Y",
+    "%d %B %Y",
+    "%d %b %Y",
+    "%Y/%m/%d",
+)
 EXCERPT_MAX = 300
 _PERMA_TOKEN = re.compile(
     r":(categories|i_month|i_day|month|title|year|slug|day|output_ext|filename|contentbasename"
@@ -266,6 +275,8 @@ def _cover(data: Mapping[str, Any], base: str) -> Cover | None:
         alt = cover.get("alt")
     elif isinstance(cover, str):
         url = cover
+    if not url and isinstance(data.get("heroImage"), str):  # Astro
+        url = data["heroImage"]
     if not url and isinstance(image, Mapping):
         url = image.get("path") or image.get("url") or image.get("src")
         alt = alt or image.get("alt")
@@ -481,9 +492,13 @@ def build_post(
             line=doc.key_line("title"),
         )
     when = _plain_zone(when)
+    for line, note in doc.notes:
+        warnings.append(PostError(note, path=path, line=line))
     slug = str(data.get("slug") or "").strip() or slug_from_name
-    categories = _strings(data.get("categories")) + tuple(
-        c for c in _strings(data.get("category")) if c not in _strings(data.get("categories"))
+    taxonomies = data.get("taxonomies")  # Zola: [taxonomies] tags = [...]
+    terms: Mapping[str, Any] = taxonomies if isinstance(taxonomies, Mapping) else data
+    categories = _strings(terms.get("categories")) + tuple(
+        c for c in _strings(data.get("category")) if c not in _strings(terms.get("categories"))
     )
     own = data.get("permalink")
     if zola_path is not None:
@@ -505,14 +520,14 @@ def build_post(
         url=url,
         authors=authors,
         categories=categories,
-        tags=_strings(data.get("tags")),
+        tags=_strings(terms.get("tags")),
         cover=_cover(data, url),
         draft=is_draft(data, path, root),
         body=body,
         body_line=doc.body_line + (doc.body.count("\n") - body.count("\n")),
         metadata=data,
         body_format=doc.body_format,
-        updated=_optional_date(data, ("lastmod", "updated", "last_modified_at"), tz),
+        updated=_optional_date(data, ("lastmod", "updated", "updatedDate", "last_modified_at"), tz),
         expires=_optional_date(data, ("expiryDate", "expirydate", "expires"), tz),
     )
     return post

@@ -26,7 +26,8 @@ from newsletter.content.model import Post, ReadResult, SiteProfile
 from newsletter.content.readers import READERS, reader_for
 from newsletter.errors import ConfigError, LocatedError, PostError
 
-_NOT_POSTS = ("readme", "license", "changelog")
+# README/LICENSE are not posts; a Hugo or Zola _index.md is a section page
+_NOT_POSTS = ("readme", "license", "changelog", "_index")
 _KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
     (stat.S_ISSOCK, "a socket"),

@@ -1,4 +1,4 @@
-"""Jekyll: ``_config.yml``. Posts in ``_posts`` (and ``_drafts``) under ``collections_dir``;
+"""Jekyll: ``_config.yml``. Posts in ``_posts`` under ``collections_dir``;
 URL = ``url`` + ``baseurl``; ``permalink`` (a style name or a pattern); ``timezone``; every key
 is a ``site.*`` value."""
 
@@ -28,14 +28,13 @@ class Jekyll:
     def defaults(self, root: Path, config: Path | None) -> SiteDefaults:
         data = load_data(config) if config else {}
         base = str(data.get("collections_dir") or "").strip("/")
+        # _drafts are left out: Jekyll builds them only with --drafts, and they have no date
         posts = f"{base}/_posts" if base else "_posts"
-        drafts = f"{base}/_drafts" if base else "_drafts"
-        content = tuple(d for d in (posts, drafts) if (root / d).is_dir()) or (posts,)
         permalink = str(data.get("permalink") or "date")
         return SiteDefaults(
             generator=self.name,
             config=config,
-            content=content,
+            content=(posts,),
             url=join_url(str(data.get("url") or ""), str(data.get("baseurl") or "")),
             permalink=STYLES.get(permalink, permalink),
             timezone=str(data.get("timezone") or ""),

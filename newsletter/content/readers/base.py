@@ -53,6 +53,7 @@ class Document:
     has_metadata: bool = True
     body_format: str = "markdown"  # or "html"
     key_line: Callable[[str], int] = field(default=lambda key: 1)
+    notes: list[tuple[int, str]] = field(default_factory=list)  # (line, warning) from the reader
 
 
 class Reader(Protocol):

@@ -13,12 +13,14 @@
 The document title is the post's title; the field list under it is the metadata (docutils'
 bibliographic fields). The body becomes HTML here (``body_format = "html"``). For safety no file
 is ever included (``.. include::``, ``:file:``) and ``.. raw::`` is off: nothing from the
-operator's disk can reach a subscriber.
+operator's disk can reach a subscriber. What docutils warns about (such a directive, bad markup)
+is a warning with its line.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +44,11 @@ SETTINGS: dict[str, Any] = {
 }
 
 
-def _settings() -> dict[str, Any]:
-    return {**SETTINGS, "warning_stream": io.StringIO()}
+_MESSAGE = re.compile(r"^[^:\n]*:(\d+): \((?:WARNING|ERROR|SEVERE)/\d\) (.+)$", re.MULTILINE)
+
+
+def _settings(stream: io.StringIO | None = None, report_level: int = 5) -> dict[str, Any]:
+    return {**SETTINGS, "warning_stream": stream or io.StringIO(), "report_level": report_level}
 
 
 def _metadata(doctree: nodes.document) -> dict[str, Any]:
@@ -73,10 +78,14 @@ class RSTReader:
     extensions: tuple[str, ...] = (".rst",)
 
     def read(self, text: str, path: Path) -> Document:
+        stream = io.StringIO()
         try:
-            doctree = publish_doctree(text, source_path=path.name, settings_overrides=_settings())
+            # the first pass collects docutils' warnings (a disabled directive, bad markup)
+            doctree = publish_doctree(
+                text, source_path=path.name, settings_overrides=_settings(stream, 2)
+            )
             parts = publish_parts(
-                text, source_path=path.name, writer_name="html5", settings_overrides=_settings()
+                text, source_path=path.name, writer="html5", settings_overrides=_settings()
             )
         except Exception as err:  # docutils raises its own and plain errors alike
             raise PostError(
@@ -92,4 +101,8 @@ class RSTReader:
             has_metadata=bool(data),
             body_format="html",
             key_line=line_finder(text, 1, r"^:{key}:"),
+            notes=[
+                (int(line), f"reStructuredText: {message.strip().rstrip('.')}; it was left out")
+                for line, message in _MESSAGE.findall(stream.getvalue())
+            ],
         )
