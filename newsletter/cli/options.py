@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 import click
 
 from newsletter.cli import App
-from newsletter.content import ReadResult, parse_date, read_posts
+from newsletter.config import Settings
+from newsletter.content import ReadResult, parse_date, read_site
 from newsletter.errors import ConfigError
 from newsletter.selection import (
     Criteria,
@@ -209,7 +210,7 @@ def load_selection(
     tz = settings.site.tz
     now = resolve_now(opts, tz)
     criteria = build_criteria(opts, tz, now)
-    result = read_posts(settings)
+    result = _read(settings)
     if opts.get("strict") and result.errors:
         report(result)
         count = len(result.errors)
@@ -247,6 +248,16 @@ def load_selection(
                     key="--post",
                 )
     return result, selection
+
+
+def _read(settings: Settings) -> ReadResult:
+    """Files and feeds; feeds fetched over HTTP keep their ETag cache in the store."""
+    if not any(s.startswith(("http://", "https://")) for s in settings.site.feeds):
+        return read_site(settings)
+    from newsletter.store import open_store
+
+    with open_store(settings.db_path) as store:
+        return read_site(settings, feed_cache=store.feeds)
 
 
 def _last_issue_date(app: App, last_issue: LastIssue | None) -> datetime | None:

@@ -21,7 +21,7 @@ from newsletter.content.generators import apply_generator_defaults
 from newsletter.content.liquid import PostIndex, resolve_text
 from newsletter.content.markdown import body_html, excerpt_html, markdown_to_email_html
 from newsletter.content.model import Cover, Post, ReadResult, SiteProfile
-from newsletter.content.reading import find_post_files, read_post, read_posts
+from newsletter.content.reading import find_post_files, read_post, read_posts, read_site
 
 __all__ = [
     "Cover",
@@ -38,5 +38,6 @@ __all__ = [
     "parse_date",
     "read_post",
     "read_posts",
+    "read_site",
     "resolve_text",
 ]

@@ -322,7 +322,7 @@ def plain_text(markdown: str) -> str:
     return " ".join(text.split())
 
 
-def _shorten(text: str, limit: int = EXCERPT_MAX) -> str:
+def shorten(text: str, limit: int = EXCERPT_MAX) -> str:
     if len(text) <= limit:
         return text
     cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:.-–— ")
@@ -355,11 +355,11 @@ def excerpts(data: Mapping[str, Any], body: str) -> tuple[str, str | None]:
         if _is_prose_block(block):
             text = plain_text(block)
             if text:
-                return _shorten(text), None
+                return shorten(text), None
     for block in _blocks(body):
         text = plain_text(block)
         if text:
-            return _shorten(text), None
+            return shorten(text), None
     return "", None
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from newsletter.config import Settings
 from newsletter.content import generators
@@ -27,6 +28,9 @@ from newsletter.content.readers import READERS, reader_for
 from newsletter.errors import ConfigError, LocatedError, PostError
 
 # README/LICENSE are not posts; a Hugo or Zola _index.md is a section page
+if TYPE_CHECKING:  # feeds (httpx, feedparser) are imported only when a site has feeds
+    from newsletter.content.feeds import FeedCache
+
 _NOT_POSTS = ("readme", "license", "changelog", "_index")
 _KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -205,3 +209,23 @@ def read_posts(settings: Settings) -> ReadResult:
     for post in posts:
         warnings.extend(resolve_post(post, settings, index))
     return ReadResult(posts=posts, errors=errors, warnings=warnings, skipped=skipped)
+
+
+def read_site(settings: Settings, *, feed_cache: FeedCache | None = None) -> ReadResult:
+    """The site's posts: its files (:func:`read_posts`) and its feeds (``[site] feeds``).
+
+    A site with feeds and no content folder (one not set explicitly) is read from its feeds only.
+    A feed that cannot be fetched raises :class:`~newsletter.errors.FeedError`.
+    """
+    feeds = settings.site.feeds
+    files = not feeds or "site.content" in settings.explicit
+    files = files or any(d.is_dir() for d in settings.content_dirs)
+    result = read_posts(settings) if files else ReadResult(posts=[], errors=[], warnings=[])
+    if feeds:
+        from newsletter.content.feeds import read_feeds
+
+        part = read_feeds(feeds, settings, cache=feed_cache)
+        result.posts.extend(part.posts)
+        result.errors.extend(part.errors)
+        result.warnings.extend(part.warnings)
+    return result
