@@ -2,8 +2,8 @@
 
 Golden pairs: ``tests/golden/feeds/<feed>`` beside ``<feed>.expected.json`` (the posts and
 errors the feed gives). Then the failures, each with its exact message: malformed XML, a 50 MB
-feed, a server that does not answer, a 404; the ETag cache in a real SQLite store (304 Not Modified);
-and the CLI, which stops rather than build an issue without a feed.
+feed, a server that does not answer, a 404; the ETag cache in a real SQLite store (304 Not
+Modified); and the CLI, which stops rather than build an issue without a feed.
 """
 
 from __future__ import annotations
