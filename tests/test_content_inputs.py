@@ -187,6 +187,6 @@ def test_posts_selected_lists_only_the_issue(tmp_path: Path) -> None:
     )
     result = run(site, "--month", "2026-10", "--selected")
     rows = result.stdout.splitlines()
-    assert rows[1].split() == ["2026-10-03", "New", "-", "selected"]
+    assert rows[1].split() == ["2026-10-03", "New", "-", "selected", "-"]
     assert len(rows) == 3  # header, the one post, summary
     assert rows[-1] == "2 posts read; 1 selected; 1 left out (1 before window)"

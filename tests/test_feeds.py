@@ -226,7 +226,19 @@ def test_cli_stops_when_a_feed_cannot_be_fetched(server: FeedServer, tmp_path: P
         == 0
     )
     result = runner.invoke(
-        main, [*config, "send", "--now", "2026-03-31", "--transport", "outbox", "--yes"]
+        main,
+        [
+            *config,
+            "send",
+            "--month",
+            "2026-03",
+            "--now",
+            "2026-03-31",
+            "--transport",
+            "outbox",
+            "--yes",
+            "--no-progress",
+        ],
     )
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from newsletter.api import Newsletter
 from newsletter.config import Secrets, Settings, load_secrets, load_settings
 from newsletter.errors import NewsletterError
 
@@ -41,6 +42,13 @@ class App:
     @property
     def secrets(self) -> Secrets:
         return load_secrets(os.environ)
+
+    @property
+    def newsletter(self) -> Newsletter:
+        """The library object every command calls; its log prints to stderr."""
+        from newsletter.cli.send_wiring import say
+
+        return Newsletter(self.settings, self.secrets, log=say)
 
 
 class NewsletterGroup(click.Group):
