@@ -10,42 +10,13 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.config import Settings
 from newsletter.content import read_post
 from newsletter.errors import PostError
-
-CONFIG = """\
-[site]
-name = "Test Site"
-url = "https://example.org"
-permalink = "/:year/:slug/"
-timezone = "UTC"
-content = ["content"]
-"""
-GOOD = "---\ntitle: Good\ndate: 2026-01-01\n---\nbody\n"
-
-
-def make_site(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
-    (tmp_path / "newsletter.toml").write_text(CONFIG, "utf-8")
-    content = tmp_path / "content"
-    content.mkdir()
-    for name, text in {"good.md": GOOD, **files}.items():
-        target = content / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
-            target.write_bytes(text)
-        else:
-            target.write_text(text, "utf-8")
-    return tmp_path
-
-
-def run(site: Path, *args: str) -> Result:
-    config = str(site / "newsletter.toml")
-    return CliRunner().invoke(main, ["--config", config, "posts", "--now", "2026-11-26", *args])
-
+from tests.posts_helpers import CONFIG, make_site, run
 
 BAD_POSTS = {
     "bad-yaml": (

@@ -9,38 +9,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from newsletter.cli import main
 from newsletter.content.markdown import markdown_to_email_html, sanitize
-
-CONFIG = """\
-[site]
-name = "Test Site"
-url = "https://example.org"
-permalink = "/:year/:slug/"
-timezone = "UTC"
-content = ["content"]
-"""
-
-
-def make_site(tmp_path: Path, files: dict[str, str]) -> Path:
-    (tmp_path / "newsletter.toml").write_text(CONFIG, "utf-8")
-    content = tmp_path / "content"
-    content.mkdir()
-    for name, text in files.items():
-        target = content / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, "utf-8")
-    return tmp_path
-
-
-def run(site: Path, *args: str) -> Result:
-    config = str(site / "newsletter.toml")
-    return CliRunner().invoke(main, ["--config", config, "posts", "--now", "2026-11-26", *args])
-
-
-GOOD = "---\ntitle: Good\ndate: 2026-01-01\n---\nbody\n"
+from tests.posts_helpers import GOOD, make_site, run
 
 
 def _in_thread(target: object, *args: object) -> Result:
@@ -54,7 +26,7 @@ def _in_thread(target: object, *args: object) -> Result:
 
 
 def test_fifo_named_like_a_post_is_skipped_with_a_message(tmp_path: Path) -> None:
-    site = make_site(tmp_path, {"good.md": GOOD})
+    site = make_site(tmp_path, {})
     fifo = site / "content" / "x.md"
     os.mkfifo(fifo)
     result = _in_thread(run, site)
@@ -67,7 +39,7 @@ def test_fifo_named_like_a_post_is_skipped_with_a_message(tmp_path: Path) -> Non
 
 
 def test_socket_named_like_a_post_is_skipped_with_a_message(tmp_path: Path) -> None:
-    site = make_site(tmp_path, {"good.md": GOOD})
+    site = make_site(tmp_path, {})
     path = site / "content" / "s.md"
     if len(str(path)) > 100:  # AF_UNIX paths are short; bind from inside the folder
         pytest.skip("temporary path too long for a unix socket")
@@ -84,7 +56,7 @@ def test_socket_named_like_a_post_is_skipped_with_a_message(tmp_path: Path) -> N
 
 
 def test_device_named_like_a_post_is_skipped(tmp_path: Path) -> None:
-    site = make_site(tmp_path, {"good.md": GOOD})
+    site = make_site(tmp_path, {})
     link = site / "content" / "null.md"
     link.symlink_to("/dev/null")  # a symlink to a device is still not a file
     result = _in_thread(run, site)
@@ -95,7 +67,7 @@ def test_device_named_like_a_post_is_skipped(tmp_path: Path) -> None:
 
 
 def test_symlink_loop_is_not_followed(tmp_path: Path) -> None:
-    site = make_site(tmp_path, {"good.md": GOOD, "sub/inner.md": GOOD.replace("Good", "Inner")})
+    site = make_site(tmp_path, {"sub/inner.md": GOOD.replace("Good", "Inner")})
     content = site / "content"
     loop = content / "sub" / "again"
     loop.symlink_to(content, target_is_directory=True)
@@ -114,7 +86,7 @@ def test_symlink_loop_is_not_followed(tmp_path: Path) -> None:
 
 
 def test_symlink_to_a_folder_outside_is_followed(tmp_path: Path) -> None:
-    site = make_site(tmp_path, {"good.md": GOOD})
+    site = make_site(tmp_path, {})
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "2026-02-01-shared.md").write_text("---\ntitle: Shared\n---\nx\n", "utf-8")
@@ -161,6 +133,7 @@ def test_warnings_only_for_selected_posts_and_a_count_for_the_rest(tmp_path: Pat
             "old-2.md": NOISY.format(title="Old two", date="2014-01-01"),
             "new.md": NOISY.format(title="New", date="2026-10-03"),
         },
+        good=False,
     )
     new = site / "content" / "new.md"
     result = run(site, "--month", "2026-10")
@@ -184,6 +157,7 @@ def test_posts_selected_lists_only_the_issue(tmp_path: Path) -> None:
             "old.md": "---\ntitle: Old\ndate: 2013-01-01\n---\nx\n",
             "new.md": "---\ntitle: New\ndate: 2026-10-03\n---\nx\n",
         },
+        good=False,
     )
     result = run(site, "--month", "2026-10", "--selected")
     rows = result.stdout.splitlines()

@@ -94,43 +94,39 @@ def _error(source: str, tmp_path: Path, **kwargs: Any) -> str:
     return err.value.format()
 
 
-def test_malformed_xml(server: FeedServer, tmp_path: Path) -> None:
-    url = f"{server.url}/bad.xml"
-    assert _error(url, tmp_path) == (
-        f"{url}: not a valid RSS or Atom feed (<unknown>:4:19: mismatched tag at line 4); check "
-        "the URL points at the feed itself, or ask the site to fix it"
-    )
+FAILURES = {
+    "malformed-xml": (
+        "/bad.xml",
+        {},
+        "not a valid RSS or Atom feed (<unknown>:4:19: mismatched tag at line 4); check the URL "
+        "points at the feed itself, or ask the site to fix it",
+    ),
+    "web-page": (
+        "/page.html",
+        {},
+        "not an RSS, Atom or JSON feed (no channel or entries found); check the URL points at "
+        "the feed itself, not a web page",
+    ),
+    "50-mb": (
+        "/huge.xml",
+        {},
+        "the feed is larger than the 10 MB limit; use a feed with fewer entries (many sites "
+        "take ?limit= or /page/)",
+    ),
+    "no-answer": (
+        "/slow.xml",
+        {"timeout": 0.3},
+        "no answer within 0.3 s (ReadTimeout); the server is too slow or down, try again later",
+    ),
+    "not-found": ("/missing.xml", {}, "the server answered HTTP 404 Not Found; check the feed URL"),
+}
 
 
-def test_a_web_page_is_not_a_feed(server: FeedServer, tmp_path: Path) -> None:
-    url = f"{server.url}/page.html"
-    assert _error(url, tmp_path) == (
-        f"{url}: not an RSS, Atom or JSON feed (no channel or entries found); check the URL "
-        "points at the feed itself, not a web page"
-    )
-
-
-def test_a_50_mb_feed_stops_at_the_size_limit(server: FeedServer, tmp_path: Path) -> None:
-    url = f"{server.url}/huge.xml"
-    assert _error(url, tmp_path) == (
-        f"{url}: the feed is larger than the 10 MB limit; use a feed with fewer entries "
-        "(many sites take ?limit= or /page/)"
-    )
-
-
-def test_a_server_that_does_not_answer_times_out(server: FeedServer, tmp_path: Path) -> None:
-    url = f"{server.url}/slow.xml"
-    assert _error(url, tmp_path, timeout=0.3) == (
-        f"{url}: no answer within 0.3 s (ReadTimeout); the server is too slow or down, try "
-        "again later"
-    )
-
-
-def test_not_found(server: FeedServer, tmp_path: Path) -> None:
-    url = f"{server.url}/missing.xml"
-    assert _error(url, tmp_path) == (
-        f"{url}: the server answered HTTP 404 Not Found; check the feed URL"
-    )
+@pytest.mark.parametrize("case", sorted(FAILURES))
+def test_a_feed_that_fails_says_why(case: str, server: FeedServer, tmp_path: Path) -> None:
+    path, limits, message = FAILURES[case]
+    url = f"{server.url}{path}"
+    assert _error(url, tmp_path, **limits) == f"{url}: {message}"
 
 
 def test_nothing_listens(tmp_path: Path) -> None:
