@@ -123,3 +123,43 @@ def test_generator_can_be_named_or_turned_off(tmp_path: Path) -> None:
         "site.generator: unknown generator 'gatsby'; use one of: auto, pelican, mkdocs, "
         "docusaurus, astro, eleventy, jekyll, hugo, zola, none"
     )
+
+
+def test_hugo_expiry_date_leaves_the_post_out_from_that_moment(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from newsletter.selection import Criteria, Reason, select
+
+    root = tmp_path / "hugo"
+    shutil.copytree(SITES / "hugo", root)
+    settings = apply_generator_defaults(load_settings(cwd=root))
+    posts = read_posts(settings).posts
+    before = select(posts, Criteria(), now=datetime.fromisoformat("2025-10-30T23:00:00-05:00"))
+    after = select(posts, Criteria(), now=datetime.fromisoformat("2025-10-31T00:00:00-05:00"))
+    assert sorted(p.slug for p in before.selected) == ["bridge", "river-walk"]
+    assert [(p.slug, r) for p, r in after.skipped] == [("bridge", Reason.EXPIRED)]
+
+
+def test_cli_in_a_zola_site_with_no_newsletter_toml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from newsletter.cli import main
+
+    root = tmp_path / "zola"
+    shutil.copytree(SITES / "zola", root)
+    monkeypatch.chdir(root)
+    result = CliRunner().invoke(main, ["posts", "--now", "2025-12-01", "--json"])
+    assert result.exit_code == 0, result.output
+    urls = [p["url"] for p in json.loads(result.stdout)]
+    assert urls == [
+        "https://tern.example.org/blog/kites/",
+        "https://tern.example.org/blog/lanterns/",
+        "https://tern.example.org/2025/02/13/press-1.2/",
+    ]
+    undated = root.resolve() / "content" / "blog" / "undated.md"
+    assert result.stderr.splitlines() == [
+        f"error: {undated}:2: no date; add 'date = 2026-03-01' to the front matter or prefix "
+        "the file name with YYYY-MM-DD-"
+    ]
