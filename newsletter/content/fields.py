@@ -426,13 +426,15 @@ def build_post(
     data = doc.metadata
     syntax = doc.syntax
     if not doc.has_metadata:
-        opener = "'+++'" if profile.default_syntax == "toml" else "'---'"
-        raise PostError(
-            f"no front matter; start the file with a {opener} block that sets at least title "
-            "and date",
-            path=path,
-            line=1,
-        )
+        if profile.generator == "pelican":
+            advice = "no metadata; start the file with 'Title: ...' and 'Date: 2026-03-01' lines"
+        else:
+            opener = "'+++'" if profile.default_syntax == "toml" else "'---'"
+            advice = (
+                f"no front matter; start the file with a {opener} block that sets at least "
+                "title and date"
+            )
+        raise PostError(advice, path=path, line=1)
     body = doc.body
     title = data.get("title")
     if (title is None or not str(title).strip()) and doc.body_format == "markdown":
