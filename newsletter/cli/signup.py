@@ -26,40 +26,17 @@ def _now() -> datetime:
 def signup_transport(app: App, requested: str | None = None) -> Transport:
     """The transport confirmation emails leave by: ``send.transport`` (auto: SendGrid when
     SENDGRID_API_KEY is set, else the outbox). Real mail is refused with unsafe settings."""
-    from newsletter.cli.send_wiring import build_transport, choose_transport
+    from newsletter.campaign.wiring import build_transport, choose_transport
+    from newsletter.signup.mail import refuse_unsafe
     from newsletter.transports.outbox import OutboxTransport
 
-    settings = app.settings
-    name = choose_transport(settings, app, requested)
+    settings, secrets = app.settings, app.secrets
+    name = choose_transport(settings, secrets, requested)
     if name == "sendgrid":
-        problems = unsafe_for_real_mail(app)
-        if problems:
-            raise ConfigError(
-                "confirmation emails would go out through SendGrid with unsafe settings: "
-                + "; ".join(problems)
-            )
-        return build_transport(app, name, now=_now())
+        for warning in refuse_unsafe(settings, secrets):
+            click.echo(f"warning: {warning}", err=True)
+        return build_transport(settings, secrets, name, now=_now())
     return OutboxTransport(settings.path(settings.send.outbox_dir))
-
-
-def unsafe_for_real_mail(app: App) -> list[str]:
-    """What must change before real confirmation emails may go out."""
-    settings = app.settings
-    out = []
-    secret = app.secrets.signing_key
-    if len(secret) < 16:
-        out.append(
-            "NEWSLETTER_SECRET is missing or shorter than 16 characters (links could be forged)"
-        )
-    if not settings.unsubscribe.base_url.startswith("https://"):
-        out.append(
-            f"unsubscribe.base_url {settings.unsubscribe.base_url!r} is not https:// (the "
-            "confirmation link would travel in clear text)"
-        )
-    domain = settings.email.from_email.rpartition("@")[2].lower()
-    if domain in ("example.com", "example.org", "example.net") or not domain:
-        out.append(f"email.from_email {settings.email.from_email!r} is a placeholder")
-    return out
 
 
 def signup_for_serve(app: App, secret: str) -> SignupWeb | None:

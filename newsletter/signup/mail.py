@@ -17,13 +17,14 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from newsletter.config import Settings
+from newsletter.config import Secrets, Settings
 from newsletter.emailcompile import compile_mjml, inline_css
 from newsletter.errors import (
+    ConfigError,
     DeliveryUnknown,
     NewsletterError,
     ProviderRejected,
@@ -181,6 +182,21 @@ def send_queued(
     return report
 
 
+def refuse_unsafe(settings: Settings, secrets: Secrets) -> list[str]:
+    """Real confirmation emails (SendGrid) refuse what real sends refuse: a placeholder sender,
+    an http link, a weak NEWSLETTER_SECRET (:func:`~newsletter.campaign.wiring.unsafe_settings`).
+    Against a local SENDGRID_API_URL (the recording fake, Prism) they are returned as warnings."""
+    from newsletter.campaign.wiring import is_local_api, unsafe_settings
+
+    problems = unsafe_settings(settings, secrets)
+    if not problems or is_local_api(secrets):
+        return [f"{p} (allowed for a local SENDGRID_API_URL)" for p in problems]
+    raise ConfigError(
+        "confirmation emails would go out through SendGrid with unsafe settings: "
+        + "; ".join(problems)
+    )
+
+
 @dataclass(frozen=True)
 class MailProcess:
     """What a separate mail process needs (picklable): ``newsletter serve`` sends confirmation
@@ -195,18 +211,15 @@ class MailProcess:
 
 
 def build_transport(spec: MailProcess) -> Transport:
-    """The transport a mail process sends with; SendGrid's key comes from its environment."""
+    """The transport a mail process sends with; SendGrid's key comes from its environment. The
+    outbox dates each message when it is written (a campaign's outbox uses the send's time)."""
     settings = spec.settings
     if spec.transport == "sendgrid":
+        from newsletter.campaign import wiring
         from newsletter.config import load_secrets
-        from newsletter.transports.sendgrid import SendGridTransport
 
         secrets = load_secrets(os.environ)
-        return SendGridTransport(
-            secrets.sendgrid_api_key,
-            api_url=secrets.sendgrid_api_url,
-            timeout=settings.send.timeout_seconds,
-        )
+        return wiring.build_transport(settings, secrets, "sendgrid", now=datetime.now(UTC))
     from newsletter.transports.outbox import OutboxTransport
 
     return OutboxTransport(settings.path(settings.send.outbox_dir))
@@ -215,8 +228,6 @@ def build_transport(spec: MailProcess) -> Transport:
 def mail_process_main(spec: MailProcess, wake: Any, stop: Any) -> None:
     """The mail process: send what is queued whenever ``wake`` is set (and every
     ``poll_seconds``), until ``stop`` is set. ``wake`` and ``stop`` are multiprocessing Events."""
-    from datetime import UTC
-
     from newsletter.signup import Policy
     from newsletter.store import open_store
 

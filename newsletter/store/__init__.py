@@ -13,9 +13,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from newsletter.store import audience, campaigns, db, signup
+from newsletter.store import audience, campaigns, db, feeds, signup
 
-MIGRATIONS: list[db.Migration] = [*audience.MIGRATIONS, *campaigns.MIGRATIONS]
+MIGRATIONS: list[db.Migration] = [*audience.MIGRATIONS, *campaigns.MIGRATIONS, *feeds.MIGRATIONS]
 
 
 class Store:
@@ -25,6 +25,7 @@ class Store:
         self.audience = audience.AudienceStore(conn)
         self.campaigns = campaigns.CampaignStore(conn)
         self.signup = signup.SignupStore(conn)
+        self.feeds = feeds.FeedCacheStore(conn)
 
     def close(self) -> None:
         self.conn.close()
