@@ -210,3 +210,41 @@ def test_the_email_goes_through_a_transport_and_scripted_failures_retry(tmp_path
         store.audience.suppress("bea@example.net", reason="bounced", source="cli", now=NOW)
         assert send_queued(store, mailer, now=lambda: clock[0]).dropped == 1
         assert len(transport.messages) == 1 and store.signup.queued() == 0
+
+
+def test_an_owners_import_confirms_a_pending_reader_and_never_the_reverse(tmp_path: Path) -> None:
+    with open_store(tmp_path / "n.db") as store:
+        signup.submit(
+            store, form("ann@example.net"), client_address="1", secret=SECRET, policy=POLICY,
+            now=NOW,
+        )  # fmt: skip
+        with store.audience.import_session() as s:
+            s.apply(
+                [NewSubscriber(2, "old@example.net", "old@example.net")], now=NOW, dry_run=False
+            )
+        with store.audience.import_session() as s:
+            counts = s.apply(
+                [
+                    NewSubscriber(2, "old@example.net", "old@example.net", "Old"),
+                    NewSubscriber(3, "ann@example.net", "ann@example.net"),
+                ],
+                now=NOW,
+                dry_run=False,
+                status="pending",
+                consent_source="import:b.csv",
+            )
+            assert counts.updated == 1  # a name for old@; ann@ stays pending, unchanged
+            assert store.audience.get_subscriber("old@example.net").status == "confirmed"
+            assert store.audience.get_subscriber("ann@example.net").status == "pending"
+        with store.audience.import_session() as s:  # another import, another file
+            counts = s.apply(
+                [NewSubscriber(2, "ann@example.net", "ann@example.net")],
+                now=NOW,
+                dry_run=False,
+                consent_source="import:owners-list.csv",
+            )
+        assert counts.updated == 1
+        ann = store.audience.get_subscriber("ann@example.net")
+        assert ann is not None and ann.status == "confirmed" and ann.subscribed_at
+        actions = [(c.action, c.source) for c in store.signup.consents("ann@example.net")]
+        assert actions == [("requested", "form:form"), ("imported", "import:owners-list.csv")]

@@ -124,7 +124,7 @@ class ImportSession:
         existing = {
             r[1]: r
             for r in self._in(
-                "SELECT id, email_key, first_name, last_name, fields, subscribed_at"
+                "SELECT id, email_key, first_name, last_name, fields, subscribed_at, status"
                 " FROM subscribers WHERE email_key IN (?*)",
                 list(merged),
             )
@@ -142,6 +142,7 @@ class ImportSession:
         updates: list[tuple[object, ...]] = []
         tag_rows: list[tuple[object, ...]] = []
         new_keys: list[str] = []
+        upgraded: list[str] = []
         for key, row in merged.items():
             dup = key in seen
             old = existing.get(key)
@@ -157,15 +158,20 @@ class ImportSession:
             sid = old[0]
             fields = json.loads(old[4])
             new_fields = {**fields, **{k: v for k, v in row.fields.items() if v}}
+            # an owner's (confirmed) import confirms a reader still pending from the form
+            new_status = "confirmed" if "confirmed" in (old[6], status) else "pending"
+            if new_status != old[6]:
+                upgraded.append(key)
             values = (
                 row.first_name or old[2],
                 row.last_name or old[3],
                 json.dumps(new_fields, ensure_ascii=False, sort_keys=True),
-                old[5] or row.subscribed_at or stamp,
+                old[5] or (None if new_status == "pending" else row.subscribed_at or stamp),
+                new_status,
             )
             missing_tags = [t for t in row.tags if t not in old_tags.get(sid, set())]
             changed = values != (old[2], old[3], json.dumps(fields, ensure_ascii=False,
-                                 sort_keys=True), old[5])  # fmt: skip
+                                 sort_keys=True), old[5], old[6])  # fmt: skip
             if changed:
                 updates.append((*values, stamp, sid))
             tag_rows.extend((sid, t) for t in missing_tags)
@@ -181,10 +187,11 @@ class ImportSession:
             " subscribed_at, created_at, updated_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             inserts,
         )
-        if pending and new_keys:
+        consented = [*(new_keys if pending else ()), *upgraded]
+        if consented:
             self.conn.executemany(
                 "INSERT INTO consents(email_key, action, at, source) VALUES (?, 'imported', ?, ?)",
-                [(k, stamp, source) for k in new_keys],
+                [(k, stamp, source) for k in consented],
             )
         if new_keys:
             for sid, key in self._in(
@@ -193,7 +200,7 @@ class ImportSession:
                 tag_rows.extend((sid, t) for t in merged[key].tags)
         self.conn.executemany(
             "UPDATE subscribers SET first_name = ?, last_name = ?, fields = ?, subscribed_at = ?,"
-            " updated_at = ? WHERE id = ?",
+            " status = ?, updated_at = ? WHERE id = ?",
             updates,
         )
         self.conn.executemany(
