@@ -116,9 +116,11 @@ def import_command(
         click.echo(f"custom fields: {', '.join(report.custom_fields)}")
     click.echo(report.summary() + (" (dry run: nothing written)" if dry_run else ""))
     if send_confirmations and not dry_run:
-        from newsletter.cli.signup import send_confirmations as send_now
+        from newsletter.signup.ops import send_confirmations as send_now
 
-        sent, queued = send_now(app, None, queue_unmailed=True)
+        sent, queued = send_now(
+            app.settings, app.secrets, log=lambda m: click.echo(m, err=True)
+        )
         click.echo(f"{queued} confirmation emails queued; {sent} sent")
     if report.rejected:
         sys.exit(1)
@@ -373,13 +375,15 @@ def serve_command(app: App, host: str, port: int, access_log: bool) -> None:
     verifier = None
     if unsub.webhook_public_key:
         verifier = Verifier(unsub.webhook_public_key, max_age_seconds=unsub.webhook_max_age_seconds)
-    from newsletter.cli.signup import signup_for_serve
+    from newsletter.signup.ops import signup_for_serve
 
     config = WebConfig(
         store_path=settings.db_path,
         secret=secret,
         site_name=settings.site.name,
         verifier=verifier,
-        signup=signup_for_serve(app, secret),
+        signup=signup_for_serve(
+            settings, app.secrets, secret, log=lambda m: click.echo(m, err=True)
+        ),
     )
     run_server(create_app(config), host=host, port=port, access_log=access_log)

@@ -168,6 +168,10 @@ class SignupWeb:
                 if process.is_alive():
                     process.terminate()
                     process.join(5)
+                process.close()
+                # drop the events now, so their semaphores are released before exit
+                self._wake = lambda: None
+                del wake, stop, process
             store.close()
 
     def db(self) -> _Db:
