@@ -118,9 +118,7 @@ def import_command(
     if send_confirmations and not dry_run:
         from newsletter.signup.ops import send_confirmations as send_now
 
-        sent, queued = send_now(
-            app.settings, app.secrets, log=lambda m: click.echo(m, err=True)
-        )
+        sent, queued = send_now(app.settings, app.secrets, log=lambda m: click.echo(m, err=True))
         click.echo(f"{queued} confirmation emails queued; {sent} sent")
     if report.rejected:
         sys.exit(1)
