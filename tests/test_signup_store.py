@@ -248,3 +248,29 @@ def test_an_owners_import_confirms_a_pending_reader_and_never_the_reverse(tmp_pa
         assert ann is not None and ann.status == "confirmed" and ann.subscribed_at
         actions = [(c.action, c.source) for c in store.signup.consents("ann@example.net")]
         assert actions == [("requested", "form:form"), ("imported", "import:owners-list.csv")]
+
+
+def test_requests_overlap_and_each_row_gets_its_own_outcome(tmp_path: Path) -> None:
+    settings = load_settings(cwd=tmp_path)
+    transport = MemoryTransport(script=["ok", "ok", "500", "ok", "ok"])
+    mailer = Mailer(
+        transport, ConfirmationEmail.render(settings), Sender("news@example.org"), SECRET,
+        "https://news.example.org",
+    )  # fmt: skip
+    with open_store(tmp_path / "n.db") as store:
+        for i in range(5):
+            signup.submit(
+                store, form(f"r{i}@example.net"), client_address="1", secret=SECRET,
+                policy=POLICY, now=NOW,
+            )  # fmt: skip
+        report = send_queued(store, mailer, now=lambda: NOW, concurrency=4)
+        assert (report.sent, report.later, report.taken) == (4, 1, 5)
+        assert store.signup.queued() == 1
+        sent = {m.email for m in transport.messages}
+        [(left,)] = store.conn.execute("SELECT email FROM confirmation_queue").fetchall()
+        assert len(sent) == 4 and left not in sent
+        # each email carries its own reader's link
+        for m in transport.messages:
+            token = m.text.split("/subscribe/confirm/")[1].split()[0]
+            claims = signup.tokens.verify_confirm_token(SECRET, token, now=NOW)
+            assert claims.matches(SECRET, m.email)

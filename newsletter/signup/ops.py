@@ -79,7 +79,7 @@ def send_confirmations(
             if queue_unmailed:
                 queued = queue_confirmations(store, policy=policy, now=_now())
             while True:
-                report = send_queued(store, mailer, now=_now)
+                report = send_queued(store, mailer, now=_now, concurrency=settings.send.concurrency)
                 if not report.taken:
                     break
                 sent += report.sent
