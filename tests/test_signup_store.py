@@ -274,3 +274,17 @@ def test_requests_overlap_and_each_row_gets_its_own_outcome(tmp_path: Path) -> N
             token = m.text.split("/subscribe/confirm/")[1].split()[0]
             claims = signup.tokens.verify_confirm_token(SECRET, token, now=NOW)
             assert claims.matches(SECRET, m.email)
+
+
+def test_no_secret_in_reprs(tmp_path: Path) -> None:
+    from newsletter.signup.mail import MailProcess
+    from newsletter.web.signup import SignupConfig
+
+    settings = load_settings(cwd=tmp_path)
+    things = [
+        MailProcess(settings, SECRET, "outbox"),
+        Mailer(MemoryTransport(), ConfirmationEmail("s", "h", "t"), Sender("a@b.org"), SECRET, ""),
+        SignupConfig(tmp_path / "n.db", SECRET, settings, POLICY, None, lambda: NOW),
+    ]
+    for thing in things:
+        assert SECRET not in repr(thing)

@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,7 @@ class Mailer:
     transport: Transport
     email: ConfirmationEmail
     sender: Sender
-    secret: str
+    secret: str = field(repr=False)
     base_url: str  # public URL of `newsletter serve`
 
 
@@ -226,11 +226,11 @@ def refuse_unsafe(settings: Settings, secrets: Secrets) -> list[str]:
 class MailProcess:
     """What a separate mail process needs (picklable): ``newsletter serve`` sends confirmation
     emails from a child process, so building and writing them (several milliseconds of CPU
-    each with the outbox) never holds the web process's GIL: at 200 sign-ups/s a mail thread
-    in the web process tripled the form's p99."""
+    each with the outbox) never holds the web process's GIL (measured in bench/bench_signup.py:
+    a mail thread in the web process raised the form's p99 at 200 sign-ups/s)."""
 
     settings: Settings
-    secret: str
+    secret: str = field(repr=False)
     transport: str  # "outbox" | "sendgrid"
     poll_seconds: float = 1.0
 

@@ -25,7 +25,7 @@ import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,7 @@ class SignupConfig:
     """What the sign-up endpoints need; the composition root (``newsletter serve``) builds it."""
 
     store_path: Path
-    secret: str
+    secret: str = field(repr=False)
     settings: Settings
     policy: Policy
     # None: sign-ups are queued and another process (`newsletter subscribers send-confirmations`)
