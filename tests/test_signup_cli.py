@@ -234,3 +234,17 @@ def test_confirmations_through_sendgrid(tmp_path: Path) -> None:
     assert sent[0][1].startswith("confirm-")
     with open_store(settings.db_path) as store:
         assert store.signup.queued() == 1  # sent by the next run (or `serve`), not lost
+
+
+def test_serve_stops_on_a_broken_confirmation_template(tmp_path: Path) -> None:
+    settings = write_site(tmp_path, base_url="http://127.0.0.1:9", site_url="https://x.org")
+    assert settings.config_path is not None
+    (tmp_path / "templates" / "signup").mkdir(parents=True)
+    (tmp_path / "templates" / "signup" / "confirm_email.txt.j2").write_text(
+        "Confirm here:\n{{ confirm_url }\n", encoding="utf-8"
+    )
+    proc = _serve(settings.config_path, 9, NEWSLETTER_SECRET=SECRET)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    assert "signup/confirm_email.txt.j2:2: template syntax error" in err
+    assert "Traceback" not in err

@@ -109,6 +109,7 @@ def signup_for_serve(
         return None
     checked = mail_transport(settings, secrets, log=log)  # refuses unsafe settings now
     checked.close()
+    ConfirmationEmail.render(settings)  # a template error stops serve here, with template:line
     return SignupWeb(
         SignupConfig(
             store_path=settings.db_path,

@@ -140,7 +140,19 @@ class SignupWeb:
             )
             process.start()
             wake.set()  # anything left queued by an earlier run
-            self._wake = wake.set
+            warned: list[bool] = []
+
+            def wake_process() -> None:
+                wake.set()
+                if process is not None and not process.is_alive() and not warned:
+                    warned.append(True)
+                    log.error(
+                        "the confirmation mail process stopped (exit code %s); sign-ups are "
+                        "queued in the store and go out once newsletter serve is restarted",
+                        process.exitcode,
+                    )
+
+            self._wake = wake_process
         elif cfg.transport is not None:
             e = cfg.settings.email
             mailer = Mailer(
