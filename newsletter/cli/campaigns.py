@@ -121,10 +121,11 @@ def _print_status(status: CampaignStatus, shown: str) -> None:
             console.print(f"  {state}: {n:,} — {reason}")
     if status.rejected:
         console.print(
-            f"rejected by the provider (fix, then `newsletter resume {c.id} --retry-rejected`):"
+            f"rejected by the provider (fix, then `newsletter resume {c.id} --retry-rejected`):",
+            soft_wrap=True,
         )
         for email, reason in status.rejected:
-            console.print(f"  {email} — {reason}")
+            console.print(f"  {email} — {reason}", soft_wrap=True)
     if c.note:
         console.print(f"note: {c.note}")
 
