@@ -355,3 +355,11 @@ def test_bad_fields_say_which_and_record_nothing(tmp_path: Path) -> None:
         assert status_of(srv.db, "human@example.net") == "pending"
         assert status_of(srv.db, "a@example.net") is None
         assert status_of(srv.db, "multi@example.net") == "pending"
+
+
+def test_the_form_can_be_switched_off(tmp_path: Path) -> None:
+    with serve_signup(tmp_path / "site", signup="enabled = false\n") as srv:
+        r = httpx.post(f"{srv.url}/subscribe", data={"email": "x@example.net"}, headers=FORM)
+        assert r.status_code in (404, 405)
+        assert httpx.get(f"{srv.url}/healthz").status_code == 200
+        assert status_of(srv.db, "x@example.net") is None
