@@ -166,6 +166,25 @@ def _start(cmd: list[str], site: Path, port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.1)
 
 
+def _warm_up(site: Path, port: int) -> None:
+    """One sign-up, and wait until its email is written: the mail process has started (its
+    imports and the email's rendering take a second of CPU that would land in the figures)."""
+    import http.client
+
+    from newsletter.store import open_store
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/subscribe", body="email=warm-up%40bench.example.net",
+                 headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert conn.getresponse().status == 303
+    conn.close()
+    deadline = time.monotonic() + 60
+    with open_store(site / "bench.db") as store:
+        while store.signup.queued() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    time.sleep(1.0)
+
+
 def _site(root: Path, name: str) -> tuple[Path, int]:
     site = root / name
     site.mkdir()
@@ -208,6 +227,7 @@ def run() -> None:
         cmd = [sys.executable, "-m", "newsletter", "serve", "--port", str(port)]
         server = _start(cmd, site, port)
         try:
+            _warm_up(site, port)
             base = _load(port, "healthz", paced, RATE, 0)
             print(_line(f"baseline GET /healthz at {RATE:.0f}/s", base))
             r = _load(port, "subscribe", paced, RATE, 0)
@@ -219,7 +239,7 @@ def run() -> None:
             )
             top = _load(port, "subscribe", flat_out, 0, paced)
             print(_line(f"POST /subscribe flat out ({CONNS} conns)", top))
-            print(_check(site, _accepted(r, top)))
+            print(_check(site, _accepted(r, top) + 1))
         finally:
             server.terminate()
             server.wait(15)
@@ -229,9 +249,10 @@ def run() -> None:
         server = _start([sys.executable, "-c", THREAD_SERVER, "newsletter.toml", str(port)],
                         site, port)  # fmt: skip
         try:
+            _warm_up(site, port)
             t = _load(port, "subscribe", paced, RATE, 0)
             print(_line(f"  vs mail thread in-process, {RATE:.0f}/s", t))
-            print(_check(site, _accepted(t)))
+            print(_check(site, _accepted(t) + 1))
         finally:
             server.terminate()
             server.wait(15)
