@@ -567,6 +567,7 @@ class Newsletter:
                     raise ConfigError("no subscribers to send to (they were all suppressed)")
                 summary = self._dispatch(store, cid, transport, personalize, options, progress)
             message = f"campaign {cid}: {summary.state}"
+            notes += self._publish(store, cid, summary)
             if send_at and envelope.batch_id and name == "sendgrid":
                 when = datetime.fromtimestamp(send_at, UTC).isoformat(timespec="minutes")
                 notes.append(
@@ -648,6 +649,7 @@ class Newsletter:
                 n = store.campaigns.requeue_rejected(cid, now=datetime.now(UTC))
                 self.log(f"{n:,} rejected recipients will be sent again")
             summary = self._dispatch(store, cid, transport, personalize, options, progress)
+            notes = [*notes, *self._publish(store, cid, summary)]
         return SendResult(
             cid,
             "resumed",
@@ -909,6 +911,41 @@ class Newsletter:
                     "record it."
                 )
         return f"campaign {campaign_id}: {note}"
+
+    # -- the public archive ----------------------------------------------------------------
+
+    def archive_build(self) -> list[Path]:
+        """Write the archive page of every campaign that went out, the index and the feed.
+
+        The pages come from the content each campaign froze when it started, dated by its
+        send; rehearsals (outbox) count while nothing was sent through SendGrid.
+        """
+        from newsletter.archive import write_feed, write_index
+
+        pages = []
+        with self.store() as store:
+            for campaign in sorted(store.campaigns.sent_issues(), key=lambda c: c.created_at):
+                pages.append(self._write_page(store, campaign))
+        root = self.settings.path(self.settings.email.archive_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        write_index(self.settings)
+        write_feed(self.settings)
+        return pages
+
+    def _publish(self, store: Store, cid: str, summary: Summary) -> list[str]:
+        """After a send that finished: its public page (a note naming it), else nothing."""
+        campaign = store.campaigns.get(cid)
+        if summary.state != cs.DONE or campaign is None or campaign.transport == "memory":
+            return []
+        page = self._write_page(store, campaign)
+        return [f"archive page: {page}"]
+
+    def _write_page(self, store: Store, campaign: Campaign) -> Path:
+        from newsletter.archive import write_archive
+
+        envelope = Envelope.from_json(store.campaigns.envelope(campaign.id))
+        sent = datetime.fromisoformat(campaign.created_at).astimezone(self.settings.site.tz)
+        return write_archive(envelope.issue, self.settings, now=sent, campaign=campaign.id)
 
     # -- following campaigns ---------------------------------------------------------------
 

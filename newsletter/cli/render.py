@@ -111,7 +111,12 @@ def write_email(
     help="Folder for email.html, email.txt and email.eml.",
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open email.html in the browser.")
-@click.option("--no-archive", is_flag=True, help="Do not write the public archive page.")
+@click.option(
+    "--archive",
+    "to_archive",
+    is_flag=True,
+    help="Also publish this render in the public archive (sends publish their own pages).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_obj
 def render_command(
@@ -119,13 +124,14 @@ def render_command(
     as_email: str | None,
     out: Path,
     open_browser: bool,
-    no_archive: bool,
+    to_archive: bool,
     as_json: bool,
     **opts: Any,
 ) -> None:
     """Render the selected posts into email.html, email.txt and email.eml, and lint them.
 
-    Also writes the issue's public page to the archive folder (email.archive_dir).
+    With --archive, also writes the issue's public page to the archive folder
+    (email.archive_dir); a send publishes its page by itself.
 
     \b
     Examples:
@@ -138,7 +144,7 @@ def render_command(
     now = resolve_now(opts, settings.site.tz)
     to, to_name, values = recipient_values(app, as_email)
     paths = write_email(out, issue, settings, to=to, to_name=to_name, values=values, now=now)
-    if not no_archive:
+    if to_archive:
         page = write_archive(issue, settings, now=now)
         if not as_json:
             click.echo(f"archive page: {page}")
@@ -163,6 +169,29 @@ def render_command(
         print_findings(findings)
     if open_browser:
         click.launch(str(paths["html"].resolve()))
+
+
+@main.group("archive")
+def archive_group() -> None:
+    """The public web archive of the issues that went out."""
+
+
+@archive_group.command("build")
+@click.pass_obj
+def archive_build_command(app: App) -> None:
+    """Write every sent issue's page, the index and the Atom feed again, from the store.
+
+    Pages use the content each campaign froze when it started and are dated by its send.
+
+    \b
+    Example:
+      newsletter archive build
+    """
+    pages = app.newsletter.archive_build()
+    root = app.settings.path(app.settings.email.archive_dir)
+    click.echo(
+        f"{len(pages)} issue page(s); index: {root / 'index.html'}; feed: {root / 'feed.xml'}"
+    )
 
 
 @main.command("lint")
