@@ -1,8 +1,8 @@
 """Checks on a rendered issue before it goes out (``newsletter lint``, the send, the preview).
 
-Each :class:`Finding` names where it comes from: the post (its path, from the ``<!-- source: ...
--->`` marks the renderer leaves around post bodies) or the layout's template. Errors stop a send;
-warnings are printed.
+Each :class:`Finding` names where it comes from: the post (its path, from where the renderer
+says each post body sits in the HTML, ``RenderedIssue.sources``) or the layout's template.
+Errors stop a send; warnings are printed.
 """
 
 from __future__ import annotations
@@ -55,13 +55,6 @@ class _Scanner(HTMLParser):
         self.links: list[tuple[str, str]] = []  # (href, source)
         self.images: list[tuple[str, str | None, str]] = []  # (src, alt, source)
 
-    def handle_comment(self, data: str) -> None:
-        data = data.strip()
-        if data.startswith("source:"):
-            self.sources.append(data.removeprefix("source:").strip())
-        elif data == "/source" and len(self.sources) > 1:
-            self.sources.pop()
-
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
         if tag == "a" and "href" in a:
@@ -70,6 +63,23 @@ class _Scanner(HTMLParser):
             self.images.append(((a.get("src") or "").strip(), a.get("alt"), self.sources[-1]))
 
     handle_startendtag = handle_starttag
+
+
+def _scan(issue: RenderedIssue, template: str) -> _Scanner:
+    """Links and images of ``issue``, each with the post it sits in (or the template)."""
+    scanner = _Scanner(template)
+    last = 0
+    parts: list[str] = []
+    for path, start, end in sorted((str(p), int(s), int(e)) for p, s, e in issue.sources):
+        parts.append(issue.html[last:start])
+        scanner.sources.append(path)
+        scanner.feed(issue.html[start:end])
+        scanner.sources.pop()
+        last = end
+    parts.append(issue.html[last:])
+    scanner.feed("".join(parts))
+    scanner.close()
+    return scanner
 
 
 def _absolute(url: str) -> bool:
@@ -96,9 +106,7 @@ def lint_issue(
     elif size >= WARN_BYTES:
         add("warning", "size", f"HTML is {kb}, close to Gmail's 102 KB clipping limit")
 
-    scanner = _Scanner(template)
-    scanner.feed(issue.html)
-    scanner.close()
+    scanner = _scan(issue, template)
     seen: set[tuple[str, str, str]] = set()
     for href, source in scanner.links:
         if href.startswith(("mailto:", "tel:", "#")) or href == tok.UNSUBSCRIBE_URL:

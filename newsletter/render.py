@@ -32,7 +32,7 @@ from newsletter import personalize as tok
 from newsletter.config import Settings
 from newsletter.content import Post
 from newsletter.content_html import markdown_to_email_html
-from newsletter.emailcompile import compile_mjml, inline_css
+from newsletter.emailcompile import compile_mjml, inline_css, strip_comments
 from newsletter.emailhtml import UtmTags, email_safe_html, tag_html_links, tag_text_links
 from newsletter.errors import ConfigError, InputError, RenderError
 from newsletter.rendered import RenderedIssue
@@ -121,6 +121,27 @@ def _quote_post_braces(html: str) -> str:
     return _SOURCE_REGION.sub(
         lambda m: m.group(1) + _quote_template_braces(m.group(2)) + m.group(3), html
     )
+
+
+def _unmark(html: str) -> tuple[str, tuple[tuple[str, int, int], ...]]:
+    """``html`` without the slot marks and any other comment but Outlook's conditional ones,
+    and where each post body now sits in it: (post path, start, end)."""
+    out: list[str] = []
+    sources: list[tuple[str, int, int]] = []
+    size = 0
+    last = 0
+    for m in _SOURCE_REGION.finditer(html):
+        before = strip_comments(html[last : m.start()])
+        body = strip_comments(m.group(2))
+        out += [before, body]
+        size += len(before)
+        path = htmlmod.unescape(m.group(1)[len("<!-- source: ") : -len(" -->")])
+        if body and path != "intro":
+            sources.append((path, size, size + len(body)))
+        size += len(body)
+        last = m.end()
+    out.append(strip_comments(html[last:]))
+    return "".join(out), tuple(sources)
 
 
 _FIRST_NAME_CODE = re.compile(r"\{\{-?\s*(?:subscriber\.)?first_name\s*-?\}\}")
@@ -407,7 +428,7 @@ def render_issue(
     )
     compiled = compile_mjml(prep.mjml_src, prep.env, prep.template_names)
     inlined = inline_css(prep.slots.fill(compiled), settings.email.inliner)
-    final_html = _quote_post_braces(tag_html_links(inlined, prep.utm))
+    final_html, sources = _unmark(_quote_post_braces(tag_html_links(inlined, prep.utm)))
     text = render_template(prep.env, f"{layout}.txt.j2", prep.text_ctx)
     final_text = tag_text_links(_tidy_text(text), prep.utm)
     newest = max(p.date for p in posts)
@@ -421,6 +442,7 @@ def render_issue(
         slug=prep.slug,
         newest_post_date=newest.isoformat(),
         warnings=tuple(prep.warnings),
+        sources=sources,
     )
 
 
