@@ -39,6 +39,8 @@ from newsletter.rendered import RenderedIssue
 from newsletter.templating import environment, render_string, render_template
 
 LAYOUTS = ("digest", "post")
+CONTENTS_FROM = 5  # a digest with this many posts starts with a list of them
+GROUPINGS = ("", "category")
 PREHEADER_MAX = 140
 # Invisible characters after the preheader so the inbox preview stops there.
 PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 60
@@ -63,6 +65,7 @@ class PostView:
     body: str | Markup
     categories: tuple[str, ...]
     tags: tuple[str, ...]
+    continued: bool = False  # the body was cut to fit the size limit; the rest is on the site
 
 
 def load_intro(settings: Settings, intro_file: Path | None) -> str | None:
@@ -227,6 +230,29 @@ def _archive_link(settings: Settings, slug: str) -> str:
     return base.rstrip("/") + "/" + slug + "/"
 
 
+@dataclass(frozen=True)
+class Section:
+    """Posts under one heading in a digest (``name`` empty: not grouped)."""
+
+    name: str
+    posts: tuple[PostView, ...]
+
+
+def _sections(views: Sequence[PostView], group_by: str) -> list[Section]:
+    """The digest's posts after the lead: one section, or one per first category in order of
+    appearance (posts without a category last, under "More")."""
+    if not views:
+        return []
+    if group_by != "category":
+        return [Section("", tuple(views))]
+    groups: dict[str, list[PostView]] = {}
+    for view in views:
+        groups.setdefault(view.categories[0] if view.categories else "", []).append(view)
+    named = [Section(name, tuple(group)) for name, group in groups.items() if name]
+    rest = groups.get("", [])
+    return named + ([Section("More" if named else "", tuple(rest))] if rest else [])
+
+
 @dataclass
 class _Prepared:
     """An issue after Jinja: the MJML source, the slots to put back, the text context."""
@@ -256,6 +282,7 @@ def _prepare(
     subject: str | None,
     intro: str | None,
     issue_date: datetime | None = None,
+    group_by: str | None = None,
 ) -> _Prepared:
     if layout not in LAYOUTS:
         raise ConfigError(f"unknown layout {layout!r}; use one of: {', '.join(LAYOUTS)}")
@@ -266,6 +293,9 @@ def _prepare(
             f"the post layout shows one post but {len(posts)} were selected; pick one with --post"
         )
     email = settings.email
+    group_by = email.group_by if group_by is None else group_by
+    if group_by not in GROUPINGS:
+        raise ConfigError(f"unknown grouping {group_by!r}; use: category")
     env = environment(settings.path(email.templates))
     warnings: list[str] = []
     lead = posts[0]
@@ -291,7 +321,9 @@ def _prepare(
         body_text = ""
         if layout == "post":
             source = content.body_html(post, settings)
-            email_body = email_safe_html(source, base_url=post.url)
+            email_body = email_safe_html(
+                source, base_url=post.url, image_width=settings.theme.content_width
+            )
             plain = email_safe_html(source, base_url=post.url, styled=False)
             body_text = _quote_template_braces(get_text(plain, _TEXT_CONFIG).strip(), text=True)
         if layout == "digest" and index > 0 and not content.excerpt_of(post):
@@ -351,6 +383,9 @@ def _prepare(
         "view_in_browser_url": _archive_link(settings, slug),
     }
     issue_ctx = {
+        "title": f"{named:%B %Y}" if layout == "digest" else "",
+        "date_display": _display_date(now, settings),
+        "contents": layout == "digest" and len(posts) >= CONTENTS_FROM,
         "subject": final_subject,
         "preheader": preheader,
         "preheader_padding": Markup(PREHEADER_PADDING),
@@ -371,6 +406,8 @@ def _prepare(
         },
         "lead": html_views[0],
         "posts": html_views[1:],
+        "sections": _sections(html_views[1:], group_by),
+        "theme": settings.theme,
         "first_name": Markup(tok.FIRST_NAME),
         "email": Markup(tok.EMAIL),
         "footer": {**footer, "unsubscribe_url": Markup(tok.UNSUBSCRIBE_URL)},
@@ -381,6 +418,7 @@ def _prepare(
         "issue": {**issue_ctx, "intro": intro_text},
         "lead": text_views[0],
         "posts": text_views[1:],
+        "sections": _sections(text_views[1:], group_by),
         "first_name": tok.FIRST_NAME_TEXT,
         "email": tok.EMAIL_TEXT,
         "footer": footer,
@@ -410,12 +448,14 @@ def render_issue(
     subject: str | None = None,
     intro: str | None = None,
     issue_date: datetime | None = None,
+    group_by: str | None = None,
 ) -> RenderedIssue:
     """Render ``posts`` (the lead first) once, with per-recipient tokens left in.
 
     ``intro`` is Markdown (for the digest); ``None`` uses ``email.intro`` from the settings.
     ``subject`` replaces the subject from the settings (it may use the same Jinja variables).
     ``issue_date`` is the date the issue is named after (``--month``); ``None`` uses ``now``.
+    ``group_by`` ("category" or "") replaces ``email.group_by`` for a digest's sections.
     """
     prep = _prepare(
         posts,
@@ -425,6 +465,7 @@ def render_issue(
         subject=subject,
         intro=intro,
         issue_date=issue_date,
+        group_by=group_by,
     )
     compiled = compile_mjml(prep.mjml_src, prep.env, prep.template_names)
     inlined = inline_css(prep.slots.fill(compiled), settings.email.inliner)

@@ -69,7 +69,9 @@ def test_digest_has_lead_cards_and_footer(tmp_path: Path, inliner: str) -> None:
     assert issue.preheader == "The excerpt of lead."
     # relative to the site folder: the campaign id must not depend on where the site is checked out
     assert issue.post_paths == tuple(str(p.path.relative_to(tmp_path)) for p in posts)
-    assert html.count("Read more") == 3
+    for title in ("Post lead", "Post second", "Post third"):  # link text says where it goes
+        assert html.count(f"Read “{title}”") == 1
+    assert "Read more" not in html
     assert 'alt="Lead photo"' in html
     assert "<em>back</em>" in html
     for title in ("Post lead", "Post second", "Post third"):
@@ -142,7 +144,7 @@ def test_tokens_survive_mjml_and_inliner_in_hrefs(tmp_path: Path, inliner: str) 
 @pytest.mark.parametrize("name", ["<script>alert(1)</script>", "O'Brien & Co"])
 def test_first_name_is_text_in_html(tmp_path: Path, name: str) -> None:
     settings = make_settings(tmp_path, subject_digest="Hi {{ first_name }}: news")
-    issue = render_issue([make_post(tmp_path)], settings, layout="digest", now=NOW)
+    issue = render_issue([make_post(tmp_path)], settings, layout="digest", now=NOW, intro="News.")
     values = tok.token_values(
         tok.Personal(
             email="a&b@example.org", first_name=name, unsubscribe_url="https://u.example/u/t0k3n"
@@ -160,7 +162,7 @@ def test_first_name_is_text_in_html(tmp_path: Path, name: str) -> None:
 
 
 def test_first_name_fallback(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, first_name_fallback="friend")
+    settings = make_settings(tmp_path, first_name_fallback="friend", intro="News.")
     issue = render_issue([make_post(tmp_path)], settings, layout="digest", now=NOW)
     _, html, text = personalize_email(issue, generic_values(settings))
     assert "Hi friend," in html and "Hi friend," in text
