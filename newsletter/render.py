@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from inscriptis import get_text
-from inscriptis.model.config import ParserConfig
 from markupsafe import Markup
 
 from newsletter import content
@@ -37,6 +35,7 @@ from newsletter.emailhtml import UtmTags, email_safe_html, tag_html_links, tag_t
 from newsletter.errors import ConfigError, InputError, RenderError
 from newsletter.rendered import RenderedIssue
 from newsletter.templating import environment, render_string, render_template
+from newsletter.textpart import post_text
 
 LAYOUTS = ("digest", "post")
 CONTENTS_FROM = 5  # a digest with this many posts starts with a list of them
@@ -44,7 +43,6 @@ GROUPINGS = ("", "category")
 PREHEADER_MAX = 140
 # Invisible characters after the preheader so the inbox preview stops there.
 PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 60
-_TEXT_CONFIG = ParserConfig(display_links=True, display_images=True)
 _SLOT = "%%NLSLOT{}%%"
 _SLOT_RE = re.compile(r"%%NLSLOT(\d+)%%")
 
@@ -325,7 +323,7 @@ def _prepare(
                 source, base_url=post.url, image_width=settings.theme.content_width
             )
             plain = email_safe_html(source, base_url=post.url, styled=False)
-            body_text = _quote_template_braces(get_text(plain, _TEXT_CONFIG).strip(), text=True)
+            body_text = _quote_template_braces(post_text(plain), text=True)
         if layout == "digest" and index > 0 and not content.excerpt_of(post):
             warnings.append(f"{rel}: post has no excerpt; its card shows only the title")
         common: dict[str, Any] = {
@@ -351,7 +349,7 @@ def _prepare(
         intro_html = email_safe_html(
             markdown_to_email_html(intro_md, settings.site.url), base_url=settings.site.url
         )
-        intro_text = get_text(intro_html, _TEXT_CONFIG).strip()
+        intro_text = post_text(intro_html)
         intro_text = intro_text.replace(tok.FIRST_NAME, tok.FIRST_NAME_TEXT)
     site = {
         "name": settings.site.name,

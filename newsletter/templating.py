@@ -47,7 +47,15 @@ def _environment(dirs: tuple[str, ...]) -> jinja2.Environment:
         keep_trailing_newline=True,
         auto_reload=True,  # the preview edits templates while the process runs
     )
+    env.filters["wrap"] = _wrap_filter
     return env
+
+
+def _wrap_filter(text: str, width: int = 76, indent: str = "") -> str:
+    """``{{ post.excerpt | wrap }}`` in text templates: lines of at most ``width`` columns."""
+    from newsletter.textpart import wrap
+
+    return wrap(str(text), width, first=indent, rest=indent)
 
 
 def forget_templates() -> None:

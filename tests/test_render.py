@@ -109,11 +109,12 @@ def test_post_layout_renders_body_safely(tmp_path: Path, inliner: str) -> None:
     # images shrink to the screen and keep alt text; relative URLs made absolute
     img = re.search(r'<img[^>]*alt="An x"[^>]*>', html)
     assert img and "max-width:100%" in img.group(0).replace(" ", "")
+    assert 'width="552"' in img.group(0)  # its own 900 px, narrowed to the text column
     assert f"{SITE}/img/x.png" in img.group(0) and "float" not in img.group(0)
     # tables sit in a scrolling wrapper; code keeps its line breaks
     assert re.search(r"overflow-x:\s*auto", html)
     assert "line one\n    indented two" in html
-    assert "line one\n    indented two" in issue.text
+    assert "\n    line one\n        indented two\n" in issue.text  # code: four spaces in
     # UTM on the site's own links only; mailto untouched
     assert (
         f"{SITE}/about/?utm_source=newsletter&amp;utm_medium=email&amp;utm_campaign=hello" in html
@@ -132,7 +133,7 @@ def test_tokens_survive_mjml_and_inliner_in_hrefs(tmp_path: Path, inliner: str) 
         "</mj-column></mj-section>",
         encoding="utf-8",
     )
-    settings = make_settings(tmp_path, inliner=inliner)
+    settings = make_settings(tmp_path, inliner=inliner, intro="Hello.")
     issue = render_issue([make_post(tmp_path)], settings, layout="digest", now=NOW)
     assert issue.html.count(f'href="{tok.UNSUBSCRIBE_URL}"') == 2
     assert "Unsubscribe %%FIRST_NAME%%" in issue.html
