@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter.dispatch import (
+from newsletter.campaign.dispatcher import (
     Dispatcher,
     Envelope,
     Options,
@@ -15,7 +15,7 @@ from newsletter.dispatch import (
     campaign_id_for,
     prepare,
 )
-from newsletter.pacing import Backoff, Pacer
+from newsletter.campaign.pacing import Backoff, Pacer
 from newsletter.rendered import RenderedIssue
 from newsletter.store import Store, open_store
 from newsletter.transports.base import Sender, Transport

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from dispatch_helpers import ISSUE, NOW, FakeClock, dispatcher, fresh_store, people, prepared
 
-from newsletter.dispatch import Options, campaign_id_for
+from newsletter.campaign.dispatcher import Options, campaign_id_for
+from newsletter.campaign.lock import CampaignLock
+from newsletter.campaign.pacing import Pacer
 from newsletter.errors import CampaignLocked, ProviderRejected, RateLimited
-from newsletter.pacing import Pacer
 from newsletter.store import campaigns as cs
-from newsletter.store.campaign_lock import CampaignLock
 from newsletter.transports.memory import MemoryTransport
 
 
@@ -215,7 +215,7 @@ def test_one_sender_per_campaign_and_kill_9_releases_the_lock(tmp_path: Path) ->
             pass
     code = (
         "import sys, time; from pathlib import Path;"
-        "from newsletter.store.campaign_lock import CampaignLock;"
+        "from newsletter.campaign.lock import CampaignLock;"
         "CampaignLock(Path(sys.argv[1]), 'c1').acquire(); print('held', flush=True); time.sleep(60)"
     )
     proc = subprocess.Popen(

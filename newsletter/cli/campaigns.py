@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from newsletter.campaign.lock import CampaignLock, lock_dir_for
 from newsletter.cli import App, main
 from newsletter.cli.audience import sync_before_send
 from newsletter.cli.send_wiring import (
@@ -28,7 +29,6 @@ from newsletter.cli.send_wiring import (
 from newsletter.errors import ConfigError, NewsletterError
 from newsletter.store import campaigns as cs
 from newsletter.store import open_store
-from newsletter.store.campaign_lock import CampaignLock, lock_dir_for
 from newsletter.store.campaigns import Campaign, CampaignStatus
 
 
@@ -143,7 +143,7 @@ def cancel_command(app: App, campaign: str) -> None:
     Example:
       newsletter cancel 2026-10-3f9a2c1b7e
     """
-    from newsletter.dispatch import Envelope
+    from newsletter.campaign.dispatcher import Envelope
     from newsletter.transports.sendgrid import SendGridTransport
 
     settings = app.settings

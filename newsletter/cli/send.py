@@ -17,6 +17,12 @@ from typing import Any
 import click
 
 import newsletter.cli.campaigns  # noqa: F401 - registers resume, status and campaigns
+from newsletter.campaign.dispatcher import (
+    Envelope,
+    campaign_id_for,
+    prepare,
+)
+from newsletter.campaign.lock import CampaignLock, lock_dir_for
 from newsletter.cli import App, main
 from newsletter.cli.audience import sync_before_send
 from newsletter.cli.options import resolve_now, selection_options
@@ -36,16 +42,10 @@ from newsletter.cli.send_wiring import (
     stderr_console,
 )
 from newsletter.config import Settings
-from newsletter.dispatch import (
-    Envelope,
-    campaign_id_for,
-    prepare,
-)
 from newsletter.errors import ConfigError, LintFailed, NewsletterError
 from newsletter.lint import has_errors, lint_issue
 from newsletter.store import Store, open_store
 from newsletter.store import campaigns as cs
-from newsletter.store.campaign_lock import CampaignLock, lock_dir_for
 from newsletter.store.campaigns import LedgerRow
 
 

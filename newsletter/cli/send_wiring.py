@@ -1,7 +1,7 @@
 """Wiring for the send commands: transports, secrets, personalization, progress, summaries.
 
 The composition root of dispatch: the only code that turns settings and environment secrets
-into a transport, a :class:`~newsletter.dispatch.Personalizer` and a running dispatcher.
+into a transport, a :class:`~newsletter.campaign.dispatcher.Personalizer` and a running dispatcher.
 
 Exit codes: 0 sent (or already sent), 4 another process is sending this campaign, 5 paused
 (progress saved; ``resume`` continues), 6 finished but some recipients were rejected, failed
@@ -33,17 +33,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from newsletter.cli import App
-from newsletter.config import Settings
-from newsletter.dispatch import (
+from newsletter.campaign.dispatcher import (
     Dispatcher,
     Envelope,
     Options,
     Personalizer,
     Summary,
 )
+from newsletter.campaign.pacing import Backoff, Pacer, max_batch
+from newsletter.cli import App
+from newsletter.config import Settings
 from newsletter.errors import ConfigError, NewsletterError, SecretMissing
-from newsletter.pacing import Backoff, Pacer, max_batch
 from newsletter.store import Store
 from newsletter.store import campaigns as cs
 from newsletter.transports.base import Sender, Transport

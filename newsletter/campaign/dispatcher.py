@@ -30,6 +30,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from newsletter.campaign.pacing import Backoff, Pacer
 from newsletter.errors import (
     DeliveryUnknown,
     ProviderRejected,
@@ -37,7 +38,6 @@ from newsletter.errors import (
     StoreError,
     TransportError,
 )
-from newsletter.pacing import Backoff, Pacer
 from newsletter.personalize import values_for
 from newsletter.rendered import RenderedIssue
 from newsletter.store import campaigns as cs
