@@ -13,6 +13,7 @@ the templates' CSS (``partials/styles.mjml.j2``), filled from ``[theme]``.
 from __future__ import annotations
 
 import html
+import itertools
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -279,3 +280,52 @@ def email_safe_html(
     parser.feed(markup)
     parser.close()
     return "".join(parser.out)
+
+
+class _BlockSplitter(HTMLParser):
+    """Offsets where a top-level element of an HTML fragment ends."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.depth = 0
+        self.ends: list[tuple[int, int]] = []  # (line, column) after each top-level element
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _VOID:
+            self.depth += 1
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.depth == 0:
+            self._mark()
+
+    def handle_endtag(self, tag: str) -> None:
+        self.depth = max(0, self.depth - 1)
+        if self.depth == 0:
+            self._mark()
+
+    def _mark(self) -> None:
+        self.ends.append(self.getpos())
+
+
+def split_blocks(markup: str) -> list[str]:
+    """``markup`` (our own rewritten post HTML) cut into its top-level elements, in order;
+    joining them gives ``markup`` back."""
+    splitter = _BlockSplitter()
+    splitter.feed(markup)
+    splitter.close()
+    starts = [0]
+    line_offsets = [0]
+    for text in markup.splitlines(keepends=True):
+        line_offsets.append(line_offsets[-1] + len(text))
+    for line, col in splitter.ends:
+        pos = line_offsets[line - 1] + col
+        end = markup.find(">", pos) + 1  # getpos() is where the end tag starts
+        if end > starts[-1]:
+            starts.append(end)
+    blocks = [markup[a:b] for a, b in itertools.pairwise(starts)]
+    rest = markup[starts[-1] :]
+    if rest.strip() or not blocks:
+        blocks.append(rest)
+    else:
+        blocks[-1] += rest
+    return blocks

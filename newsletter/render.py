@@ -14,6 +14,7 @@ fills them for one recipient.
 
 from __future__ import annotations
 
+import dataclasses
 import html as htmlmod
 import re
 from collections.abc import Mapping, Sequence
@@ -31,7 +32,13 @@ from newsletter.config import Settings
 from newsletter.content import Post
 from newsletter.content_html import markdown_to_email_html
 from newsletter.emailcompile import compile_mjml, inline_css, strip_comments
-from newsletter.emailhtml import UtmTags, email_safe_html, tag_html_links, tag_text_links
+from newsletter.emailhtml import (
+    UtmTags,
+    email_safe_html,
+    split_blocks,
+    tag_html_links,
+    tag_text_links,
+)
 from newsletter.errors import ConfigError, InputError, RenderError
 from newsletter.rendered import RenderedIssue
 from newsletter.templating import environment, render_string, render_template
@@ -229,6 +236,14 @@ def _archive_link(settings: Settings, slug: str) -> str:
 
 
 @dataclass(frozen=True)
+class _Cut:
+    """How much of an issue to leave out so its HTML stays under ``email.max_html_kb``."""
+
+    blocks: int | None = None  # a blast: keep this many top-level blocks of the body
+    no_excerpts: int = 0  # a digest: the last n posts lose their excerpt
+
+
+@dataclass(frozen=True)
 class Section:
     """Posts under one heading in a digest (``name`` empty: not grouped)."""
 
@@ -281,6 +296,7 @@ def _prepare(
     intro: str | None,
     issue_date: datetime | None = None,
     group_by: str | None = None,
+    cut: _Cut | None = None,
 ) -> _Prepared:
     if layout not in LAYOUTS:
         raise ConfigError(f"unknown layout {layout!r}; use one of: {', '.join(LAYOUTS)}")
@@ -310,6 +326,7 @@ def _prepare(
         warnings.append("the post layout has no intro; the intro was not used")
         intro_md = ""
 
+    cut = cut or _Cut()
     html_slots = _Slots()
     html_views: list[PostView] = []
     text_views: list[PostView] = []
@@ -322,6 +339,8 @@ def _prepare(
             email_body = email_safe_html(
                 source, base_url=post.url, image_width=settings.theme.content_width
             )
+            if cut.blocks is not None:
+                email_body = "".join(split_blocks(email_body)[: cut.blocks])
             plain = email_safe_html(source, base_url=post.url, styled=False)
             body_text = _quote_template_braces(post_text(plain), text=True)
         if layout == "digest" and index > 0 and not content.excerpt_of(post):
@@ -334,13 +353,16 @@ def _prepare(
             "date_display": _display_date(post.date, settings),
             "authors": tuple(post.authors),
             "authors_display": _authors(post.authors),
-            "excerpt": content.excerpt_of(post),
+            "excerpt": "" if index >= len(posts) - cut.no_excerpts else content.excerpt_of(post),
             "cover": {"url": post.cover.url, "alt": post.cover.alt} if post.cover else None,
             "categories": tuple(post.categories),
             "tags": tuple(post.tags),
         }
-        html_views.append(PostView(body=html_slots.add(email_body, rel), **common))
-        text_views.append(PostView(body=body_text, **common))
+        continued = layout == "post" and cut.blocks is not None
+        html_views.append(
+            PostView(body=html_slots.add(email_body, rel), continued=continued, **common)
+        )
+        text_views.append(PostView(body=body_text, continued=False, **common))
 
     intro_html = ""
     intro_text = ""
@@ -447,6 +469,7 @@ def render_issue(
     intro: str | None = None,
     issue_date: datetime | None = None,
     group_by: str | None = None,
+    full: bool = False,
 ) -> RenderedIssue:
     """Render ``posts`` (the lead first) once, with per-recipient tokens left in.
 
@@ -454,21 +477,47 @@ def render_issue(
     ``subject`` replaces the subject from the settings (it may use the same Jinja variables).
     ``issue_date`` is the date the issue is named after (``--month``); ``None`` uses ``now``.
     ``group_by`` ("category" or "") replaces ``email.group_by`` for a digest's sections.
+
+    An issue whose HTML would pass ``email.max_html_kb`` (Gmail clips at 102 KB) is shortened:
+    a blast is cut at a block boundary with "Continue reading on the website"; a digest drops
+    excerpts, last post first. Each cut is in ``warnings``. ``full=True`` refuses instead.
     """
-    prep = _prepare(
-        posts,
-        settings,
-        layout=layout,
-        now=now,
-        subject=subject,
-        intro=intro,
-        issue_date=issue_date,
-        group_by=group_by,
+    args: dict[str, Any] = {
+        "layout": layout,
+        "now": now,
+        "subject": subject,
+        "intro": intro,
+        "issue_date": issue_date,
+        "group_by": group_by,
+    }
+    issue = _render(posts, settings, args, _Cut())
+    limit = settings.email.max_html_kb * 1024
+    size = _size(issue, settings)
+    if not limit or size <= limit:
+        return issue
+    over = (
+        f"the HTML is {size / 1024:.1f} KB, over email.max_html_kb = "
+        f"{settings.email.max_html_kb} (Gmail clips emails above 102 KB)"
     )
+    if full:
+        raise RenderError(
+            f"{over}; shorten the {'post' if layout == 'post' else 'issue'}, raise the "
+            "setting, or leave out --full to cut it and link to the rest",
+            template="email.max_html_kb",
+        )
+    if layout == "post":
+        return _cut_blast(posts, settings, args, limit, over)
+    return _shorten_digest(posts, settings, args, limit, over)
+
+
+def _render(
+    posts: Sequence[Post], settings: Settings, args: Mapping[str, Any], cut: _Cut
+) -> RenderedIssue:
+    prep = _prepare(posts, settings, cut=cut, **args)
     compiled = compile_mjml(prep.mjml_src, prep.env, prep.template_names)
     inlined = inline_css(prep.slots.fill(compiled), settings.email.inliner)
     final_html, sources = _unmark(_quote_post_braces(tag_html_links(inlined, prep.utm)))
-    text = render_template(prep.env, f"{layout}.txt.j2", prep.text_ctx)
+    text = render_template(prep.env, f"{prep.layout}.txt.j2", prep.text_ctx)
     final_text = tag_text_links(_tidy_text(text), prep.utm)
     newest = max(p.date for p in posts)
     return RenderedIssue(
@@ -476,12 +525,74 @@ def render_issue(
         preheader=prep.preheader,
         html=final_html,
         text=final_text,
-        layout=layout,
+        layout=prep.layout,
         post_paths=tuple(_relpath(p, settings) for p in posts),
         slug=prep.slug,
         newest_post_date=newest.isoformat(),
         warnings=tuple(prep.warnings),
         sources=sources,
+    )
+
+
+def _size(issue: RenderedIssue, settings: Settings) -> int:
+    """The HTML's size in bytes for the longest realistic name, address and unsubscribe link."""
+    from newsletter.lint import default_longest
+
+    return len(issue.html_template.fill(default_longest(settings)).encode("utf-8"))
+
+
+CLIPPED = "clipped: "  # the start of a warning that says what was cut to fit
+
+
+def _cut_blast(
+    posts: Sequence[Post], settings: Settings, args: Mapping[str, Any], limit: int, over: str
+) -> RenderedIssue:
+    """The most top-level blocks of the post that fit, found by bisection (a few renders)."""
+    body = email_safe_html(
+        content.body_html(posts[0], settings),
+        base_url=posts[0].url,
+        image_width=settings.theme.content_width,
+    )
+    total = len(split_blocks(body))
+    low, high = 1, total - 1  # keep at least the first block: a post is never empty
+    best: RenderedIssue | None = None
+    kept = 0
+    while low <= high:
+        mid = (low + high) // 2
+        trial = _render(posts, settings, args, _Cut(blocks=mid))
+        if _size(trial, settings) <= limit:
+            best, kept, low = trial, mid, mid + 1
+        else:
+            high = mid - 1
+    if best is None:
+        raise RenderError(
+            f"{over}, and even the first paragraph of the post does not fit: raise "
+            "email.max_html_kb or shorten the templates",
+            template="email.max_html_kb",
+        )
+    message = (
+        f"{CLIPPED}{over}: the email shows the first {kept} of {total} blocks of "
+        f'{_relpath(posts[0], settings)} and links to the rest ("Continue reading on the '
+        'website"); send with --full to refuse instead'
+    )
+    return dataclasses.replace(best, warnings=(*best.warnings, message))
+
+
+def _shorten_digest(
+    posts: Sequence[Post], settings: Settings, args: Mapping[str, Any], limit: int, over: str
+) -> RenderedIssue:
+    """Excerpts go before posts: the last posts lose theirs first; the posts all stay."""
+    for dropped in range(1, len(posts) + 1):
+        trial = _render(posts, settings, args, _Cut(no_excerpts=dropped))
+        if _size(trial, settings) <= limit:
+            message = (
+                f"{CLIPPED}{over}: the excerpts of the last {dropped} of {len(posts)} posts "
+                "were left out; select fewer posts or send with --full to refuse instead"
+            )
+            return dataclasses.replace(trial, warnings=(*trial.warnings, message))
+    raise RenderError(
+        f"{over} even without excerpts; select fewer posts (--limit) or raise the setting",
+        template="email.max_html_kb",
     )
 
 

@@ -41,6 +41,16 @@ def issue_options(f: F) -> F:
             type=click.Path(dir_okay=False, path_type=Path),
             help="Markdown file with the digest's intro (default: email.intro).",
         ),
+        click.option(
+            "--group-by",
+            type=click.Choice(["category", "none"]),
+            help="Digest sections by each post's first category (default: email.group_by).",
+        ),
+        click.option(
+            "--full",
+            is_flag=True,
+            help="Refuse an issue over email.max_html_kb instead of cutting it to fit.",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -71,6 +81,8 @@ def select_and_render(
         subject=opts.get("subject"),
         intro=load_intro(settings, opts.get("intro_file")),
         issue_date=issue_date(opts, selection),
+        group_by={None: None, "none": ""}.get(opts.get("group_by"), opts.get("group_by")),
+        full=bool(opts.get("full")),
     )
     return selection, issue
 

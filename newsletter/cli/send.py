@@ -122,7 +122,13 @@ def send_command(
     send_at_epoch = _parse_send_at(send_at, settings)
     with open_store(settings.db_path) as store:
         selection, issue = select_and_render(app, opts, last_issue=store.campaigns)
-        findings = lint_issue(issue, settings, longest=None)
+        # to real inboxes: SendGrid itself (a key set: without one the send stops below), not
+        # sandbox mode, not a local fake or Prism; then placeholder settings are lint errors
+        secrets = app.secrets
+        local = secrets.sendgrid_api_url.startswith(("http://127.0.0.1", "http://localhost"))
+        real = transport_name == "sendgrid" and bool(secrets.sendgrid_api_key)
+        real = real and not sandbox and not local
+        findings = lint_issue(issue, settings, longest=None, real_send=real)
         if findings:
             print_findings(findings)
         if has_errors(findings):
