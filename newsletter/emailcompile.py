@@ -148,7 +148,13 @@ def compile_mjml(
         ) from err
 
 
-_KEEP_STYLE = re.compile(r"<style\b[^>]*\bdata-nl-keep\b[^>]*>(.*?)</style>", re.DOTALL | re.I)
+_KEEP_STYLE = re.compile(
+    r"<style\b[^>]*\bdata-nl-keep\b[^>]*>(.*?)</style>"
+    # MJML's reset (#outlook a, body, table, td, img, p): MJML keeps it in <head>, and inlined
+    # it would add the same declarations to every table and cell (and most of the inline time)
+    r"|<style type=\"text/css\">(\s*#outlook a\s*\{.*?)</style>",
+    re.DOTALL | re.I,
+)
 _KEEP_MARK = "<!--nl-keep-{}-->"
 _KEEP_MARK_RE = re.compile(r"<!--nl-keep-(\d+)-->")
 # Every comment except Outlook's conditional comments (``<!--[if mso]>``, ``<!--<![endif]-->``).
@@ -174,7 +180,7 @@ def inline_css(html: str, inliner: str) -> str:
     kept: list[str] = []
 
     def shelve(m: re.Match[str]) -> str:
-        kept.append(m.group(1))
+        kept.append(m.group(1) if m.group(1) is not None else m.group(2))
         return _KEEP_MARK.format(len(kept) - 1)
 
     shelved = _KEEP_STYLE.sub(shelve, html)

@@ -12,6 +12,7 @@ the templates' CSS (``partials/styles.mjml.j2``), filled from ``[theme]``.
 
 from __future__ import annotations
 
+import functools
 import html
 import itertools
 import re
@@ -50,6 +51,7 @@ def _same_site(host: str, domain: str) -> bool:
     return bool(host) and host == domain
 
 
+@functools.lru_cache(maxsize=4096)
 def tag_url(url: str, utm: UtmTags) -> str:
     """``url`` with UTM parameters when it points to the site; never overwrites existing ones."""
     if not utm.enabled or not url.startswith(("http://", "https://")):

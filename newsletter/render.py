@@ -15,6 +15,7 @@ fills them for one recipient.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html as htmlmod
 import re
 from collections.abc import Mapping, Sequence
@@ -43,8 +44,10 @@ from newsletter.errors import ConfigError, InputError, RenderError
 from newsletter.rendered import RenderedIssue
 from newsletter.templating import environment, render_string, render_template
 from newsletter.textpart import post_text
+from newsletter.theme import ThemeSettings
 
 LAYOUTS = ("digest", "post")
+STYLES_TEMPLATE = "partials/styles.mjml.j2"
 CONTENTS_FROM = 5  # a digest with this many posts starts with a list of them
 GROUPINGS = ("", "category")
 PREHEADER_MAX = 140
@@ -191,9 +194,15 @@ def _authors(authors: Sequence[str]) -> str:
 
 def _relpath(post: Post, settings: Settings) -> str:
     try:
-        return str(post.path.resolve().relative_to(settings.root.resolve()))
+        return str(_resolved(post.path).relative_to(_resolved(settings.root)))
     except ValueError:
         return str(post.path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolved(path: Path) -> Path:
+    """``path.resolve()``, once per path (each costs system calls, and every render asks)."""
+    return path.resolve()
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -233,6 +242,28 @@ def _archive_link(settings: Settings, slug: str) -> str:
     if not base:
         return ""
     return base.rstrip("/") + "/" + slug + "/"
+
+
+def _styles(env: jinja2.Environment, theme: ThemeSettings, layout: str, intro: bool) -> Markup:
+    """``partials/styles.mjml.j2`` for this theme: the same for every issue of a layout, so it is
+    rendered once (a changed template file is a new template object, so edits still show)."""
+    try:
+        template = env.get_template(STYLES_TEMPLATE)
+    except jinja2.TemplateError:
+        return Markup(render_template(env, STYLES_TEMPLATE, {}))  # raises with template:line
+    return _rendered_styles(env, template, theme, layout, intro)
+
+
+@functools.lru_cache(maxsize=32)
+def _rendered_styles(
+    env: jinja2.Environment,
+    template: jinja2.Template,
+    theme: ThemeSettings,
+    layout: str,
+    intro: bool,
+) -> Markup:
+    ctx = {"theme": theme, "issue": {"layout": layout, "intro": intro}}
+    return Markup(render_template(env, STYLES_TEMPLATE, ctx))
 
 
 @dataclass(frozen=True)
@@ -323,7 +354,8 @@ def _prepare(
     )
     intro_md = email.intro if intro is None else intro
     if intro_md and layout == "post":
-        warnings.append("the post layout has no intro; the intro was not used")
+        if intro is not None:  # asked for (--intro); email.intro is meant for digests
+            warnings.append("the post layout has no intro; the intro was not used")
         intro_md = ""
 
     cut = cut or _Cut()
@@ -428,6 +460,7 @@ def _prepare(
         "posts": html_views[1:],
         "sections": _sections(html_views[1:], group_by),
         "theme": settings.theme,
+        "styles": _styles(env, settings.theme, layout, bool(intro_md)),
         "first_name": Markup(tok.FIRST_NAME),
         "email": Markup(tok.EMAIL),
         "footer": {**footer, "unsubscribe_url": Markup(tok.UNSUBSCRIBE_URL)},

@@ -148,12 +148,17 @@ def render_template(env: jinja2.Environment, name: str, context: Mapping[str, An
 
 def render_string(source: str, context: Mapping[str, Any], *, setting: str) -> str:
     """Render a one-line Jinja expression from the settings (a subject line) as plain text."""
-    env = _string_environment()
     try:
-        return env.from_string(source).render(context)
+        return _compiled_string(source).render(context)
     except jinja2.TemplateError as err:
         message = getattr(err, "message", None) or str(err)
         raise RenderError(f"{message}; fix the setting", template=setting) from err
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_string(source: str) -> jinja2.Template:
+    """A setting's template, compiled once per process (a subject is rendered every issue)."""
+    return _string_environment().from_string(source)
 
 
 @functools.lru_cache(maxsize=1)
