@@ -15,7 +15,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from email_browser_helpers import ROOT, chromium, open_email, sample_issues
 
-
 MAX_HEIGHT = 2400  # px: the top of a long digest shows the design; the rest only adds bytes
 
 

@@ -41,6 +41,15 @@ def issue_options(f: F) -> F:
             type=click.Path(dir_okay=False, path_type=Path),
             help="Markdown file with the digest's intro (default: email.intro).",
         ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def design_options(f: F) -> F:
+    """Flags of render, lint and preview for trying the design (send reads the settings)."""
+    options = [
         click.option(
             "--group-by",
             type=click.Choice(["category", "none"]),
@@ -156,6 +165,7 @@ def write_email(
 @main.command("render")
 @selection_options
 @issue_options
+@design_options
 @click.option("--as", "as_email", metavar="EMAIL", help="Personalize for this subscriber.")
 @click.option(
     "--out",
@@ -221,6 +231,7 @@ def render_command(
 @main.command("lint")
 @selection_options
 @issue_options
+@design_options
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list.")
 @click.pass_obj
 def lint_command(app: App, as_json: bool, **opts: Any) -> None:
@@ -247,6 +258,7 @@ def lint_command(app: App, as_json: bool, **opts: Any) -> None:
 @main.command("preview")
 @selection_options
 @issue_options
+@design_options
 @click.option("--port", type=click.IntRange(0, 65535), default=8025, show_default=True)
 @click.option("--open", "open_browser", is_flag=True, help="Open the preview in the browser.")
 @click.pass_obj
