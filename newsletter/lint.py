@@ -112,15 +112,7 @@ def _absolute(url: str) -> bool:
     return url.startswith(("https://", "http://"))
 
 
-PLACEHOLDER_DOMAINS = ("example.com", "example.org", "example.net", "example.edu", "localhost")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
-
-
-def _placeholder(domain: str) -> bool:
-    domain = domain.lower().rstrip(".")
-    return any(domain == d or domain.endswith("." + d) for d in PLACEHOLDER_DOMAINS) or (
-        domain.endswith((".example", ".test", ".invalid", ".localhost"))
-    )
 
 
 def _image_format(src: str) -> str | None:
@@ -147,7 +139,8 @@ def lint_issue(
     """Everything wrong with ``issue`` that a reader or a mailbox provider would notice.
 
     ``real_send``: the issue goes to real inboxes (SendGrid), so settings that only do for
-    trying things out (a placeholder sender domain, http unsubscribe links) are errors.
+    trying things out (a placeholder sender domain, http or local unsubscribe links) are errors
+    rather than warnings. (A real send also refuses them before it renders.)
     """
     template = f"{issue.layout}.mjml.j2"
     text_template = f"{issue.layout}.txt.j2"
@@ -329,14 +322,16 @@ def _settings_findings(
                 "unsubscribe.base_url",
             )
         )
-    domain = settings.email.from_email.rpartition("@")[2]
-    if real_send and _placeholder(domain):
+    from newsletter.campaign.wiring import placeholder_domain
+
+    sender = settings.email.from_email
+    if (real_send or settings.send.transport == "sendgrid") and placeholder_domain(sender):
         out.append(
             Finding(
-                "error",
+                "error" if real_send else "warning",
                 "sender",
-                f"the sender {settings.email.from_email!r} uses the placeholder domain "
-                f"{domain!r}: set email.from_email to an address on your own domain",
+                f"the sender {sender!r} is on a placeholder domain: set email.from_email to "
+                "an address on your own domain (a real send refuses it)",
                 "email.from_email",
             )
         )

@@ -134,7 +134,7 @@ def _campaign(store, cid: str, start: int, transport: str, sent_at=None):  # typ
 
 
 def test_a_new_process_counts_the_last_hours_sends_against_per_hour(tmp_path: Path) -> None:
-    from newsletter.cli.send_wiring import seed_hourly_window
+    from newsletter.campaign.wiring import seed_hourly_window
 
     store = fresh_store(tmp_path)
     _campaign(store, "earlier", 0, "test", sent_at=NOW - timedelta(minutes=30))

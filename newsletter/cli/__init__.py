@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from newsletter.api import Newsletter
 from newsletter.config import Secrets, Settings, load_secrets, load_settings
 from newsletter.errors import NewsletterError
 
@@ -30,12 +31,24 @@ class App:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(self.config, overrides=self.overrides)
+            from newsletter.content.generators import apply_generator_defaults
+
+            # the site generator's own config (Jekyll, Hugo, ...) fills what was not set
+            self._settings = apply_generator_defaults(
+                load_settings(self.config, overrides=self.overrides)
+            )
         return self._settings
 
     @property
     def secrets(self) -> Secrets:
         return load_secrets(os.environ)
+
+    @property
+    def newsletter(self) -> Newsletter:
+        """The library object every command calls; its log prints to stderr."""
+        from newsletter.cli.send_wiring import say
+
+        return Newsletter(self.settings, self.secrets, log=say)
 
 
 class NewsletterGroup(click.Group):
@@ -59,6 +72,14 @@ class NewsletterGroup(click.Group):
 @click.option("--site-url", help="Base URL of the site, e.g. https://example.org.")
 @click.option("--permalink", help="Permalink pattern, e.g. /news/:year/:slug/.")
 @click.option("--timezone", help="IANA time zone for dates without one, e.g. America/New_York.")
+@click.option(
+    "--generator",
+    metavar="NAME",
+    help="Site generator whose config gives defaults: auto (default), jekyll, hugo, ..., none.",
+)
+@click.option(
+    "--feed", "feeds", multiple=True, metavar="URL_OR_FILE", help="Read posts from a feed."
+)
 @click.version_option(package_name="newsletter")
 @click.pass_context
 def main(
@@ -68,6 +89,8 @@ def main(
     site_url: str | None,
     permalink: str | None,
     timezone: str | None,
+    generator: str | None = None,
+    feeds: tuple[str, ...] = (),
 ) -> None:
     """Turn a website's Markdown posts into an email and send it to subscribers.
 
@@ -81,6 +104,8 @@ def main(
         "site.url": site_url,
         "site.permalink": permalink,
         "site.timezone": timezone,
+        "site.generator": generator,
+        "site.feeds": list(feeds) or None,
     }
     ctx.obj = App(config=config, overrides=overrides)
 
