@@ -142,12 +142,13 @@ PHOTO = _png(240, 135)
 LOGO = _png(140, 40)
 
 
-def serve_images(page: Any) -> None:
-    """No request leaves the machine: every image is answered with a local PNG."""
+def serve_images(page: Any, *, blocked: bool = False) -> None:
+    """No request leaves the machine: every image is answered with a local PNG (or refused, as
+    a client that blocks images does)."""
 
     def handle(route: Any) -> None:
         url = route.request.url
-        if route.request.resource_type == "image":
+        if route.request.resource_type == "image" and not blocked:
             route.fulfill(
                 status=200, content_type="image/png", body=LOGO if "logo" in url else PHOTO
             )
@@ -170,9 +171,9 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
-def open_email(browser: Any, html: str, *, width: int, scheme: str) -> Any:
+def open_email(browser: Any, html: str, *, width: int, scheme: str, images: bool = True) -> Any:
     page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
-    serve_images(page)
+    serve_images(page, blocked=not images)
     page.set_content(html, wait_until="load")
     return page
 
@@ -212,7 +213,9 @@ CONTRAST_JS = r"""
   };
   const out = [];
   for (const el of document.body.querySelectorAll("*")) {
-    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    // an image that did not load shows its alt text in its own colour
+    const alt = el.tagName === "IMG" && el.complete && el.naturalWidth === 0 && el.alt.trim();
+    const own = alt || [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
     if (!own || !el.checkVisibility({ opacityProperty: true, visibilityProperty: true })) continue;
     const r = el.getBoundingClientRect();
     if (r.width < 1 || r.height < 1) continue;
@@ -222,7 +225,7 @@ CONTRAST_JS = r"""
     const [a, b] = [lum(color), lum(bg)];
     const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
     out.push({
-      tag: el.tagName, text: el.textContent.trim().slice(0, 50),
+      tag: el.tagName, text: (alt || el.textContent).trim().slice(0, 50),
       ratio: Math.round(ratio * 100) / 100, color: getComputedStyle(el).color,
       background: "rgb(" + bg.slice(0, 3).join(",") + ")",
     });

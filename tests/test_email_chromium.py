@@ -62,6 +62,19 @@ def test_readable_and_fits_with_premailer(
     _check(browser, premailer_issues[name][0], 375, scheme)
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_alt_text_is_readable_when_images_are_blocked(
+    browser: Any, issues: dict[str, tuple[str, str]], scheme: str
+) -> None:
+    page = open_email(browser, issues["digest"][0], width=600, scheme=scheme, images=False)
+    try:
+        alts = [t for t in page.evaluate(CONTRAST_JS) if t["tag"] == "IMG"]
+    finally:
+        page.close()
+    assert len(alts) >= 4  # the logo, the lead's cover and the thumbnails
+    assert [t for t in alts if t["ratio"] < 4.5] == []
+
+
 def test_the_check_sees_poor_contrast(browser: Any) -> None:
     """The issue's dark-mode code block (#e6edf3 on #f4f4f5) fails the same check."""
     page = browser.new_page(viewport={"width": 375, "height": 600})
