@@ -158,15 +158,30 @@ _KEEP_STYLE = re.compile(
 _KEEP_MARK = "<!--nl-keep-{}-->"
 _KEEP_MARK_RE = re.compile(r"<!--nl-keep-(\d+)-->")
 # Every comment except Outlook's conditional comments (``<!--[if mso]>``, ``<!--<![endif]-->``).
-_COMMENT = re.compile(r"<!--(.*?)-->", re.DOTALL)
 
 
 def strip_comments(html: str) -> str:
     """Drop every HTML comment but Outlook's conditional ones: nothing from a template or a post
-    (notes, paths, markers) reaches a subscriber."""
-    return _COMMENT.sub(
-        lambda m: m.group(0) if m.group(1).startswith(("[if", "<![endif]")) else "", html
-    )
+    (notes, paths, markers) reaches a subscriber.
+
+    A comment runs from ``<!--`` to the next ``-->``, so ``<!--[if !mso]><!-->`` is one (kept)
+    comment, as a browser reads it.
+    """
+    out: list[str] = []
+    done = 0
+    start = html.find("<!--")
+    while start != -1:
+        end = html.find("-->", start + 4)
+        if end == -1:
+            break
+        if html.startswith(("[if", "<![endif]"), start + 4):
+            out.append(html[done : end + 3])
+        else:
+            out.append(html[done:start])
+        done = end + 3
+        start = html.find("<!--", done)
+    out.append(html[done:])
+    return "".join(out)
 
 
 def inline_css(html: str, inliner: str) -> str:

@@ -243,25 +243,30 @@ def _archive_link(settings: Settings, slug: str) -> str:
     return base.rstrip("/") + "/" + slug + "/"
 
 
-def _styles(env: jinja2.Environment, theme: ThemeSettings, layout: str, intro: bool) -> Markup:
-    """``partials/styles.mjml.j2`` for this theme: the same for every issue of a layout, so it is
-    rendered once (a changed template file is a new template object, so edits still show)."""
+_TAG = re.compile(r"<([a-z][a-z0-9]*)")
+
+
+def _styles(env: jinja2.Environment, theme: ThemeSettings, layout: str, slots: _Slots) -> Markup:
+    """``partials/styles.mjml.j2`` for this theme and the elements the post bodies and intro
+    use (``issue.uses``): rendered once per combination (a changed template file is a new
+    template object, so edits still show)."""
+    uses = frozenset(_TAG.findall("".join(slots.items)))
     try:
         template = env.get_template(STYLES_TEMPLATE)
     except jinja2.TemplateError:
         return Markup(render_template(env, STYLES_TEMPLATE, {}))  # raises with template:line
-    return _rendered_styles(env, template, theme, layout, intro)
+    return _rendered_styles(env, template, theme, layout, uses)
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=64)
 def _rendered_styles(
     env: jinja2.Environment,
     template: jinja2.Template,
     theme: ThemeSettings,
     layout: str,
-    intro: bool,
+    uses: frozenset[str],
 ) -> Markup:
-    ctx = {"theme": theme, "issue": {"layout": layout, "intro": intro}}
+    ctx = {"theme": theme, "issue": {"layout": layout, "uses": uses}}
     return Markup(render_template(env, STYLES_TEMPLATE, ctx))
 
 
@@ -459,7 +464,7 @@ def _prepare(
         "posts": html_views[1:],
         "sections": _sections(html_views[1:], group_by),
         "theme": settings.theme,
-        "styles": _styles(env, settings.theme, layout, bool(intro_md)),
+        "styles": _styles(env, settings.theme, layout, html_slots),
         "first_name": Markup(tok.FIRST_NAME),
         "email": Markup(tok.EMAIL),
         "footer": {**footer, "unsubscribe_url": Markup(tok.UNSUBSCRIBE_URL)},

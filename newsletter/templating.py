@@ -45,7 +45,9 @@ def _environment(dirs: tuple[str, ...]) -> jinja2.Environment:
         autoescape=_autoescape,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        auto_reload=True,  # the preview edits templates while the process runs
+        # no mtime check per template and include (a stat each): the preview calls
+        # forget_templates() whenever a file changes
+        auto_reload=False,
     )
     env.filters["wrap"] = _wrap_filter
     return env
