@@ -6,6 +6,7 @@ Used by tests/test_email_chromium.py and by ``make screenshots`` (tests/make_gal
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import struct
 import zlib
@@ -18,6 +19,7 @@ from typing import Any
 from newsletter.config import Settings, load_settings
 from newsletter.content import Post, read_posts
 from newsletter.render import generic_values, personalize_email, render_issue
+from newsletter.theme import ThemeSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 1, 17, 0, tzinfo=UTC)
@@ -76,16 +78,20 @@ Questions? Reply to this email or read [the upgrade guide](https://docs.example.
 """
 
 
-def example_settings(inliner: str = "premailer") -> Settings:
+def example_settings(inliner: str = "premailer", theme: ThemeSettings | None = None) -> Settings:
     settings = load_settings(ROOT / "newsletter.toml")
-    import dataclasses
+    return dataclasses.replace(
+        settings,
+        email=dataclasses.replace(settings.email, inliner=inliner),
+        theme=theme or settings.theme,
+    )
 
-    return dataclasses.replace(settings, email=dataclasses.replace(settings.email, inliner=inliner))
 
-
-def sample_issues(inliner: str = "premailer") -> dict[str, tuple[str, str]]:
+def sample_issues(
+    inliner: str = "premailer", theme: ThemeSettings | None = None
+) -> dict[str, tuple[str, str]]:
     """name -> (html filled for a generic reader, text part) of the three sample emails."""
-    settings = example_settings(inliner)
+    settings = example_settings(inliner, theme)
     posts = sorted(
         (p for p in read_posts(settings).posts if not p.draft and p.date <= NOW),
         key=lambda p: p.date,

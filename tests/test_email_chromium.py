@@ -23,6 +23,8 @@ from email_browser_helpers import (
     sample_issues,
 )
 
+from newsletter.theme import ThemeSettings
+
 if CHROMIUM is None and not os.environ.get("NEWSLETTER_REQUIRE_CHROMIUM"):
     pytest.skip("no chromium found (apt-get install chromium)", allow_module_level=True)
 
@@ -73,6 +75,32 @@ def test_alt_text_is_readable_when_images_are_blocked(
         page.close()
     assert len(alts) >= 4  # the logo, the lead's cover and the thumbnails
     assert [t for t in alts if t["ratio"] < 4.5] == []
+
+
+@pytest.mark.parametrize("button", ["outline", "link"])
+def test_another_theme_stays_readable(browser: Any, button: str) -> None:
+    """A brand's own colours, the site name as header, other button styles: still readable."""
+    theme = ThemeSettings(
+        accent="#7a1f5c",
+        dark_accent="#f0a8d0",
+        background="#fbf7f2",
+        text="#2a2420",
+        muted="#5e544c",
+        dark_background="#1a1512",
+        dark_surface="#24201c",
+        font_family="Georgia, 'Times New Roman', serif",
+        header="name",
+        button=button,
+        logo_dark_url="https://northbay-pyconf.example.org/assets/img/logo-dark.png",
+    )
+    html, _ = sample_issues("css-inline", theme)["digest"]
+    for scheme in ("light", "dark"):
+        page = open_email(browser, html, width=375, scheme=scheme)
+        try:
+            poor = [t for t in page.evaluate(CONTRAST_JS) if t["ratio"] < 4.5]
+        finally:
+            page.close()
+        assert poor == [], (scheme, poor)
 
 
 def test_the_check_sees_poor_contrast(browser: Any) -> None:
