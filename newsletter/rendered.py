@@ -31,6 +31,9 @@ class RenderedIssue:
     subject_template: Template = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # read back from JSON (a campaign's stored envelope) the positions are lists
+        sources = tuple((str(p), int(a), int(b)) for p, a, b in self.sources)
+        object.__setattr__(self, "sources", sources)
         object.__setattr__(self, "html_template", Template(self.html))
         object.__setattr__(self, "text_template", Template(self.text))
         object.__setattr__(self, "subject_template", Template(self.subject))

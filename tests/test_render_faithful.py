@@ -134,3 +134,24 @@ def test_strip_comments_keeps_outlook_conditionals() -> None:
         '<!--[if !mso]><!--><meta name="a"><!--<![endif]--><p>x</p>'
         "<!--[if mso]><b>o</b><![endif]-->"
     )
+
+
+def test_post_positions_survive_a_stored_campaign(tmp_path: Path) -> None:
+    """A campaign stores its issue as JSON; read back, lint still names the post."""
+    import json
+
+    from newsletter.rendered import RenderedIssue
+
+    issue = render_issue(
+        [_post(tmp_path, "tides")], _settings(tmp_path, "css-inline"), layout="post", now=NOW
+    )
+    raw = json.loads(
+        json.dumps(
+            {
+                k: getattr(issue, k)
+                for k in ("subject", "preheader", "html", "text", "layout", "sources")
+            }
+        )
+    )
+    again = RenderedIssue(**raw)
+    assert again.sources == issue.sources and isinstance(again.sources[0], tuple)
