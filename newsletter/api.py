@@ -404,8 +404,14 @@ class Newsletter:
         name = " ".join(p for p in (sub.first_name, sub.last_name) if p)
         return sub.email, name, values
 
-    def render(self, picked: Picked) -> RenderedIssue:
-        """Render the picked posts once (tokens left in for each recipient)."""
+    def render(
+        self, picked: Picked, *, group_by: str | None = None, full: bool = False
+    ) -> RenderedIssue:
+        """Render the picked posts once (tokens left in for each recipient).
+
+        ``group_by`` ("category" or "") replaces ``email.group_by``; ``full`` refuses an issue
+        over ``email.max_html_kb`` instead of cutting it (see :func:`render_issue`).
+        """
         query = picked.query
         return render_issue(
             picked.selection.selected,
@@ -415,6 +421,8 @@ class Newsletter:
             subject=query.subject,
             intro=load_intro(self.settings, query.intro),
             issue_date=picked.selection.since if query.month else None,
+            group_by=group_by,
+            full=full,
         )
 
     # -- sending ---------------------------------------------------------------------------

@@ -44,6 +44,25 @@ def issue_options(f: F) -> F:
     return f
 
 
+def design_options(f: F) -> F:
+    """Flags of render, lint and preview for trying the design (send reads the settings)."""
+    options = [
+        click.option(
+            "--group-by",
+            type=click.Choice(["category", "none"]),
+            help="Digest sections by each post's first category (default: email.group_by).",
+        ),
+        click.option(
+            "--full",
+            is_flag=True,
+            help="Refuse an issue over email.max_html_kb instead of cutting it to fit.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def render_from_options(app: App, opts: dict[str, Any]) -> RenderedIssue:
     """Select posts with the flags and render them once."""
     return select_and_render(app, opts)[1]
@@ -60,7 +79,9 @@ def select_and_render(app: App, opts: Mapping[str, Any]) -> tuple[Selection, Ren
         click.echo("no --month, --since or --post given: showing --since last-issue", err=True)
         opts = {**opts, "since": "last-issue"}
     picked = load_selection(app, opts)
-    return picked.selection, app.newsletter.render(picked)
+    group_by = {None: None, "none": ""}.get(opts.get("group_by"), opts.get("group_by"))
+    issue = app.newsletter.render(picked, group_by=group_by, full=bool(opts.get("full")))
+    return picked.selection, issue
 
 
 def recipient_values(app: App, email: str | None) -> tuple[str, str, dict[str, str]]:
@@ -103,6 +124,7 @@ def write_email(
 @main.command("render")
 @selection_options
 @issue_options
+@design_options
 @click.option("--as", "as_email", metavar="EMAIL", help="Personalize for this subscriber.")
 @click.option(
     "--out",
@@ -197,6 +219,7 @@ def archive_build_command(app: App) -> None:
 @main.command("lint")
 @selection_options
 @issue_options
+@design_options
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list.")
 @click.pass_obj
 def lint_command(app: App, as_json: bool, **opts: Any) -> None:
@@ -223,6 +246,7 @@ def lint_command(app: App, as_json: bool, **opts: Any) -> None:
 @main.command("preview")
 @selection_options
 @issue_options
+@design_options
 @click.option("--port", type=click.IntRange(0, 65535), default=8025, show_default=True)
 @click.option("--open", "open_browser", is_flag=True, help="Open the preview in the browser.")
 @click.pass_obj
