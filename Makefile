@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint bench golden clean venv
+.PHONY: demo test test-slow lint bench golden clean venv screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -43,3 +43,8 @@ golden: $(STAMP)
 
 clean:
 	rm -rf $(VENV) outbox archive .pytest_cache .mypy_cache .ruff_cache
+
+# The rendering gallery in docs/gallery/: blast and digest at 600 and 375 px, light and dark,
+# in headless Chromium (apt-get install chromium). See docs/email-design.md.
+screenshots: $(STAMP)
+	$(BIN)/python tests/make_gallery.py

@@ -404,8 +404,14 @@ class Newsletter:
         name = " ".join(p for p in (sub.first_name, sub.last_name) if p)
         return sub.email, name, values
 
-    def render(self, picked: Picked) -> RenderedIssue:
-        """Render the picked posts once (tokens left in for each recipient)."""
+    def render(
+        self, picked: Picked, *, group_by: str | None = None, full: bool = False
+    ) -> RenderedIssue:
+        """Render the picked posts once (tokens left in for each recipient).
+
+        ``group_by`` ("category" or "") replaces ``email.group_by``; ``full`` refuses an issue
+        over ``email.max_html_kb`` instead of cutting it (see :func:`render_issue`).
+        """
         query = picked.query
         return render_issue(
             picked.selection.selected,
@@ -415,6 +421,8 @@ class Newsletter:
             subject=query.subject,
             intro=load_intro(self.settings, query.intro),
             issue_date=picked.selection.since if query.month else None,
+            group_by=group_by,
+            full=full,
         )
 
     # -- sending ---------------------------------------------------------------------------
@@ -567,6 +575,7 @@ class Newsletter:
                     raise ConfigError("no subscribers to send to (they were all suppressed)")
                 summary = self._dispatch(store, cid, transport, personalize, options, progress)
             message = f"campaign {cid}: {summary.state}"
+            notes += self._publish(store, cid, summary)
             if send_at and envelope.batch_id and name == "sendgrid":
                 when = datetime.fromtimestamp(send_at, UTC).isoformat(timespec="minutes")
                 notes.append(
@@ -648,6 +657,7 @@ class Newsletter:
                 n = store.campaigns.requeue_rejected(cid, now=datetime.now(UTC))
                 self.log(f"{n:,} rejected recipients will be sent again")
             summary = self._dispatch(store, cid, transport, personalize, options, progress)
+            notes = [*notes, *self._publish(store, cid, summary)]
         return SendResult(
             cid,
             "resumed",
@@ -909,6 +919,41 @@ class Newsletter:
                     "record it."
                 )
         return f"campaign {campaign_id}: {note}"
+
+    # -- the public archive ----------------------------------------------------------------
+
+    def archive_build(self) -> list[Path]:
+        """Write the archive page of every campaign that went out, the index and the feed.
+
+        The pages come from the content each campaign froze when it started, dated by its
+        send; rehearsals (outbox) count while nothing was sent through SendGrid.
+        """
+        from newsletter.archive import write_feed, write_index
+
+        pages = []
+        with self.store() as store:
+            for campaign in sorted(store.campaigns.sent_issues(), key=lambda c: c.created_at):
+                pages.append(self._write_page(store, campaign))
+        root = self.settings.path(self.settings.email.archive_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        write_index(self.settings)
+        write_feed(self.settings)
+        return pages
+
+    def _publish(self, store: Store, cid: str, summary: Summary) -> list[str]:
+        """After a send that finished: its public page (a note naming it), else nothing."""
+        campaign = store.campaigns.get(cid)
+        if summary.state != cs.DONE or campaign is None or campaign.transport == "memory":
+            return []
+        page = self._write_page(store, campaign)
+        return [f"archive page: {page}"]
+
+    def _write_page(self, store: Store, campaign: Campaign) -> Path:
+        from newsletter.archive import write_archive
+
+        envelope = Envelope.from_json(store.campaigns.envelope(campaign.id))
+        sent = datetime.fromisoformat(campaign.created_at).astimezone(self.settings.site.tz)
+        return write_archive(envelope.issue, self.settings, now=sent, campaign=campaign.id)
 
     # -- following campaigns ---------------------------------------------------------------
 
