@@ -48,7 +48,7 @@ tags = ["meetups", "workshops"]
 {signup}
 [store]
 path = "store.db"
-"""
+{extra}"""
 
 
 class Clock:
@@ -86,12 +86,13 @@ def run_uvicorn(app: Any, sock: socket.socket) -> Iterator[None]:
         sock.close()
 
 
-def write_site(root: Path, *, base_url: str, site_url: str, signup: str = "") -> Settings:
+def write_site(
+    root: Path, *, base_url: str, site_url: str, signup: str = "", extra: str = ""
+) -> Settings:
     root.mkdir(parents=True, exist_ok=True)
     config = root / "newsletter.toml"
-    config.write_text(
-        TOML.format(base_url=base_url, site_url=site_url, signup=signup), encoding="utf-8"
-    )
+    text = TOML.format(base_url=base_url, site_url=site_url, signup=signup, extra=extra)
+    config.write_text(text, encoding="utf-8")
     return load_settings(config)
 
 
@@ -112,13 +113,17 @@ class Served:
 
 @contextmanager
 def serve_signup(
-    root: Path, *, site_url: str = "https://harbour-lights.example.org", signup: str = ""
+    root: Path,
+    *,
+    site_url: str = "https://harbour-lights.example.org",
+    signup: str = "",
+    extra: str = "",
 ) -> Iterator[Served]:
     """`newsletter serve`'s app (unsubscribe, webhook and sign-up) for a fresh site in ``root``,
     confirmation emails written to its outbox."""
     sock, port = free_socket()
     url = f"http://127.0.0.1:{port}"
-    settings = write_site(root, base_url=url, site_url=site_url, signup=signup)
+    settings = write_site(root, base_url=url, site_url=site_url, signup=signup, extra=extra)
     clock = Clock()
     web = SignupWeb(
         SignupConfig(

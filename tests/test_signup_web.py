@@ -16,6 +16,7 @@ import httpx
 import pytest
 from signup_helpers import (
     SECRET,
+    html_of,
     messages,
     serve_signup,
     text_of,
@@ -363,3 +364,18 @@ def test_the_form_can_be_switched_off(tmp_path: Path) -> None:
         assert r.status_code in (404, 405)
         assert httpx.get(f"{srv.url}/healthz").status_code == 200
         assert status_of(srv.db, "x@example.net") is None
+
+
+def test_pages_and_email_wear_the_theme(tmp_path: Path) -> None:
+    theme = (
+        '\n[theme]\naccent = "#7a1f5c"\ndark_accent = "#f0a6d8"\nfont_family = "Georgia, serif"\n'
+    )
+    with serve_signup(tmp_path / "site", extra=theme) as srv:
+        r = httpx.post(f"{srv.url}/subscribe", data={"email": "t@example.net"}, headers=FORM)
+        page = httpx.get(srv.url + r.headers["location"]).text
+        assert "background: #7a1f5c" in page and "#f0a6d8" in page
+        assert "font-family: Georgia, serif" in page
+        assert wait_for(lambda: len(messages(srv.outbox)) == 1)
+        email_html = html_of(messages(srv.outbox)[0])
+        assert "#7a1f5c" in email_html and "Georgia, serif" in email_html
+        assert "#1f5fa8" not in email_html  # the default accent is gone

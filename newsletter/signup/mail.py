@@ -72,6 +72,7 @@ class ConfirmationEmail:
                 "logo_url": settings.site.logo_url,
                 "language": settings.site.language,
             },
+            "theme": settings.theme,
             "confirm_url": _LINK,
             "days": settings.signup.confirm_days,
             "postal_address": settings.email.postal_address,

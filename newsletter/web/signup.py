@@ -207,7 +207,12 @@ class SignupWeb:
         body = render_template(
             self.env,
             f"signup/{name}.html.j2",
-            {"site": self.site, "days": self.config.policy.confirm_for.days, **context},
+            {
+                "site": self.site,
+                "theme": self.config.settings.theme,
+                "days": self.config.policy.confirm_for.days,
+                **context,
+            },
         )
         return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
 
