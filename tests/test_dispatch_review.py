@@ -26,13 +26,13 @@ from send_cli_helpers import SEND, command, env, make_site, query, run
 
 from newsletter.dispatch import Envelope, Options, prepare
 from newsletter.errors import RateLimited
-from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
 from newsletter.pacing import Pacer, max_batch
+from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.transport import SendGridTransport
 from newsletter.store import campaigns as cs
 from newsletter.store.campaign_lock import CampaignLock, lock_dir_for
 from newsletter.transports.base import Batch, Recipient, Status
 from newsletter.transports.memory import MemoryTransport
-from newsletter.transports.sendgrid import SendGridTransport
 
 SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "test-secret-value"}
 

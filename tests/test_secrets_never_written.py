@@ -6,7 +6,7 @@ from pathlib import Path
 
 from send_cli_helpers import SEND, make_site, run
 
-from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 
 API_KEY = "SG.leak-canary-api-key-0123456789"
 SECRET = "leak-canary-signing-secret-9876543210"

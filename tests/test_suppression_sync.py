@@ -25,8 +25,8 @@ from starlette.routing import Route
 
 from newsletter.cli import main
 from newsletter.errors import ProviderRejected, ProviderUnavailable, RateLimited, TransportError
+from newsletter.providers.sendgrid.suppression_sync import SuppressionClient, sync_suppressions
 from newsletter.store import open_store
-from newsletter.suppression_sync import SuppressionClient, sync_suppressions
 
 NOW = datetime(2026, 11, 4, 8, 0, tzinfo=UTC)
 KEY = "SG.test-key"

@@ -13,9 +13,9 @@ import pytest
 from audience_helpers import WebhookSigner, serve
 
 from newsletter.errors import ConfigError
+from newsletter.providers.sendgrid.webhooks import Event, Verifier, parse_events, suppression_for
 from newsletter.store import open_store
 from newsletter.web.app import WebConfig, create_app
-from newsletter.webhooks import Event, Verifier, parse_events, suppression_for
 
 NOW = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 TS = int(NOW.timestamp())

@@ -271,7 +271,7 @@ def suppressions_remove(app: App, emails: tuple[str, ...]) -> None:
 def sync_before_send(app: App, store: Store, *, skip: bool = False) -> str | None:
     """For ``newsletter send``: pull SendGrid's suppressions first when a key is configured and
     ``send.sync_suppressions`` is on. Returns the summary line, or None when not configured."""
-    from newsletter.suppression_sync import SuppressionClient, sync_suppressions
+    from newsletter.providers.sendgrid.suppression_sync import SuppressionClient, sync_suppressions
 
     secrets, settings = app.secrets, app.settings
     if not secrets.sendgrid_api_key or not settings.send.sync_suppressions:
@@ -312,7 +312,7 @@ def suppressions_sync(app: App, groups: tuple[int, ...]) -> None:
     Example:
       SENDGRID_API_KEY=SG.xxx newsletter suppressions sync
     """
-    from newsletter.suppression_sync import SuppressionClient, sync_suppressions
+    from newsletter.providers.sendgrid.suppression_sync import SuppressionClient, sync_suppressions
 
     secrets = app.secrets
     if not secrets.sendgrid_api_key:
@@ -346,9 +346,9 @@ def serve_command(app: App, host: str, port: int, access_log: bool) -> None:
     Example:
       NEWSLETTER_SECRET=... newsletter serve --host 0.0.0.0 --port 8000
     """
+    from newsletter.providers.sendgrid.webhooks import Verifier
     from newsletter.unsubscribe import SECRET_FILE, signing_secret
     from newsletter.web.app import WebConfig, create_app, run_server
-    from newsletter.webhooks import Verifier
 
     settings = app.settings
     kept = settings.db_path.parent / SECRET_FILE

@@ -144,7 +144,7 @@ def cancel_command(app: App, campaign: str) -> None:
       newsletter cancel 2026-10-3f9a2c1b7e
     """
     from newsletter.dispatch import Envelope
-    from newsletter.transports.sendgrid import SendGridTransport
+    from newsletter.providers.sendgrid.transport import SendGridTransport
 
     settings = app.settings
     with open_store(settings.db_path) as store:

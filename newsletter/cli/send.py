@@ -222,7 +222,7 @@ def send_command(
 
 def _new_batch(transport: Any) -> str:
     """A SendGrid batch id for a scheduled campaign (``newsletter cancel`` needs one)."""
-    from newsletter.transports.sendgrid import SendGridTransport
+    from newsletter.providers.sendgrid.transport import SendGridTransport
 
     if not isinstance(transport, SendGridTransport):
         return ""  # the outbox and dry runs have nothing to cancel

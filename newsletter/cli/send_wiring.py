@@ -94,7 +94,7 @@ def choose_transport(settings: Settings, app: App, requested: str | None) -> str
 def build_transport(app: App, name: str, *, now: datetime) -> Transport:
     settings = app.settings
     if name == "sendgrid":
-        from newsletter.transports.sendgrid import SendGridTransport
+        from newsletter.providers.sendgrid.transport import SendGridTransport
 
         secrets = app.secrets
         if not secrets.sendgrid_api_key:

@@ -33,15 +33,15 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from newsletter.errors import NewsletterError
-from newsletter.store import Store, open_store
-from newsletter.unsubscribe import InvalidToken, token_matches_email, verify_token
-from newsletter.webhooks import (
+from newsletter.providers.sendgrid.webhooks import (
     MAX_BODY_BYTES,
     Verifier,
     WebhookRejected,
     parse_events,
     process_events,
 )
+from newsletter.store import Store, open_store
+from newsletter.unsubscribe import InvalidToken, token_matches_email, verify_token
 
 log = logging.getLogger("newsletter.web")
 T = TypeVar("T")

@@ -1,8 +1,8 @@
 """Pull SendGrid's suppression lists into the local list (``newsletter suppressions sync``).
 
 Lists: global unsubscribes, bounces, spam reports, and the suppressions of unsubscribe groups.
-Each is a paged GET (``limit`` at most 500, ``offset``). This module is the one place that
-translates the suppression API's HTTP errors into :mod:`newsletter.errors` transport errors.
+Each is a paged GET (``limit`` at most 500, ``offset``). HTTP answers are translated by
+:mod:`newsletter.providers.sendgrid.http_errors`, like those of mail/send.
 """
 
 from __future__ import annotations
@@ -11,17 +11,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 
-from newsletter.errors import (
-    ProviderRejected,
-    ProviderUnavailable,
-    RateLimited,
-    TransportError,
-)
+from newsletter.errors import ProviderUnavailable, RateLimited, TransportError
+from newsletter.providers.sendgrid.http_errors import translate
 from newsletter.store.audience import AudienceStore
 
 PAGE_LIMIT = 500
@@ -54,6 +50,7 @@ class SuppressionClient:
         page_limit: int = PAGE_LIMIT,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
@@ -63,6 +60,7 @@ class SuppressionClient:
         )
         self.page_limit = max(1, min(page_limit, PAGE_LIMIT))
         self._sleep = sleep
+        self._now = now
 
     def close(self) -> None:
         self._http.close()
@@ -74,43 +72,38 @@ class SuppressionClient:
         self.close()
 
     def _get(self, path: str, params: dict[str, int]) -> Any:
+        what = f"GET {path}"
         for _ in range(MAX_RATE_LIMIT_WAITS + 1):
             try:
                 response = self._http.get(path, params=params)
             except httpx.TimeoutException as err:
-                raise ProviderUnavailable(f"SendGrid did not answer GET {path} in time") from err
+                raise ProviderUnavailable(f"SendGrid did not answer {what} in time") from err
             except httpx.HTTPError as err:
-                raise ProviderUnavailable(f"cannot reach SendGrid for GET {path} ({err})") from err
-            if response.status_code != 429:
+                raise ProviderUnavailable(f"cannot reach SendGrid for {what} ({err})") from err
+            if response.status_code < 400:
                 break
-            wait = _retry_after(response)
+            error = translate(
+                response.status_code,
+                response.content,
+                response.headers,
+                what=what,
+                now=self._now(),
+                auth_hint="SENDGRID_API_KEY needs read access to Suppressions",
+            )
+            if not isinstance(error, RateLimited):
+                raise error
+            wait = error.retry_after
             if wait is None or wait > 60:
-                raise RateLimited(
-                    f"SendGrid rate limit on GET {path}; try again later",
-                    retry_after=wait,
-                    body=response.text[:2000],
-                )
+                raise error
             self._sleep(wait)
         else:
-            raise RateLimited(f"SendGrid kept rate-limiting GET {path}", retry_after=None)
-        status = response.status_code
-        body = response.text[:2000]
-        if status in (401, 403):
-            raise ProviderRejected(
-                f"SendGrid refused the API key for GET {path}: SENDGRID_API_KEY needs "
-                "read access to Suppressions",
-                status=status,
-                body=body,
-            )
-        if status >= 500:
-            raise ProviderUnavailable(f"SendGrid failed on GET {path}", status=status, body=body)
-        if status >= 400:
-            raise ProviderRejected(f"SendGrid rejected GET {path}", status=status, body=body)
+            raise RateLimited(f"SendGrid kept rate-limiting {what}", retry_after=None)
         try:
             return response.json()
         except ValueError as err:
             raise TransportError(
-                f"SendGrid answered GET {path} with something that is not JSON", status=status
+                f"SendGrid answered {what} with something that is not JSON",
+                status=response.status_code,
             ) from err
 
     def _pages(self, path: str) -> Iterator[list[Any]]:
@@ -151,20 +144,6 @@ class SuppressionClient:
             if not all(isinstance(e, str) for e in page):
                 raise TransportError(f"SendGrid listed a non-address in {path}")
             yield [RemoteSuppression(e, "group_unsubscribed", f"group {group_id}") for e in page]
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    reset = response.headers.get("X-RateLimit-Reset")
-    if reset is None:
-        after = response.headers.get("Retry-After")
-        try:
-            return float(after) if after is not None else None
-        except ValueError:
-            return None
-    try:
-        return max(0.0, float(reset) - datetime.now(UTC).timestamp())
-    except ValueError:
-        return None
 
 
 @dataclass
