@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from newsletter.errors import (
     DeliveryUnknown,
@@ -37,7 +37,7 @@ from newsletter.errors import (
     StoreError,
     TransportError,
 )
-from newsletter.pacing import Backoff, Pacer
+from newsletter.pacing import Backoff, Pacer, Wait
 from newsletter.personalize import values_for
 from newsletter.rendered import RenderedIssue
 from newsletter.store import campaigns as cs
@@ -243,6 +243,9 @@ class Dispatcher:
         self.sleep = sleep
         self.suppressed = suppressed
         self.on_progress = on_progress
+        # the wait the send is in (429 or a retry backoff), for a progress line to show
+        self.waiting: Wait | None = None
+        self.on_wait: Callable[[Wait], None] | None = None
         # set (e.g. by a SIGINT handler) to stop submitting and pause once in-flight requests
         # are answered; a flag rather than an exception, which could strike inside a lock
         self.stop = stop or threading.Event()
@@ -458,6 +461,7 @@ class Dispatcher:
         self.store.mark(campaign_id, batch_no, cs.PENDING, now=now, error=err.format())
         delay = self.backoff.delay(attempt - 1, retry_after)
         due = self.monotonic() + delay
+        self._wait_started(err, batch_no, delay, retry_after)
         if retry_after is not None:
             self.pacer.hold_until(due)
         heapq.heappush(retries, (due, batch_no))
@@ -468,6 +472,17 @@ class Dispatcher:
             self._progress()
             return ""
         return self._failure(err)
+
+    def _wait_started(
+        self, err: TransportError, batch_no: int, delay: float, asked: float | None
+    ) -> None:
+        if isinstance(err, RateLimited):
+            reason = f"the rate limit of {self.transport.name} (HTTP 429)"
+        else:
+            reason = f"a retry of batch {batch_no} after: {err.format()}"
+        self.waiting = Wait(reason, self.now() + timedelta(seconds=delay), delay, asked)
+        if self.on_wait is not None:
+            self.on_wait(self.waiting)
 
     def _failure(self, err: TransportError) -> str:
         self._consecutive += 1

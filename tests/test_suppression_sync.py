@@ -179,7 +179,7 @@ def test_http_errors_are_translated(
     sg.faults = [fault]
     with (
         open_store(tmp_path / "n.db") as store,
-        SuppressionClient(KEY, url) as client,
+        SuppressionClient(KEY, url, max_retries=0) as client,  # retries: test_hardening_waits
         pytest.raises(error) as err,
     ):
         sync_suppressions(store.audience, client, now=NOW)
@@ -193,7 +193,7 @@ def test_unreachable_and_slow_servers(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     with (
         open_store(tmp_path / "n.db") as store,
-        SuppressionClient(KEY, f"http://127.0.0.1:{port}", timeout=2) as client,
+        SuppressionClient(KEY, f"http://127.0.0.1:{port}", timeout=2, max_retries=0) as client,
         pytest.raises(ProviderUnavailable, match="cannot reach SendGrid"),
     ):
         sync_suppressions(store.audience, client, now=NOW)
@@ -203,7 +203,7 @@ def test_unreachable_and_slow_servers(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
         with (
             open_store(tmp_path / "n.db") as store,
-            SuppressionClient(KEY, url, timeout=0.3) as client,
+            SuppressionClient(KEY, url, timeout=0.3, max_retries=0) as client,
             pytest.raises(ProviderUnavailable, match="did not answer"),
         ):
             sync_suppressions(store.audience, client, now=NOW)

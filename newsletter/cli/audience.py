@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from email_validator import EmailNotValidError, validate_email
@@ -14,6 +15,9 @@ from newsletter.errors import ConfigError, InputError, ProviderRejected, SecretM
 from newsletter.store import Store, open_store
 from newsletter.store.audience import REASONS
 from newsletter.subscribers import Notice, export_subscribers, import_subscribers, subscriber_json
+
+if TYPE_CHECKING:
+    from newsletter.providers.sendgrid.suppression_sync import SuppressionClient
 
 
 def _now() -> datetime:
@@ -268,10 +272,26 @@ def suppressions_remove(app: App, emails: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
+def suppression_client(app: App) -> SuppressionClient:
+    """A client for SendGrid's suppression lists that retries and waits like a send does."""
+    from newsletter.pacing import Backoff
+    from newsletter.providers.sendgrid.suppression_sync import SuppressionClient
+
+    send = app.settings.send
+    return SuppressionClient(
+        app.secrets.sendgrid_api_key,
+        app.secrets.sendgrid_api_url,
+        timeout=send.timeout_seconds,
+        backoff=Backoff(max_wait=send.max_wait_seconds),
+        max_retries=send.max_retries,
+        on_wait=lambda wait: click.echo(wait.describe(), err=True),
+    )
+
+
 def sync_before_send(app: App, store: Store, *, skip: bool = False) -> str | None:
     """For ``newsletter send``: pull SendGrid's suppressions first when a key is configured and
     ``send.sync_suppressions`` is on. Returns the summary line, or None when not configured."""
-    from newsletter.providers.sendgrid.suppression_sync import SuppressionClient, sync_suppressions
+    from newsletter.providers.sendgrid.suppression_sync import sync_suppressions
 
     secrets, settings = app.secrets, app.settings
     if not secrets.sendgrid_api_key or not settings.send.sync_suppressions:
@@ -279,9 +299,7 @@ def sync_before_send(app: App, store: Store, *, skip: bool = False) -> str | Non
     if skip:
         return "SendGrid's lists not pulled (--skip-sync); the local list applies"
     groups = [settings.send.asm_group_id] if settings.send.asm_group_id else []
-    with SuppressionClient(
-        secrets.sendgrid_api_key, secrets.sendgrid_api_url, timeout=settings.send.timeout_seconds
-    ) as client:
+    with suppression_client(app) as client:
         try:
             report = sync_suppressions(store.audience, client, now=_now(), group_ids=groups)
         except ProviderRejected as err:
@@ -312,21 +330,14 @@ def suppressions_sync(app: App, groups: tuple[int, ...]) -> None:
     Example:
       SENDGRID_API_KEY=SG.xxx newsletter suppressions sync
     """
-    from newsletter.providers.sendgrid.suppression_sync import SuppressionClient, sync_suppressions
+    from newsletter.providers.sendgrid.suppression_sync import sync_suppressions
 
     secrets = app.secrets
     if not secrets.sendgrid_api_key:
         raise SecretMissing("SENDGRID_API_KEY is not set; export it to sync suppressions")
     settings = app.settings
     group_ids = list(dict.fromkeys([*groups, settings.send.asm_group_id]))
-    with (
-        _store(app) as store,
-        SuppressionClient(
-            secrets.sendgrid_api_key,
-            secrets.sendgrid_api_url,
-            timeout=settings.send.timeout_seconds,
-        ) as client,
-    ):
+    with _store(app) as store, suppression_client(app) as client:
         report = sync_suppressions(store.audience, client, now=_now(), group_ids=group_ids)
     click.echo(report.summary())
 

@@ -27,11 +27,14 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from newsletter.cli import App
 from newsletter.config import Settings
@@ -43,7 +46,7 @@ from newsletter.dispatch import (
     Summary,
 )
 from newsletter.errors import ConfigError, NewsletterError, SecretMissing
-from newsletter.pacing import Backoff, Pacer, max_batch
+from newsletter.pacing import Backoff, Pacer, Wait, max_batch
 from newsletter.store import Store
 from newsletter.store import campaigns as cs
 from newsletter.transports.base import Sender, Transport
@@ -180,7 +183,9 @@ def prepared_batch_size(settings: Settings, overrides: dict[str, Any]) -> int:
     return capped
 
 
-def _progress_bar(enabled: bool) -> tuple[Progress | None, Callable[[int, int], None] | None]:
+def _progress_bar(
+    enabled: bool, waiting: Callable[[], Wait | None] = lambda: None
+) -> tuple[Progress | None, Callable[[int, int], None] | None]:
     if not enabled:
         return None, None
     progress = Progress(
@@ -190,6 +195,7 @@ def _progress_bar(enabled: bool) -> tuple[Progress | None, Callable[[int, int], 
         TaskProgressColumn(),
         TextColumn("{task.fields[rate]} recipients/s"),
         TimeRemainingColumn(),
+        _WaitColumn(waiting),
         console=stderr_console(),
         transient=False,
     )
@@ -205,6 +211,29 @@ def _progress_bar(enabled: bool) -> tuple[Progress | None, Callable[[int, int], 
         progress.update(task, completed=done, total=total, rate=rate)
 
     return progress, update
+
+
+class _WaitColumn(ProgressColumn):
+    """What the send waits for and until when, while it waits (redrawn as time passes)."""
+
+    def __init__(self, waiting: Callable[[], Wait | None]) -> None:
+        super().__init__()
+        self.waiting = waiting
+
+    def render(self, task: Task) -> Text:
+        wait = self.waiting()
+        if wait is None or wait.until <= datetime.now(UTC):
+            return Text("")
+        return Text(f"waiting for {wait.reason} until {wait.until:%H:%M:%S} UTC", style="yellow")
+
+
+# waits at least this long are also printed as a line of their own (logs, --no-progress)
+_ANNOUNCE_WAIT_SECONDS = 5.0
+
+
+def _announce_wait(wait: Wait) -> None:
+    if wait.seconds >= _ANNOUNCE_WAIT_SECONDS or wait.asked is not None:
+        stderr_console().print(wait.describe(), highlight=False)
 
 
 def seed_hourly_window(pacer: Pacer, store: Store, campaign_id: str, *, now: datetime) -> None:
@@ -246,13 +275,16 @@ def run_dispatch(
         personalize,
         options=dispatch_options(settings, overrides),
         pacer=pacer,
-        backoff=Backoff(base=base) if base is not None else Backoff(),
+        backoff=Backoff(
+            base=1.0 if base is None else base, max_wait=settings.send.max_wait_seconds
+        ),
         now=lambda: datetime.now(UTC),
         suppressed=audience.suppressed_among if check_suppressions else None,
         on_progress=None,
     )
-    progress, update = _progress_bar(show_progress)
+    progress, update = _progress_bar(show_progress, lambda: dispatcher.waiting)
     dispatcher.on_progress = update
+    dispatcher.on_wait = _announce_wait
     # Everything alive now (modules, the rendered issue, settings) outlives the send. Sending
     # makes a few short-lived objects per recipient, which start collections that would
     # otherwise walk all of those again and again (about 10% of a send's CPU).

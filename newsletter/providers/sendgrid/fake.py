@@ -6,14 +6,15 @@ reserved headers, substitutions + custom_args <= 10,000 bytes per personalizatio
 it even after killing the client), and injects failures from a script or at random:
 
     ok            202 Accepted
-    429           rate limited, with X-RateLimit-Reset (now + reset_seconds)
+    429           rate limited, with X-RateLimit-Reset (now + reset_seconds; in ms if asked)
     500 / 503     server error
     slow          answer after ``slow_seconds`` (longer than a client's timeout: unknown)
     drop          record the messages, then break the connection mid-answer (accepted, unknown)
     drop-before   break the connection without recording (not accepted, unknown)
 
 It also serves SendGrid's paged suppression lists (``GET /v3/suppression/unsubscribes`` ...,
-``/v3/asm/groups/ID/suppressions``) from a fixed set, for ``suppressions sync``.
+``/v3/asm/groups/ID/suppressions``) from a fixed set, for ``suppressions sync``, with its own
+script of faults (``list_faults``: 429, 500, 503, slow).
 
 Run it: ``python -m newsletter.fakes.sendgrid --db sent.sqlite --fail-rate 0.2 --latency 0.02``
 (prints ``listening on http://127.0.0.1:PORT``), then point ``SENDGRID_API_URL`` at it.
@@ -85,11 +86,18 @@ class FaultPlan:
     latency: float = 0.0  # added to every answer, seconds
     slow_seconds: float = 5.0
     reset_seconds: float = 1.0  # X-RateLimit-Reset = now + this
+    reset_unit: str = "s"  # "ms": X-RateLimit-Reset in milliseconds, as some proxies send it
+    # answers for the suppression-list GETs, one per request before the real page: "429",
+    # "500", "503" or "slow"
+    list_faults: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for step in [*self.script, *self.kinds]:
             if step not in FAULTS:
                 raise ValueError(f"unknown fault {step!r}; use one of {', '.join(FAULTS)}")
+        for step in self.list_faults:
+            if step not in ("429", "500", "503", "slow"):
+                raise ValueError(f"unknown list fault {step!r}; use 429, 500, 503 or slow")
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()
 
@@ -240,9 +248,10 @@ class MailSend:
             status = int(fault)
             headers: dict[str, str] = {}
             if status == 429:
-                reset = int(self.clock() + self.plan.reset_seconds + 0.999)
+                reset = self.clock() + self.plan.reset_seconds
+                stamp = int(reset * 1000) if self.plan.reset_unit == "ms" else int(reset + 0.999)
                 headers = {"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0"}
-                headers["X-RateLimit-Reset"] = str(reset)
+                headers["X-RateLimit-Reset"] = str(stamp)
             self.recorder.record(fault, status, None, "injected")
             await _json(send, status, {"errors": [{"message": f"injected {status}"}]}, headers)
             return
@@ -319,11 +328,27 @@ def create_app(
             return JSONResponse({"errors": [{"message": "bad paging"}]}, status_code=400)
         return JSONResponse(items[offset : offset + limit])
 
+    async def list_fault() -> JSONResponse | None:
+        with plan._lock:
+            fault = plan.list_faults.pop(0) if plan.list_faults else ""
+        if fault == "slow":
+            await asyncio.sleep(plan.slow_seconds)
+        elif fault:
+            status = int(fault)
+            headers = {"X-RateLimit-Reset": str(int(clock() + plan.reset_seconds + 0.999))}
+            body = {"errors": [{"message": f"injected {status}"}]}
+            return JSONResponse(body, status, headers=headers if status == 429 else None)
+        return None
+
     async def global_list(request: Request) -> JSONResponse:
+        if fault := await list_fault():
+            return fault
         name = request.path_params["name"]
         return page(request, [{"email": e, "created": 0} for e in lists.get(name, [])])
 
     async def group_list(request: Request) -> JSONResponse:
+        if fault := await list_fault():
+            return fault
         return page(request, lists.get(f"group:{request.path_params['group']}", []))
 
     def unauthorized(request: Request) -> JSONResponse | None:
@@ -428,6 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--latency", type=float, default=0.0, help="seconds added to each answer")
     ap.add_argument("--slow-seconds", type=float, default=5.0)
     ap.add_argument("--reset-seconds", type=float, default=1.0)
+    ap.add_argument("--reset-unit", choices=("s", "ms"), default="s")
+    ap.add_argument("--list-faults", default="", help="comma-separated faults for list GETs")
     ap.add_argument("--no-messages", action="store_true", help="record requests only")
     ap.add_argument(
         "--unsubscribed",
@@ -445,6 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency=args.latency,
         slow_seconds=args.slow_seconds,
         reset_seconds=args.reset_seconds,
+        reset_unit=args.reset_unit,
+        list_faults=[f for f in args.list_faults.split(",") if f],
     )
     recorder = Recorder(args.db, keep_messages=not args.no_messages)
     sock = free_socket() if args.port == 0 else socket.create_server(("127.0.0.1", args.port))

@@ -11,17 +11,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from newsletter.errors import ProviderUnavailable, RateLimited, TransportError
+from newsletter.pacing import Backoff, Wait
 from newsletter.providers.sendgrid.http_errors import translate
 from newsletter.store.audience import AudienceStore
 
 PAGE_LIMIT = 500
-MAX_RATE_LIMIT_WAITS = 5
 
 # list name -> (path, our reason)
 LISTS: dict[str, tuple[str, str]] = {
@@ -51,6 +51,9 @@ class SuppressionClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], float] = time.time,
+        backoff: Backoff | None = None,
+        max_retries: int = 5,
+        on_wait: Callable[[Wait], None] | None = None,
     ) -> None:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
@@ -61,6 +64,9 @@ class SuppressionClient:
         self.page_limit = max(1, min(page_limit, PAGE_LIMIT))
         self._sleep = sleep
         self._now = now
+        self.backoff = backoff or Backoff()  # the same backoff as mail/send batches
+        self.max_retries = max(0, max_retries)
+        self.on_wait = on_wait
 
     def close(self) -> None:
         self._http.close()
@@ -72,17 +78,37 @@ class SuppressionClient:
         self.close()
 
     def _get(self, path: str, params: dict[str, int]) -> Any:
+        """One page, retried like a mail/send batch: 429 (after the wait SendGrid asks for, up
+        to the backoff's ``max_wait``), 5xx, timeouts and refused connections."""
         what = f"GET {path}"
-        for _ in range(MAX_RATE_LIMIT_WAITS + 1):
+        attempt = 0
+        while True:
             try:
-                response = self._http.get(path, params=params)
-            except httpx.TimeoutException as err:
-                raise ProviderUnavailable(f"SendGrid did not answer {what} in time") from err
-            except httpx.HTTPError as err:
-                raise ProviderUnavailable(f"cannot reach SendGrid for {what} ({err})") from err
-            if response.status_code < 400:
-                break
-            error = translate(
+                return self._get_once(path, params, what)
+            except (RateLimited, ProviderUnavailable) as err:
+                if attempt >= self.max_retries:
+                    if attempt:
+                        err.message += f" (gave up after {attempt + 1} tries)"
+                    raise
+                asked = err.retry_after if isinstance(err, RateLimited) else None
+                delay = self.backoff.delay(attempt, asked)
+                if self.on_wait is not None:
+                    why = "the SendGrid rate limit (HTTP 429)" if asked is not None else None
+                    reason = why or f"a retry of {what} after: {err.format()}"
+                    until = datetime.fromtimestamp(self._now() + delay, UTC)
+                    self.on_wait(Wait(reason, until, delay, asked))
+                self._sleep(delay)
+                attempt += 1
+
+    def _get_once(self, path: str, params: dict[str, int], what: str) -> Any:
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.TimeoutException as err:
+            raise ProviderUnavailable(f"SendGrid did not answer {what} in time") from err
+        except httpx.HTTPError as err:
+            raise ProviderUnavailable(f"cannot reach SendGrid for {what} ({err})") from err
+        if response.status_code >= 400:
+            raise translate(
                 response.status_code,
                 response.content,
                 response.headers,
@@ -90,14 +116,6 @@ class SuppressionClient:
                 now=self._now(),
                 auth_hint="SENDGRID_API_KEY needs read access to Suppressions",
             )
-            if not isinstance(error, RateLimited):
-                raise error
-            wait = error.retry_after
-            if wait is None or wait > 60:
-                raise error
-            self._sleep(wait)
-        else:
-            raise RateLimited(f"SendGrid kept rate-limiting {what}", retry_after=None)
         try:
             return response.json()
         except ValueError as err:
