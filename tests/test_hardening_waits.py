@@ -17,8 +17,8 @@ from newsletter.pacing import Backoff, Wait
 from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 from newsletter.providers.sendgrid.http_errors import retry_after
 from newsletter.providers.sendgrid.suppression_sync import SuppressionClient, sync_suppressions
-from newsletter.store import open_store
 from newsletter.store import campaigns as cs
+from newsletter.store import open_store
 from newsletter.transports.memory import MemoryTransport
 
 NOW = 1_790_000_000.0  # 2026-09-21
