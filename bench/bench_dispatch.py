@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LATENCY = 0.02
-SECRET = "bench-secret-not-a-real-one"
+SECRET = "bench-secret-not-a-real-one-0123456789"
 GOALS = "goals: 1,000,000 in < 60 s, peak memory < 250 MB, >= 3x the baseline's recipients/s"
 
 

@@ -19,7 +19,7 @@ from send_cli_helpers import SEND, command, env, make_site, query, run
 
 from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 
-SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "crash-test-secret"}
+SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "crash-test-secret-0123456789abcdef"}
 PEOPLE = 6000
 
 

@@ -34,7 +34,7 @@ from newsletter.store.campaign_lock import CampaignLock, lock_dir_for
 from newsletter.transports.base import Batch, Recipient, Status
 from newsletter.transports.memory import MemoryTransport
 
-SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "test-secret-value"}
+SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "test-secret-value-0123456789abcdef"}
 
 
 def states(store, cid: str) -> dict[str, int]:  # type: ignore[no-untyped-def]

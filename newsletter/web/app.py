@@ -60,6 +60,19 @@ NOT_AN_UNSUBSCRIBE = (
     "This request is not an unsubscribe: a mail client sends the body "
     "List-Unsubscribe=One-Click, a person uses the button on this page. Nothing was changed.\n"
 )
+WEBHOOK_OFF = (
+    "unsubscribe.webhook_public_key is not set: /webhooks/sendgrid refuses every event (403). "
+    "Paste the verification key SendGrid shows under Settings > Mail Settings > Event Webhook "
+    "> Signature Verification into newsletter.toml, or run serve --insecure-webhook to accept "
+    "unsigned events (testing only: anyone could suppress any address)"
+)
+WEBHOOK_INSECURE = (
+    "--insecure-webhook: /webhooks/sendgrid accepts unsigned events; anyone who finds it can "
+    "suppress any address"
+)
+WEBHOOK_REFUSED = (
+    "webhook refused: no verification key is configured (unsubscribe.webhook_public_key)\n"
+)
 BAD_TOKEN = (
     "This unsubscribe link is not valid: it may have been cut short or changed. "
     "Copy the whole link from the email, or reply to the email to ask to be removed.\n"
@@ -73,6 +86,9 @@ class WebConfig:
     site_name: str = "our newsletter"
     verifier: Verifier | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # without a verifier the webhook refuses every request (403) unless this is set (tests,
+    # local experiments): unsigned events would let anyone suppress any address
+    insecure_webhook: bool = False
 
 
 class _Db:
@@ -139,10 +155,7 @@ def create_app(config: WebConfig) -> Starlette:
         store = open_store(config.store_path)
         holder["db"] = _Db(store)
         if config.verifier is None:
-            log.warning(
-                "unsubscribe.webhook_public_key is not set: /webhooks/sendgrid accepts "
-                "unsigned events"
-            )
+            log.warning(WEBHOOK_INSECURE if config.insecure_webhook else WEBHOOK_OFF)
         try:
             yield
         finally:
@@ -286,6 +299,8 @@ def create_app(config: WebConfig) -> Starlette:
         return render(v, just_changed=changed)
 
     async def webhook(request: Request) -> Response:
+        if config.verifier is None and not config.insecure_webhook:
+            return PlainTextResponse(WEBHOOK_REFUSED, status_code=403)
         body = await _read_limited(request, MAX_BODY_BYTES)
         if body is None:
             return PlainTextResponse("request too large\n", status_code=413)
