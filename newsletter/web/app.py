@@ -42,6 +42,7 @@ from newsletter.providers.sendgrid.webhooks import (
 )
 from newsletter.store import Store, open_store
 from newsletter.unsubscribe import InvalidToken, token_matches_email, verify_token
+from newsletter.web.guard import ServerLimits, guarded_protocol, quiet_logs, raise_open_files_limit
 
 log = logging.getLogger("newsletter.web")
 T = TypeVar("T")
@@ -383,6 +384,33 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
 
 def run_server(app: Any, *, host: str, port: int, access_log: bool = False) -> None:
     """Serve until interrupted. The access log is off by default: URLs carry tokens."""
+    guarded_server(app, host=host, port=port, access_log=access_log).run()
+
+
+def guarded_server(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    access_log: bool = False,
+    limits: ServerLimits | None = None,
+) -> Any:
+    """A ``uvicorn.Server`` bounded against floods of connections (:mod:`newsletter.web.guard`)."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info")
+    fitted = (limits or ServerLimits()).fitted(raise_open_files_limit())
+    quiet_logs()
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        access_log=access_log,
+        log_level="info",
+        http=guarded_protocol(fitted),
+        limit_concurrency=fitted.limit_concurrency,
+        timeout_keep_alive=int(fitted.timeout_keep_alive),
+        backlog=fitted.backlog,
+        h11_max_incomplete_event_size=fitted.max_head_bytes,
+        timeout_graceful_shutdown=10,
+    )
+    return uvicorn.Server(config)
