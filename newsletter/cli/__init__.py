@@ -8,6 +8,7 @@ suppressions, serve), ``send`` (send, resume, status, campaigns).
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ import click
 
 from newsletter.config import Secrets, Settings, load_secrets, load_settings
 from newsletter.errors import NewsletterError
+from newsletter.store.db import fault
 
 
 @dataclass
@@ -47,6 +49,17 @@ class NewsletterGroup(click.Group):
         except NewsletterError as err:
             click.echo(f"error: {err.format()}", err=True)
             sys.exit(err.exit_code)
+        except sqlite3.Error as err:  # the store failed mid-command (a damaged page, the disk)
+            store_fault = fault(_store_path(ctx), err)
+            click.echo(f"error: {store_fault.format()}", err=True)
+            sys.exit(store_fault.exit_code)
+
+
+def _store_path(ctx: click.Context) -> Path | str:
+    try:
+        return ctx.obj.settings.db_path if isinstance(ctx.obj, App) else "the store"
+    except NewsletterError:
+        return "the store"
 
 
 @click.group(cls=NewsletterGroup)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -41,6 +42,7 @@ from newsletter.providers.sendgrid.webhooks import (
     process_events,
 )
 from newsletter.store import Store, open_store
+from newsletter.store.db import fault
 from newsletter.unsubscribe import InvalidToken, token_matches_email, verify_token
 from newsletter.web.guard import ServerLimits, guarded_protocol, quiet_logs, raise_open_files_limit
 
@@ -102,7 +104,10 @@ class _Db:
     async def run(self, fn: Callable[[Store], T]) -> T:
         def call() -> T:
             with self.lock:
-                return fn(self.store)
+                try:
+                    return fn(self.store)
+                except sqlite3.Error as err:  # the file itself: damaged, read-only, full
+                    raise fault(self.store.path, err) from err
 
         return await run_in_threadpool(call)
 
@@ -326,7 +331,11 @@ def create_app(config: WebConfig) -> Starlette:
         return JSONResponse(result)
 
     async def healthz(request: Request) -> Response:
-        await db().run(lambda s: s.conn.execute("SELECT 1").fetchone())
+        try:
+            await db().run(lambda s: s.conn.execute("SELECT 1").fetchone())
+        except NewsletterError as err:
+            log.error("health check failed: %s", err.format())
+            return PlainTextResponse("store unavailable\n", status_code=503)
         return PlainTextResponse("ok\n")
 
     routes = [
