@@ -296,6 +296,7 @@ class Dispatcher:
                                     break
                                 # nothing in flight: wait here, noticing a Ctrl-C within
                                 # _STOP_POLL seconds even when the pacing wait is an hour
+                                self._pacing_wait(self.pacer.wait_time(size))
                                 if not self.pacer.wait_for(size, self.stop, _STOP_POLL):
                                     break
                             queue.popleft()
@@ -480,9 +481,18 @@ class Dispatcher:
             reason = f"the rate limit of {self.transport.name} (HTTP 429)"
         else:
             reason = f"a retry of batch {batch_no} after: {err.format()}"
-        self.waiting = Wait(reason, self.now() + timedelta(seconds=delay), delay, asked)
+        self._announce(Wait(reason, self.now() + timedelta(seconds=delay), delay, asked))
+
+    def _pacing_wait(self, seconds: float) -> None:
+        until = self.now() + timedelta(seconds=seconds)
+        if self.waiting is not None and self.waiting.until >= until - timedelta(seconds=1):
+            return  # the hold of a 429, already announced
+        self._announce(Wait("the sending limit (max per second / per hour)", until, seconds))
+
+    def _announce(self, wait: Wait) -> None:
+        self.waiting = wait
         if self.on_wait is not None:
-            self.on_wait(self.waiting)
+            self.on_wait(wait)
 
     def _failure(self, err: TransportError) -> str:
         self._consecutive += 1

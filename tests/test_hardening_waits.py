@@ -13,7 +13,7 @@ from dispatch_helpers import FakeClock, dispatcher, fresh_store, people, prepare
 from send_cli_helpers import SEND, make_site, run
 
 from newsletter.errors import ProviderUnavailable, RateLimited
-from newsletter.pacing import Backoff, Wait
+from newsletter.pacing import Backoff, Pacer, Wait
 from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 from newsletter.providers.sendgrid.http_errors import retry_after
 from newsletter.providers.sendgrid.suppression_sync import SuppressionClient, sync_suppressions
@@ -156,3 +156,17 @@ def test_the_sync_retries_timeouts_then_gives_up_with_the_count(tmp_path: Path) 
         r"SendGrid failed on GET /v3/\S+: injected 500 \(gave up after 3 tries\) \(HTTP 500\)",
         err.value.format(),
     )
+
+
+def test_a_pacing_wait_is_announced_too(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(20), batch_size=10)
+    clock = FakeClock()
+    pacer = Pacer(per_hour=10, clock=clock, sleep=clock.sleep)
+    d = dispatcher(store, MemoryTransport(), cid, clock=clock, pacer=pacer)
+    seen: list[Wait] = []
+    d.on_wait = seen.append
+    assert d.run(cid).state == cs.DONE
+    (wait,) = seen
+    assert wait.reason == "the sending limit (max per second / per hour)"
+    assert wait.seconds == 3600 and wait.describe().endswith("UTC (60 min)")
