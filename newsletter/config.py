@@ -30,6 +30,9 @@ class SiteSettings:
     language: str = "en"
     # values that posts refer to as {{ site.x }} (Jekyll/Eleventy globals)
     values: Mapping[str, Any] = field(default_factory=dict)
+    # the static site generator whose config supplies defaults: auto (detect), a name, or none
+    generator: str = "auto"
+    feeds: tuple[str, ...] = ()  # RSS/Atom/JSON feed URLs or files read as posts
 
     @property
     def tz(self) -> ZoneInfo:
@@ -95,6 +98,8 @@ class Settings:
     unsubscribe: UnsubscribeSettings = field(default_factory=UnsubscribeSettings)
     send: SendSettings = field(default_factory=SendSettings)
     store_path: str = "newsletter.db"
+    # dotted keys set in the file or by a flag ("site.url"); generator defaults fill the rest
+    explicit: frozenset[str] = frozenset()
 
     def path(self, value: str) -> Path:
         """Resolve a path setting relative to the folder that holds the config file."""
@@ -232,7 +237,11 @@ def load_settings(
         raw.setdefault(section, {})[key] = value
 
     built = {name: _coerce(name, cls, raw[name], path) for name, cls in _SECTIONS.items()}
-    settings = Settings(root=root, config_path=config_path, store_path=store_path, **built)
+    _check_bounds(built["send"], path)
+    explicit = frozenset(f"{name}.{key}" for name, keys in raw.items() for key in keys)
+    settings = Settings(
+        root=root, config_path=config_path, store_path=store_path, explicit=explicit, **built
+    )
     try:
         settings.site.tz  # noqa: B018 - validate early
     except (ZoneInfoNotFoundError, ValueError) as err:
@@ -262,6 +271,53 @@ def load_settings(
             key="unsubscribe.base_url",
         )
     return settings
+
+
+# [send] numbers and the range each must be in (inclusive); 0 means "no limit" where allowed
+SEND_BOUNDS: dict[str, tuple[float, float]] = {
+    "batch_size": (1, 1000),
+    "concurrency": (1, 64),
+    "max_per_second": (0, 1_000_000),
+    "max_per_hour": (0, 1_000_000_000),
+    "max_retries": (0, 100),
+    "max_consecutive_failures": (1, 10_000),
+    "timeout_seconds": (1, 600),
+    "asm_group_id": (0, 2**31 - 1),
+}
+
+
+def _check_bounds(send: SendSettings, path: Path) -> None:
+    """A value out of range names its line: ``newsletter.toml:31: send.concurrency: ...``."""
+    for key, (low, high) in SEND_BOUNDS.items():
+        value = getattr(send, key)
+        if not low <= value <= high:
+            raise ConfigError(
+                f"{value} is out of range; use a number from {low:g} to {high:g}",
+                path=_with_line(path, "send", key),
+                key=f"send.{key}",
+            )
+    if send.transport not in ("auto", "outbox", "sendgrid", "memory"):
+        raise ConfigError(
+            f"unknown transport {send.transport!r}; use auto, outbox or sendgrid",
+            path=_with_line(path, "send", "transport"),
+            key="send.transport",
+        )
+
+
+def _with_line(path: Path, section: str, key: str) -> str:
+    """``path:LINE`` of ``key`` inside ``[section]`` (tomllib gives no positions), else path."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return str(path)
+    current = ""
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if text.startswith("[") and not text.startswith("[["):
+            current = text.strip("[] ")
+        elif current == section and text.split("=", 1)[0].strip().strip("\"'") == key:
+            return f"{path}:{number}"
+    return str(path)
 
 
 _FLAGS = {

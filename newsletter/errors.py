@@ -7,6 +7,7 @@
      ├── RenderError                 a template that cannot be rendered: template, line
      ├── LintFailed                  lint found errors; the send stops
      ├── InputError                  a bad user file (CSV row, intro): path, line, field
+     ├── FeedError                   a feed cannot be fetched or read: source (exit 2)
      ├── StoreError                  the SQLite store: locked, corrupt, newer schema
      │    ├── CampaignLocked         another process is sending this campaign (exit 4)
      │    └── StoreFault             the store file is damaged, read-only, locked too long,
@@ -169,3 +170,37 @@ class ProviderRejected(TransportError):
 
 class DeliveryUnknown(TransportError):
     """The request may have reached the provider; its answer was lost. Never retried silently."""
+
+
+class CampaignUnfinished(NewsletterError):
+    """A digest to this audience is interrupted or paused: it is finished before another starts."""
+
+    exit_code = 2
+
+
+class CampaignPaused(NewsletterError):
+    """The send stopped with progress saved (too many failures, a signal, bad credentials)."""
+
+    exit_code = 5
+
+
+class CampaignIncomplete(NewsletterError):
+    """The send finished, but not every recipient was accepted."""
+
+    exit_code = 6
+
+
+class FeedError(NewsletterError):
+    """A feed (``--feed``, ``[site] feeds``) could not be fetched or read: ``source: message``.
+
+    Never skipped: an issue built without one of its sources would look complete and be wrong.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, source: str) -> None:
+        super().__init__(message)
+        self.source = source
+
+    def format(self) -> str:
+        return f"{self.source}: {self.message}"

@@ -210,7 +210,7 @@ def check_secret_strength(secret: str) -> None:
     size = len(secret.encode("utf-8"))
     if size < MIN_SECRET_BYTES:
         raise ConfigError(
-            f"too short ({size} bytes): real sends and the server need at least "
+            f"too short ({size} bytes): the server needs at least "
             f"{MIN_SECRET_BYTES} bytes, or anyone could forge unsubscribe links. Make one with: "
             f"{MAKE_SECRET}",
             key="NEWSLETTER_SECRET",
@@ -218,16 +218,17 @@ def check_secret_strength(secret: str) -> None:
 
 
 def signing_secret(
-    secrets: Secrets, *, allow_generated: bool, keep_at: Path, strict: bool | None = None
+    secrets: Secrets, *, allow_generated: bool, keep_at: Path, strict: bool = False
 ) -> str:
     """``NEWSLETTER_SECRET`` from the environment, or (outbox/demo only) a generated one.
 
     A generated secret is kept in ``keep_at`` (mode 0600) so links in mail already written keep
     working after a restart. Without either, :class:`SecretMissing` says what to do. ``strict``
-    (by default: when no generated secret is allowed, i.e. for real sends) refuses a short one.
+    (``serve``) refuses a short one; real sends check it with their other unsafe settings
+    (:func:`newsletter.campaign.wiring.unsafe_settings`).
     """
     if secrets.signing_key:
-        if (not allow_generated) if strict is None else strict:
+        if strict:
             check_secret_strength(secrets.signing_key)
         return secrets.signing_key
     if not allow_generated:

@@ -10,42 +10,13 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.config import Settings
 from newsletter.content import read_post
 from newsletter.errors import PostError
-
-CONFIG = """\
-[site]
-name = "Test Site"
-url = "https://example.org"
-permalink = "/:year/:slug/"
-timezone = "UTC"
-content = ["content"]
-"""
-GOOD = "---\ntitle: Good\ndate: 2026-01-01\n---\nbody\n"
-
-
-def make_site(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
-    (tmp_path / "newsletter.toml").write_text(CONFIG, "utf-8")
-    content = tmp_path / "content"
-    content.mkdir()
-    for name, text in {"good.md": GOOD, **files}.items():
-        target = content / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
-            target.write_bytes(text)
-        else:
-            target.write_text(text, "utf-8")
-    return tmp_path
-
-
-def run(site: Path, *args: str) -> Result:
-    config = str(site / "newsletter.toml")
-    return CliRunner().invoke(main, ["--config", config, "posts", "--now", "2026-11-26", *args])
-
+from tests.posts_helpers import CONFIG, make_site, run
 
 BAD_POSTS = {
     "bad-yaml": (
@@ -63,13 +34,13 @@ BAD_POSTS = {
     ),
     "no-date": (
         "---\ntitle: No date\n---\nbody\n",
-        "2: no date; add 'date: YYYY-MM-DD' to the front matter or prefix the file name "
+        "2: no date; add 'date: 2026-03-01' to the front matter or prefix the file name "
         "with YYYY-MM-DD-",
     ),
     "bad-date": (
         "---\ntitle: Bad date\ndate: next tuesday\n---\nbody\n",
-        "3: date 'next tuesday' is not a date; write it as YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or "
-        "ISO 8601 such as 2026-03-01T09:00:00-08:00",
+        "3: date 'next tuesday' is not a date; write it as 'date: 2026-03-01' or with a time, "
+        "e.g. 'date: 2026-03-01T09:00:00-08:00'",
     ),
     "impossible-date": (
         "---\ntitle: Impossible\ndate: 2026-02-30\n---\nbody\n",
@@ -105,7 +76,7 @@ def test_bad_post_is_reported_and_skipped(tmp_path: Path, case: str) -> None:
     assert result.stderr.splitlines() == [f"error: {path}:{message}"]
     assert "Traceback" not in result.output
     *_, invalid_row, summary = result.stdout.splitlines()
-    assert invalid_row.split() == ["-", f"{case}.md", "-", "invalid"]
+    assert invalid_row.split() == ["-", f"{case}.md", "-", "invalid", "-"]
     assert summary == "1 post read; 1 selected; 1 could not be read and were skipped (see above)"
 
 
@@ -237,11 +208,11 @@ def test_table_and_summary(tmp_path: Path) -> None:
     result = run(site, "--month", "2026-03", "--include-future")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "date        title       category  status",
-        "2027-01-01  Next year   -         after window",
-        "2026-03-02  An idea     -         draft",
-        "2026-03-01  March news  News      selected",
-        "2026-01-01  Good        -         before window",
+        "date        title       category  status         sent in",
+        "2027-01-01  Next year   -         after window   -",
+        "2026-03-02  An idea     -         draft          -",
+        "2026-03-01  March news  News      selected       -",
+        "2026-01-01  Good        -         before window  -",
         "4 posts read; 1 selected; 3 left out (1 after window, 1 before window, 1 draft)",
     ]
 
@@ -275,6 +246,8 @@ def test_json_keys_and_order(tmp_path: Path) -> None:
         "draft": False,
         "selected": True,
         "reason": None,
+        "reason_text": None,
+        "sent_in": [],
     }
     assert (data[0]["selected"], data[0]["reason"], data[0]["draft"]) == (False, "draft", True)
 
@@ -350,6 +323,8 @@ def test_example_site_through_the_installed_command(project_root: Path) -> None:
 
 def test_every_selection_flag_and_posts_option_is_documented(project_root: Path) -> None:
     readme = (project_root / "README.md").read_text("utf-8")
+    # the README or a page of the docs site (docs/reading-posts.md has the reading flags)
+    readme += "".join(p.read_text("utf-8") for p in sorted((project_root / "docs").glob("*.md")))
     command = main.commands["posts"]
     flags = [opt for param in command.params for opt in getattr(param, "opts", [])]
     assert "--json" in flags and "--since" in flags
@@ -391,7 +366,7 @@ def test_since_last_issue_reads_the_store_after_a_real_send(tmp_path: Path) -> N
 
     before = cli("posts", "--since", "last-issue", "--now", "2026-11-26", "--json")
     assert before.returncode == 0, before.stderr
-    assert "no issue has been sent yet" in before.stderr
+    assert "no digest has been sent yet" in before.stderr
     assert [d["selected"] for d in json.loads(before.stdout)] == [True, True, True]
     assert not (site / "newsletter.db").exists()  # listing never creates the store
 
@@ -411,5 +386,10 @@ def test_since_last_issue_reads_the_store_after_a_real_send(tmp_path: Path) -> N
 
     after = cli("posts", "--since", "last-issue", "--now", "2026-11-26", "--json")
     assert after.returncode == 0, after.stderr
-    got = {d["slug"]: d["reason"] for d in json.loads(after.stdout)}
-    assert got == {"november": None, "october": "before_window", "good": "before_window"}
+    got = {d["slug"]: (d["reason"], d["sent_in"]) for d in json.loads(after.stdout)}
+    october = json.loads(sent.stdout.splitlines()[-1].split()[1].rstrip(":").join(['"', '"']))
+    assert got == {
+        "november": (None, []),
+        "october": ("before_window", [october]),
+        "good": ("before_window", []),
+    }

@@ -12,8 +12,8 @@ import pytest
 from dispatch_helpers import FakeClock, dispatcher, fresh_store, people, prepared
 from send_cli_helpers import SEND, make_site, run
 
+from newsletter.campaign.pacing import Backoff, Pacer, Wait
 from newsletter.errors import ProviderUnavailable, RateLimited
-from newsletter.pacing import Backoff, Pacer, Wait
 from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 from newsletter.providers.sendgrid.http_errors import retry_after
 from newsletter.providers.sendgrid.suppression_sync import SuppressionClient, sync_suppressions

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from dispatch_helpers import ISSUE, SENDER, dispatcher, fresh_store, people, prepared
 
-from newsletter.dispatch import Options
+from newsletter.campaign.dispatcher import Options
+from newsletter.campaign.pacing import Backoff
 from newsletter.errors import DeliveryUnknown, ProviderRejected, ProviderUnavailable, RateLimited
-from newsletter.pacing import Backoff
 from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 from newsletter.providers.sendgrid.transport import (
     SendGridTransport,

@@ -16,9 +16,9 @@ from typing import Any
 
 import click
 
+from newsletter.api import Newsletter
 from newsletter.config import Secrets, Settings, load_secrets, load_settings
 from newsletter.errors import NewsletterError
-from newsletter.store.db import fault
 
 
 @dataclass
@@ -32,12 +32,24 @@ class App:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(self.config, overrides=self.overrides)
+            from newsletter.content.generators import apply_generator_defaults
+
+            # the site generator's own config (Jekyll, Hugo, ...) fills what was not set
+            self._settings = apply_generator_defaults(
+                load_settings(self.config, overrides=self.overrides)
+            )
         return self._settings
 
     @property
     def secrets(self) -> Secrets:
         return load_secrets(os.environ)
+
+    @property
+    def newsletter(self) -> Newsletter:
+        """The library object every command calls; its log prints to stderr."""
+        from newsletter.cli.send_wiring import say
+
+        return Newsletter(self.settings, self.secrets, log=say)
 
 
 class NewsletterGroup(click.Group):
@@ -50,9 +62,11 @@ class NewsletterGroup(click.Group):
             click.echo(f"error: {err.format()}", err=True)
             sys.exit(err.exit_code)
         except sqlite3.Error as err:  # the store failed mid-command (a damaged page, the disk)
-            store_fault = fault(_store_path(ctx), err)
-            click.echo(f"error: {store_fault.format()}", err=True)
-            sys.exit(store_fault.exit_code)
+            from newsletter.api import store_fault
+
+            fault = store_fault(_store_path(ctx), err)
+            click.echo(f"error: {fault.format()}", err=True)
+            sys.exit(fault.exit_code)
 
 
 def _store_path(ctx: click.Context) -> Path | str:
@@ -72,6 +86,14 @@ def _store_path(ctx: click.Context) -> Path | str:
 @click.option("--site-url", help="Base URL of the site, e.g. https://example.org.")
 @click.option("--permalink", help="Permalink pattern, e.g. /news/:year/:slug/.")
 @click.option("--timezone", help="IANA time zone for dates without one, e.g. America/New_York.")
+@click.option(
+    "--generator",
+    metavar="NAME",
+    help="Site generator whose config gives defaults: auto (default), jekyll, hugo, ..., none.",
+)
+@click.option(
+    "--feed", "feeds", multiple=True, metavar="URL_OR_FILE", help="Read posts from a feed."
+)
 @click.version_option(package_name="newsletter")
 @click.pass_context
 def main(
@@ -81,6 +103,8 @@ def main(
     site_url: str | None,
     permalink: str | None,
     timezone: str | None,
+    generator: str | None = None,
+    feeds: tuple[str, ...] = (),
 ) -> None:
     """Turn a website's Markdown posts into an email and send it to subscribers.
 
@@ -94,6 +118,8 @@ def main(
         "site.url": site_url,
         "site.permalink": permalink,
         "site.timezone": timezone,
+        "site.generator": generator,
+        "site.feeds": list(feeds) or None,
     }
     ctx.obj = App(config=config, overrides=overrides)
 

@@ -5,19 +5,15 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.cli import App, main
-from newsletter.errors import ConfigError, InputError, ProviderRejected, SecretMissing
+from newsletter.errors import ConfigError, InputError, SecretMissing
 from newsletter.store import Store, open_store
 from newsletter.store.audience import REASONS
 from newsletter.subscribers import Notice, export_subscribers, import_subscribers, subscriber_json
-
-if TYPE_CHECKING:
-    from newsletter.providers.sendgrid.suppression_sync import SuppressionClient
 
 
 def _now() -> datetime:
@@ -272,53 +268,6 @@ def suppressions_remove(app: App, emails: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
-def suppression_client(app: App) -> SuppressionClient:
-    """A client for SendGrid's suppression lists that retries and waits like a send does."""
-    from newsletter.pacing import Backoff
-    from newsletter.providers.sendgrid.suppression_sync import SuppressionClient
-
-    send = app.settings.send
-    return SuppressionClient(
-        app.secrets.sendgrid_api_key,
-        app.secrets.sendgrid_api_url,
-        timeout=send.timeout_seconds,
-        backoff=Backoff(max_wait=send.max_wait_seconds),
-        max_retries=send.max_retries,
-        on_wait=lambda wait: click.echo(wait.describe(), err=True),
-    )
-
-
-def sync_before_send(app: App, store: Store, *, skip: bool = False) -> str | None:
-    """For ``newsletter send``: pull SendGrid's suppressions first when a key is configured and
-    ``send.sync_suppressions`` is on. Returns the summary line, or None when not configured."""
-    from newsletter.providers.sendgrid.suppression_sync import sync_suppressions
-
-    secrets, settings = app.secrets, app.settings
-    if not secrets.sendgrid_api_key or not settings.send.sync_suppressions:
-        return None
-    if skip:
-        return "SendGrid's lists not pulled (--skip-sync); the local list applies"
-    groups = [settings.send.asm_group_id] if settings.send.asm_group_id else []
-    with suppression_client(app) as client:
-        try:
-            report = sync_suppressions(store.audience, client, now=_now(), group_ids=groups)
-        except ProviderRejected as err:
-            if err.status not in (401, 403):
-                raise
-            # a Mail-Send-only key is enough to send; only this extra step needs more
-            raise ProviderRejected(
-                "SendGrid refused to list suppressions before sending: SENDGRID_API_KEY lacks "
-                "the 'Suppressions' read permission (or is not a valid key) needed by the "
-                "pre-send sync. Grant it (Settings > API Keys > Restricted Access), run with "
-                "--skip-sync, or set "
-                "send.sync_suppressions = false in newsletter.toml to send with a Mail Send "
-                "key alone (the local suppression list still applies)",
-                status=err.status,
-                body=err.body,
-            ) from err
-    return report.summary()
-
-
 @suppressions_group.command("sync")
 @click.option("--group", "groups", multiple=True, type=int, help="Also this unsubscribe group.")
 @click.pass_obj
@@ -330,14 +279,15 @@ def suppressions_sync(app: App, groups: tuple[int, ...]) -> None:
     Example:
       SENDGRID_API_KEY=SG.xxx newsletter suppressions sync
     """
-    from newsletter.providers.sendgrid.suppression_sync import sync_suppressions
+    from newsletter.providers.sendgrid.suppression_sync import client_for, sync_suppressions
 
     secrets = app.secrets
     if not secrets.sendgrid_api_key:
         raise SecretMissing("SENDGRID_API_KEY is not set; export it to sync suppressions")
     settings = app.settings
     group_ids = list(dict.fromkeys([*groups, settings.send.asm_group_id]))
-    with _store(app) as store, suppression_client(app) as client:
+    say = lambda wait: click.echo(wait.describe(), err=True)  # noqa: E731
+    with _store(app) as store, client_for(settings, secrets, on_wait=say) as client:
         report = sync_suppressions(store.audience, client, now=_now(), group_ids=group_ids)
     click.echo(report.summary())
 

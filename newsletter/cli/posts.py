@@ -9,13 +9,16 @@ from typing import Any
 
 import click
 
+from newsletter.api import Campaign
 from newsletter.cli import App, main
 from newsletter.cli.options import load_selection, selection_options
 from newsletter.content import Post, excerpt_of
 from newsletter.selection import Reason, Selection, sort_newest_first
 
 
-def post_json(post: Post, reason: Reason | None) -> dict[str, Any]:
+def post_json(
+    post: Post, reason: Reason | None, selection: Selection, sent_in: list[str]
+) -> dict[str, Any]:
     return {
         "path": str(post.path),
         "slug": post.slug,
@@ -30,10 +33,12 @@ def post_json(post: Post, reason: Reason | None) -> dict[str, Any]:
         "draft": post.draft,
         "selected": reason is None,
         "reason": reason.value if reason is not None else None,
+        "reason_text": selection.label(post, reason) if reason is not None else None,
+        "sent_in": sent_in,
     }
 
 
-def summary_line(selection: Selection, unreadable: int) -> str:
+def summary_line(selection: Selection, unreadable: int, reference: Campaign | None = None) -> str:
     total = len(selection.selected) + len(selection.skipped)
     counts = Counter(reason.label for _, reason in selection.skipped)
     parts = [f"{total} post{'s' if total != 1 else ''} read", f"{len(selection.selected)} selected"]
@@ -42,6 +47,9 @@ def summary_line(selection: Selection, unreadable: int) -> str:
         parts.append(f"{len(selection.skipped)} left out ({detail})")
     if unreadable:
         parts.append(f"{unreadable} could not be read and were skipped (see above)")
+    if reference is not None:
+        end = reference.window_end or reference.newest_post_date
+        parts.append(f"since the last issue {reference.id} (its window ended {end})")
     return "; ".join(parts)
 
 
@@ -52,22 +60,34 @@ def _cut(text: str, width: int) -> str:
 @main.command("posts")
 @selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.option("--selected", is_flag=True, help="List only the posts the issue would contain.")
+@click.option(
+    "--warnings",
+    is_flag=True,
+    help="Print the warnings about every post, not only about the selected ones.",
+)
 @click.pass_obj
-def posts_command(app: App, as_json: bool, **opts: Any) -> None:
+def posts_command(app: App, as_json: bool, selected: bool, **opts: Any) -> None:
     """List the posts and whether each would be in the issue, with the reason if not.
 
     \b
     Examples:
       newsletter posts --month 2026-10
+      newsletter posts --month 2026-10 --selected
       newsletter posts --since last-issue --exclude-category Sponsors
-      newsletter posts --post 2026-10-05-wrap-up --json
+      newsletter posts --post conference-wrap-up --json
+      newsletter posts --warnings
     """
-    result, selection = load_selection(app, opts)
+    picked = load_selection(app, opts)
+    result, selection = picked.read, picked.selection
     reasons: dict[int, Reason | None] = {id(p): None for p in selection.selected}
     reasons.update({id(p): r for p, r in selection.skipped})
-    ordered = sort_newest_first([*selection.selected, *(p for p, _ in selection.skipped)])
+    others = [] if selected else [p for p, _ in selection.skipped]
+    ordered = sort_newest_first([*selection.selected, *others])
     if as_json:
-        data = [post_json(p, reasons[id(p)]) for p in ordered]
+        data = [
+            post_json(p, reasons[id(p)], selection, picked.sent_in.get(p.slug, [])) for p in ordered
+        ]
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     tz = app.settings.site.tz
@@ -76,14 +96,21 @@ def posts_command(app: App, as_json: bool, **opts: Any) -> None:
             p.date.astimezone(tz).strftime("%Y-%m-%d"),
             _cut(p.title, 48),
             _cut(", ".join(p.categories) or "-", 18),
-            "selected" if reasons[id(p)] is None else (reasons[id(p)] or Reason.INVALID).label,
+            "selected"
+            if reasons[id(p)] is None
+            else selection.label(p, reasons[id(p)] or Reason.INVALID),
+            _cut(", ".join(picked.sent_in.get(p.slug, [])) or "-", 40),
         )
         for p in ordered
     ]
     # posts that could not be read are listed too (their errors went to stderr above)
-    rows += [("-", _cut(Path(e.path).name, 48), "-", Reason.INVALID.label) for e in result.errors]
-    header = ("date", "title", "category", "status")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    if not selected:
+        rows += [
+            ("-", _cut(Path(e.path).name, 48), "-", Reason.INVALID.label, "-")
+            for e in result.errors
+        ]
+    header = ("date", "title", "category", "status", "sent in")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
     for row in [header, *rows]:
         click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
-    click.echo(summary_line(selection, len(result.errors)))
+    click.echo(summary_line(selection, len(result.errors), picked.reference))

@@ -12,18 +12,15 @@ import click
 
 from newsletter.archive import write_archive
 from newsletter.cli import App, main
-from newsletter.cli.options import issue_date, load_selection, resolve_now, selection_options
+from newsletter.cli.options import load_selection, query_from, resolve_now, selection_options
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, LintFailed, NewsletterError
 from newsletter.lint import Finding, findings_json, has_errors, lint_issue
 from newsletter.mime import email_for
-from newsletter.personalize import Personal, token_values
-from newsletter.render import generic_values, load_intro, render_issue
 from newsletter.rendered import RenderedIssue
-from newsletter.selection import LastIssue, Selection
+from newsletter.selection import Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
-PLACEHOLDER_TO = "subscriber@example.com"
 
 
 def issue_options(f: F) -> F:
@@ -52,61 +49,23 @@ def render_from_options(app: App, opts: dict[str, Any]) -> RenderedIssue:
     return select_and_render(app, opts)[1]
 
 
-def select_and_render(
-    app: App, opts: Mapping[str, Any], *, last_issue: LastIssue | None = None
-) -> tuple[Selection, RenderedIssue]:
-    """Select posts with the flags, then render the issue once (``render``, ``preview``, ``send``).
+def select_and_render(app: App, opts: Mapping[str, Any]) -> tuple[Selection, RenderedIssue]:
+    """Select posts with the flags, then render the issue once (``render``, ``preview``).
 
     With ``--post`` the layout defaults to ``post``, otherwise ``digest``; ``--month`` names the
     issue after that month rather than the day it is rendered.
     """
-    settings = app.settings
-    _, selection = load_selection(app, opts, last_issue=last_issue)
-    layout = opts.get("layout") or ("post" if opts.get("post") else "digest")
-    issue = render_issue(
-        selection.selected,
-        settings,
-        layout=layout,
-        now=resolve_now(opts, settings.site.tz),
-        subject=opts.get("subject"),
-        intro=load_intro(settings, opts.get("intro_file")),
-        issue_date=issue_date(opts, selection),
-    )
-    return selection, issue
+    if not query_from(opts).has_selection:
+        # what the next `send --since last-issue` would send, said out loud
+        click.echo("no --month, --since or --post given: showing --since last-issue", err=True)
+        opts = {**opts, "since": "last-issue"}
+    picked = load_selection(app, opts)
+    return picked.selection, app.newsletter.render(picked)
 
 
 def recipient_values(app: App, email: str | None) -> tuple[str, str, dict[str, str]]:
     """(to address, to name, token values) for ``--as EMAIL``, or generic preview values."""
-    settings = app.settings
-    if not email:
-        return PLACEHOLDER_TO, "", generic_values(settings)
-    from newsletter.store import open_store
-    from newsletter.unsubscribe import make_token, unsubscribe_url
-
-    if not settings.db_path.exists():
-        raise ConfigError(
-            f"no subscriber store at {settings.db_path}; import subscribers first, or drop --as",
-            key="--as",
-        )
-    with open_store(settings.db_path) as store:
-        sub = store.audience.get_subscriber(email)
-    if sub is None:
-        raise ConfigError(
-            f"{email} is not a subscriber; `newsletter subscribers` lists them", key="--as"
-        )
-    secret = app.secrets.signing_key
-    if secret:
-        url = unsubscribe_url(settings.unsubscribe.base_url, make_token(secret, sub.id, sub.email))
-    else:
-        click.echo(
-            "note: NEWSLETTER_SECRET is not set, so the unsubscribe link is a placeholder",
-            err=True,
-        )
-        url = settings.unsubscribe.base_url.rstrip("/") + "/u/preview"
-    person = Personal(email=sub.email, first_name=sub.first_name, unsubscribe_url=url)
-    values = token_values(person, first_name_fallback=settings.email.first_name_fallback)
-    name = " ".join(p for p in (sub.first_name, sub.last_name) if p)
-    return sub.email, name, values
+    return app.newsletter.reader_values(email)
 
 
 def print_findings(findings: list[Finding]) -> None:
@@ -171,7 +130,7 @@ def render_command(
     \b
     Examples:
       newsletter render --month 2026-10 --out build/
-      newsletter render --post 2026-10-05-wrap-up --as ada@example.org --out build/ --open
+      newsletter render --post conference-wrap-up --as ada@example.org --out build/ --open
       newsletter render --since last-issue --out build/ --json
     """
     settings = app.settings
@@ -220,7 +179,7 @@ def lint_command(app: App, as_json: bool, **opts: Any) -> None:
     \b
     Examples:
       newsletter lint --month 2026-10
-      newsletter lint --post 2026-10-05-wrap-up --json
+      newsletter lint --post conference-wrap-up --json
     """
     issue = render_from_options(app, opts)
     findings = lint_issue(issue, app.settings, longest=None)
@@ -248,7 +207,7 @@ def preview_command(app: App, port: int, open_browser: bool, **opts: Any) -> Non
     \b
     Examples:
       newsletter preview --month 2026-10
-      newsletter preview --post 2026-10-05-wrap-up --port 8080 --open
+      newsletter preview --post conference-wrap-up --port 8080 --open
     """
     from newsletter.web.preview import PreviewState, serve
 

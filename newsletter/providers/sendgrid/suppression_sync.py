@@ -16,8 +16,9 @@ from typing import Any
 
 import httpx
 
-from newsletter.errors import ProviderUnavailable, RateLimited, TransportError
-from newsletter.pacing import Backoff, Wait
+from newsletter.campaign.pacing import Backoff, Wait
+from newsletter.config import Secrets, Settings
+from newsletter.errors import ProviderRejected, ProviderUnavailable, RateLimited, TransportError
 from newsletter.providers.sendgrid.http_errors import translate
 from newsletter.store.audience import AudienceStore
 
@@ -208,3 +209,52 @@ def sync_suppressions(
                 report.added[name] += store.suppress_many(items, source="sendgrid-sync", now=now)
                 page = next(pages, None)
     return report
+
+
+def client_for(
+    settings: Settings, secrets: Secrets, *, on_wait: Callable[[Wait], None] | None = None
+) -> SuppressionClient:
+    """A client for the configured account that retries and waits like a mail/send batch."""
+    send = settings.send
+    return SuppressionClient(
+        secrets.sendgrid_api_key,
+        secrets.sendgrid_api_url,
+        timeout=send.timeout_seconds,
+        backoff=Backoff(max_wait=send.max_wait_seconds),
+        max_retries=send.max_retries,
+        on_wait=on_wait,
+    )
+
+
+def sync_before_send(
+    settings: Settings,
+    secrets: Secrets,
+    audience: AudienceStore,
+    *,
+    skip: bool = False,
+    on_wait: Callable[[Wait], None] | None = None,
+) -> str | None:
+    """Before a send: pull SendGrid's suppressions when a key is configured and
+    ``send.sync_suppressions`` is on. Returns the summary line, or None when not configured."""
+    if not secrets.sendgrid_api_key or not settings.send.sync_suppressions:
+        return None
+    if skip:
+        return "SendGrid's lists not pulled (--skip-sync); the local list applies"
+    groups = [settings.send.asm_group_id] if settings.send.asm_group_id else []
+    with client_for(settings, secrets, on_wait=on_wait) as client:
+        try:
+            report = sync_suppressions(audience, client, now=datetime.now(UTC), group_ids=groups)
+        except ProviderRejected as err:
+            if err.status not in (401, 403):
+                raise
+            # a Mail-Send-only key is enough to send; only this extra step needs more
+            raise ProviderRejected(
+                "SendGrid refused to list suppressions before sending: SENDGRID_API_KEY lacks "
+                "the 'Suppressions' read permission (or is not a valid key) needed by the "
+                "pre-send sync. Grant it (Settings > API Keys > Restricted Access), run with "
+                "--skip-sync, or set send.sync_suppressions = false in newsletter.toml to send "
+                "with a Mail Send key alone (the local suppression list still applies)",
+                status=err.status,
+                body=err.body,
+            ) from err
+    return report.summary()
