@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from newsletter.errors import StoreFault
@@ -164,3 +165,16 @@ def test_serve_says_so_before_starting(site: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 7 and "Traceback" not in out.stderr
     assert out.stderr.startswith(f"error: {store}: the store file is empty (0 bytes)")
+
+
+def test_healthz_notices_a_store_emptied_under_a_running_server(tmp_path: Path) -> None:
+    from audience_helpers import serve
+
+    from newsletter.web.app import WebConfig, create_app
+
+    path = tmp_path / "n.db"
+    with serve(create_app(WebConfig(store_path=path, secret="s" * 40))) as url:
+        assert httpx.get(f"{url}/healthz").text == "ok\n"
+        path.write_bytes(b"")
+        r = httpx.get(f"{url}/healthz")
+        assert (r.status_code, r.text) == (503, "store unavailable\n")

@@ -42,7 +42,7 @@ from newsletter.providers.sendgrid.webhooks import (
     process_events,
 )
 from newsletter.store import Store, open_store
-from newsletter.store.db import fault
+from newsletter.store.db import check_file, fault
 from newsletter.unsubscribe import InvalidToken, token_matches_email, verify_token
 from newsletter.web.guard import ServerLimits, guarded_protocol, quiet_logs, raise_open_files_limit
 
@@ -332,7 +332,7 @@ def create_app(config: WebConfig) -> Starlette:
 
     async def healthz(request: Request) -> Response:
         try:
-            await db().run(lambda s: s.conn.execute("SELECT 1").fetchone())
+            await db().run(_healthy)
         except NewsletterError as err:
             log.error("health check failed: %s", err.format())
             return PlainTextResponse("store unavailable\n", status_code=503)
@@ -345,6 +345,13 @@ def create_app(config: WebConfig) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _healthy(store: Store) -> None:
+    """The store file is still there and whole (a running server keeps reading its cache and
+    write-ahead log, so a truncated or deleted file would go unnoticed), and answers."""
+    check_file(store.path)
+    store.conn.execute("SELECT 1").fetchone()
 
 
 def _form_fields(body: bytes, content_type: str) -> dict[str, list[str]]:
