@@ -170,3 +170,15 @@ def test_a_pacing_wait_is_announced_too(tmp_path: Path) -> None:
     (wait,) = seen
     assert wait.reason == "the sending limit (max per second / per hour)"
     assert wait.seconds == 3600 and wait.describe().endswith("UTC (60 min)")
+
+
+def test_one_wait_hit_by_several_requests_is_said_once(tmp_path: Path) -> None:
+    store = fresh_store(tmp_path)
+    cid = prepared(store, people(40), batch_size=10)
+    clock = FakeClock()
+    limited = [RateLimited("slow down", retry_after=30.0) for _ in range(4)]
+    d = dispatcher(store, MemoryTransport(limited), cid, clock=clock)
+    seen: list[Wait] = []
+    d.on_wait = seen.append
+    assert d.run(cid).state == cs.DONE
+    assert [w.reason for w in seen] == ["the rate limit of memory (HTTP 429)"]

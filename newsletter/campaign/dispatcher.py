@@ -490,7 +490,13 @@ class Dispatcher:
         self._announce(Wait("the sending limit (max per second / per hour)", until, seconds))
 
     def _announce(self, wait: Wait) -> None:
-        self.waiting = wait
+        previous, self.waiting = self.waiting, wait
+        if (
+            previous is not None
+            and previous.reason == wait.reason
+            and abs((wait.until - previous.until).total_seconds()) < 1
+        ):
+            return  # the same wait seen by several requests in flight: said once
         if self.on_wait is not None:
             self.on_wait(wait)
 
