@@ -194,11 +194,11 @@ class RateLimitedLog(logging.Filter):
 _NOISY = ("asyncio", "uvicorn.error", "newsletter.web")
 
 
-def quiet_logs(burst: int = 5, window: float = 60.0) -> RateLimitedLog:
+def quiet_logs(burst: int = 5, window: float = 60.0) -> None:
     """Put one rate limit on the loggers a flood of bad connections writes to (a filter on a
-    logger sees the records logged to that logger itself, which is where these are logged)."""
-    limit = RateLimitedLog(burst, window)
+    logger sees the records logged to that logger itself, which is where these are logged).
+    Calling it again (a second server in one process) adds nothing."""
     for name in _NOISY:
         logger = logging.getLogger(name)
-        logger.addFilter(limit)
-    return limit
+        if not any(isinstance(f, RateLimitedLog) for f in logger.filters):
+            logger.addFilter(RateLimitedLog(burst, window))
