@@ -91,6 +91,20 @@ class SendSettings:
 
 
 @dataclass(frozen=True)
+class SignupSettings:
+    """``[signup]``: the subscribe form of ``newsletter serve`` (see docs/signup.md)."""
+
+    enabled: bool = True
+    tags: tuple[str, ...] = ()  # tags a form may ask for; any other tag is refused
+    confirm_days: int = 7  # how long a confirmation link works; purge-pending after that
+    per_client_per_hour: int = 20  # sign-ups from one client address (0 = no limit)
+    per_minute: int = 300  # sign-ups from everyone together (0 = no limit)
+    allowed_origin: str = ""  # the site allowed to post the form; default: site.url's origin
+    thank_you_url: str = ""  # where the plain form goes next; default: serve's own page
+    confirmed_url: str = ""  # where a confirmed reader goes next; default: serve's own page
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the tool knows about a site, with paths resolved against ``root``."""
 
@@ -104,6 +118,7 @@ class Settings:
     # dotted keys set in the file or by a flag ("site.url"); generator defaults fill the rest
     explicit: frozenset[str] = frozenset()
     theme: ThemeSettings = field(default_factory=ThemeSettings)
+    signup: SignupSettings = field(default_factory=SignupSettings)
 
     def path(self, value: str) -> Path:
         """Resolve a path setting relative to the folder that holds the config file."""
@@ -149,6 +164,7 @@ _SECTIONS: dict[str, type] = {
     "unsubscribe": UnsubscribeSettings,
     "send": SendSettings,
     "theme": ThemeSettings,
+    "signup": SignupSettings,
 }
 
 

@@ -22,7 +22,7 @@ import itertools
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -35,6 +35,7 @@ from newsletter.errors import InputError
 from newsletter.store.audience import AudienceStore, Subscriber
 from newsletter.store.bulk import NewSubscriber
 from newsletter.store.keys import email_key
+from newsletter.store.signup import Consent, SignupStore
 
 KNOWN_COLUMNS = ("email", "first_name", "last_name", "tags", "subscribed_at")
 CHUNK_ROWS = 2000
@@ -218,7 +219,9 @@ class _RowReader:
         self.columns = [_column(h) for h in header]
         self.width = len(header)
         self.extra_tags = tuple(extra_tags)
-        self.custom = [(i, c) for i, c in enumerate(self.columns) if c not in KNOWN_COLUMNS]
+        # an export's consent and suppression columns describe the old store, not the person
+        skip = {*KNOWN_COLUMNS, *CONSENT_COLUMNS, "suppressed"}
+        self.custom = [(i, c) for i, c in enumerate(self.columns) if c not in skip]
         self.index = {c: i for i, c in enumerate(self.columns)}
 
     def read(self, line: int, row: list[str]) -> NewSubscriber | str:
@@ -325,13 +328,20 @@ def import_subscribers(
     delimiter: str = ",",
     on_notice: Callable[[Notice], None] = lambda n: None,
     chunk_rows: int = CHUNK_ROWS,
+    status: str = "confirmed",
 ) -> ImportReport:
-    """Import a CSV of subscribers; every row not imported is reported through ``on_notice``."""
+    """Import a CSV of subscribers; every row not imported is reported through ``on_notice``.
+
+    ``status="pending"`` is for a list with no recorded consent: new subscribers are not mailed
+    until they confirm (see :func:`newsletter.signup.queue_confirmations`), and each gets a
+    consent record "imported" naming the file (its name only, not the folder).
+    """
     name = str(path)
     enc = _check_encoding(encoding, name)
     if tags and any(not t.strip() or ";" in t for t in tags):
         raise InputError("a --tag must be non-empty and must not contain ';'", path=name)
     report = ImportReport(path=name, dry_run=dry_run)
+    source = f"import:{path.name}"
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed below; streaming
     except OSError as err:
@@ -356,7 +366,9 @@ def import_subscribers(
         last_line = reader.line_num
 
         def flush() -> None:
-            counts = session.apply(chunk, now=now, dry_run=dry_run)
+            counts = session.apply(
+                chunk, now=now, dry_run=dry_run, status=status, consent_source=source
+            )
             report.added += counts.added
             report.updated += counts.updated
             report.unchanged += counts.unchanged
@@ -405,31 +417,82 @@ def _csv_line(values: Sequence[str]) -> str:
     return buf.getvalue()
 
 
+# Consent columns of an export. A later import reads them back as custom fields, so they are
+# named apart from anything a template would use.
+CONSENT_COLUMNS = (
+    "status",
+    "consent_at",
+    "consent_source",
+    "consent_page",
+    "consent_client_hash",
+    "confirmed_at",
+)
+
+
 def export_subscribers(
-    store: AudienceStore, out: IO[str], *, segments: Sequence[str] = (), include_suppressed: bool
+    store: AudienceStore,
+    out: IO[str],
+    *,
+    segments: Sequence[str] = (),
+    include_suppressed: bool,
+    consents: SignupStore | None = None,
 ) -> int:
-    """Write subscribers as CSV in the import format (custom fields as extra columns)."""
+    """Write subscribers as CSV in the import format (custom fields as extra columns).
+
+    With ``consents``, each row also says its status (pending or confirmed) and its latest
+    consent: when and where it was given ("imported" or the form's request), the page, the
+    keyed hash of the client address, and when the reader confirmed. Pending subscribers are
+    exported only with ``include_suppressed`` (they are not on the mailing list yet).
+    """
     custom = store.custom_field_names()
     columns = [*KNOWN_COLUMNS, *custom]
+    if consents is not None:
+        columns.extend(CONSENT_COLUMNS)
     if include_suppressed:
         columns.append("suppressed")
     out.write(_csv_line(columns))
     n = 0
     rows = store.iter_subscribers_with_reasons(segments, active_only=not include_suppressed)
-    for sub, reason in rows:
-        values = [
-            sub.email,
-            sub.first_name,
-            sub.last_name,
-            ";".join(sub.tags),
-            sub.subscribed_at or "",
-            *(sub.fields.get(c, "") for c in custom),
-        ]
-        if include_suppressed:
-            values.append(reason)
-        out.write(_csv_line(values))
+    page: list[tuple[Subscriber, str]] = []
+
+    def flush() -> None:
+        found = consents.latest_consents([s.email for s, _ in page]) if consents else {}
+        for sub, reason in page:
+            values = [
+                sub.email,
+                sub.first_name,
+                sub.last_name,
+                ";".join(sub.tags),
+                sub.subscribed_at or "",
+                *(sub.fields.get(c, "") for c in custom),
+            ]
+            if consents is not None:
+                values.extend(_consent_values(sub, found.get(email_key(sub.email), {})))
+            if include_suppressed:
+                values.append(reason)
+            out.write(_csv_line(values))
+        page.clear()
+
+    for item in rows:
+        page.append(item)
         n += 1
+        if len(page) >= 1000:
+            flush()
+    flush()
     return n
+
+
+def _consent_values(sub: Subscriber, latest: Mapping[str, Consent]) -> list[str]:
+    given = latest.get("requested") or latest.get("imported")
+    confirmed = latest.get("confirmed")
+    return [
+        sub.status,
+        given.at if given else "",
+        given.source if given else "",
+        given.page if given else "",
+        given.client_hash if given else "",
+        confirmed.at if confirmed else "",
+    ]
 
 
 def subscriber_json(sub: Subscriber, suppression: str = "") -> str:
@@ -442,6 +505,7 @@ def subscriber_json(sub: Subscriber, suppression: str = "") -> str:
         "tags": list(sub.tags),
         "fields": dict(sub.fields),
         "subscribed_at": sub.subscribed_at,
+        "status": sub.status,
         "suppressed": suppression or None,
     }
     return json.dumps(data, ensure_ascii=False)

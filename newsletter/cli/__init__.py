@@ -126,6 +126,12 @@ def main(
 
 # Command modules register themselves on `main` when imported (they import `main` from here,
 # so these imports come last).
-from newsletter.cli import audience, posts, render, send  # noqa: E402
+from newsletter.cli import (  # noqa: E402
+    audience,
+    posts,
+    render,
+    send,
+    signup,
+)
 
-__all__ = ["App", "audience", "main", "posts", "render", "send"]
+__all__ = ["App", "audience", "main", "posts", "render", "send", "signup"]

@@ -51,6 +51,18 @@ def subscribers_group() -> None:
 @click.option(
     "--quiet", is_flag=True, help="Do not list suppressed rows (rejected rows still are)."
 )
+@click.option(
+    "--status",
+    type=click.Choice(["confirmed", "pending"]),
+    default="confirmed",
+    show_default=True,
+    help="pending: a list with no recorded consent; not mailed until each reader confirms.",
+)
+@click.option(
+    "--send-confirmations",
+    is_flag=True,
+    help="With --status pending: email each new reader a confirmation link now.",
+)
 @click.pass_obj
 def import_command(
     app: App,
@@ -60,6 +72,8 @@ def import_command(
     encoding: str,
     delimiter: str,
     quiet: bool,
+    status: str,
+    send_confirmations: bool,
 ) -> None:
     """Import subscribers from a CSV file (columns: email, first_name, last_name, tags,
     subscribed_at, and any custom column).
@@ -68,11 +82,17 @@ def import_command(
     rejected (the other rows are still imported).
 
     \b
-    Example:
+    Examples:
       newsletter subscribers import people.csv --tag 2026-conference --dry-run
+      newsletter subscribers import old-list.csv --status pending --send-confirmations
     """
     if len(delimiter) != 1:
         raise ConfigError("--delimiter must be one character, e.g. ';'")
+    if send_confirmations and status != "pending":
+        raise ConfigError(
+            "--send-confirmations asks readers to confirm: use it with --status pending",
+            key="--send-confirmations",
+        )
 
     def notice(n: Notice) -> None:
         if n.kind == "rejected" or not quiet:
@@ -88,12 +108,18 @@ def import_command(
             encoding=encoding,
             delimiter=delimiter,
             on_notice=notice,
+            status=status,
         )
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
     if report.custom_fields:
         click.echo(f"custom fields: {', '.join(report.custom_fields)}")
     click.echo(report.summary() + (" (dry run: nothing written)" if dry_run else ""))
+    if send_confirmations and not dry_run:
+        from newsletter.signup.ops import send_confirmations as send_now
+
+        sent, queued = send_now(app.settings, app.secrets, log=lambda m: click.echo(m, err=True))
+        click.echo(f"{queued} confirmation emails queued; {sent} sent")
     if report.rejected:
         sys.exit(1)
 
@@ -118,13 +144,16 @@ def list_command(app: App, tags: tuple[str, ...], as_json: bool, active: bool) -
             else:
                 name = f"{sub.first_name} {sub.last_name}".strip()
                 status = f"suppressed: {reason}" if reason else "active"
+                if sub.status == "pending":
+                    status = "pending" + (f", suppressed: {reason}" if reason else "")
                 click.echo(f"{sub.email}\t{name}\t{';'.join(sub.tags)}\t{status}")
 
 
 @subscribers_group.command("stats")
 @click.pass_obj
 def stats_command(app: App) -> None:
-    """Count subscribers, active recipients, suppressions by reason, and tags.
+    """Count subscribers (pending, confirmed, unsubscribed), active recipients, suppressions by
+    reason, and tags.
 
     \b
     Example:
@@ -134,6 +163,9 @@ def stats_command(app: App) -> None:
         st = store.audience.stats()
         total_suppressions = store.audience.count_suppressions()
     click.echo(f"subscribers: {st.subscribers}")
+    click.echo(f"  pending (signed up, not confirmed): {st.pending}")
+    click.echo(f"  confirmed: {st.confirmed}")
+    click.echo(f"  unsubscribed: {st.unsubscribed}")
     click.echo(f"active (will be mailed): {st.active}")
     click.echo(f"suppressed subscribers: {st.suppressed_subscribers}")
     click.echo(f"suppressed addresses: {total_suppressions}")
@@ -178,11 +210,15 @@ def remove_command(app: App, email: str, suppress: bool) -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
 @click.option("--tag", "tags", multiple=True, help="Only subscribers with this tag (any-of).")
 @click.option(
-    "--include-suppressed", is_flag=True, help="Also export suppressed subscribers (with reason)."
+    "--include-suppressed",
+    is_flag=True,
+    help="Also export suppressed and pending subscribers (with reason).",
 )
 @click.pass_obj
 def export_command(app: App, file: Path, tags: tuple[str, ...], include_suppressed: bool) -> None:
-    """Export subscribers as CSV in the import format ('-' for standard output).
+    """Export subscribers as CSV in the import format ('-' for standard output), with each one's
+    status and consent (when and where it was given, the page, the keyed hash of the client
+    address, when it was confirmed). Pending and suppressed ones only with --include-suppressed.
 
     \b
     Example:
@@ -191,13 +227,21 @@ def export_command(app: App, file: Path, tags: tuple[str, ...], include_suppress
     with _store(app) as store:
         if str(file) == "-":
             n = export_subscribers(
-                store.audience, sys.stdout, segments=tags, include_suppressed=include_suppressed
+                store.audience,
+                sys.stdout,
+                segments=tags,
+                include_suppressed=include_suppressed,
+                consents=store.signup,
             )
             return
         try:
             with open(file, "w", encoding="utf-8", newline="") as out:
                 n = export_subscribers(
-                    store.audience, out, segments=tags, include_suppressed=include_suppressed
+                    store.audience,
+                    out,
+                    segments=tags,
+                    include_suppressed=include_suppressed,
+                    consents=store.signup,
                 )
         except OSError as err:
             raise InputError(f"cannot write the file ({err.strerror})", path=file) from err
@@ -303,7 +347,8 @@ def suppressions_sync(app: App, groups: tuple[int, ...]) -> None:
 )
 @click.pass_obj
 def serve_command(app: App, host: str, port: int, access_log: bool, insecure_webhook: bool) -> None:
-    """Run the unsubscribe page, one-click unsubscribe and the SendGrid event webhook.
+    """Run the unsubscribe page, one-click unsubscribe, the SendGrid event webhook and the
+    subscribe form (POST /subscribe, double opt-in; see `newsletter snippet`).
 
     Needs NEWSLETTER_SECRET (the same one used to send, at least 32 bytes). Put it behind
     HTTPS at unsubscribe.base_url. Without unsubscribe.webhook_public_key the event webhook
@@ -329,11 +374,16 @@ def serve_command(app: App, host: str, port: int, access_log: bool, insecure_web
     verifier = None
     if unsub.webhook_public_key:
         verifier = Verifier(unsub.webhook_public_key, max_age_seconds=unsub.webhook_max_age_seconds)
+    from newsletter.signup.ops import signup_for_serve
+
     config = WebConfig(
         store_path=settings.db_path,
         secret=secret,
         site_name=settings.site.name,
         verifier=verifier,
         insecure_webhook=insecure_webhook,
+        signup=signup_for_serve(
+            settings, app.secrets, secret, log=lambda m: click.echo(m, err=True)
+        ),
     )
     run_server(create_app(config), host=host, port=port, access_log=access_log)

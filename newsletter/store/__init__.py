@@ -2,6 +2,7 @@
 
 - ``store.audience`` (:mod:`newsletter.store.audience`): subscribers, tags, suppressions.
 - ``store.campaigns`` (:mod:`newsletter.store.campaigns`): campaigns, batches, the ledger.
+- ``store.signup`` (:mod:`newsletter.store.signup`): sign-ups, consent, rate limits, mail queue.
 
 The dispatcher and the web app talk to these two objects only, never to SQL, so a server
 database can replace SQLite by providing the same two interfaces.
@@ -13,7 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from newsletter.errors import StoreError
-from newsletter.store import audience, campaigns, db, feeds
+from newsletter.store import audience, campaigns, db, feeds, signup
 
 MIGRATIONS: list[db.Migration] = [*audience.MIGRATIONS, *campaigns.MIGRATIONS, *feeds.MIGRATIONS]
 
@@ -24,6 +25,7 @@ class Store:
         self.path = path
         self.audience = audience.AudienceStore(conn)
         self.campaigns = campaigns.CampaignStore(conn)
+        self.signup = signup.SignupStore(conn)
         self.feeds = feeds.FeedCacheStore(conn)
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
@@ -45,6 +45,9 @@ from newsletter.store import Store, open_store
 from newsletter.store.db import check_file, fault
 from newsletter.unsubscribe import InvalidToken, token_matches_email, verify_token
 from newsletter.web.guard import ServerLimits, guarded_protocol, quiet_logs, raise_open_files_limit
+
+if TYPE_CHECKING:
+    from newsletter.web.signup import SignupWeb
 
 log = logging.getLogger("newsletter.web")
 T = TypeVar("T")
@@ -92,6 +95,7 @@ class WebConfig:
     # without a verifier the webhook refuses every request (403) unless this is set (tests,
     # local experiments): unsigned events would let anyone suppress any address
     insecure_webhook: bool = False
+    signup: SignupWeb | None = None  # the subscribe form (newsletter/web/signup.py)
 
 
 class _Db:
@@ -163,7 +167,11 @@ def create_app(config: WebConfig) -> Starlette:
         if config.verifier is None:
             log.warning(WEBHOOK_INSECURE if config.insecure_webhook else WEBHOOK_OFF)
         try:
-            yield
+            if config.signup is None:
+                yield
+            else:
+                async with config.signup.running():
+                    yield
         finally:
             store.close()
 
@@ -343,6 +351,7 @@ def create_app(config: WebConfig) -> Starlette:
         Route("/u/{token}", post_page, methods=["POST"]),
         Route("/webhooks/sendgrid", webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        *(config.signup.routes() if config.signup is not None else []),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 
