@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -55,6 +56,7 @@ from newsletter.errors import (
     ConfigError,
     LintFailed,
     NewsletterError,
+    StoreFault,
 )
 from newsletter.issue import IssueQuery, normalize_segment
 from newsletter.lint import Finding, has_errors, lint_issue
@@ -65,6 +67,7 @@ from newsletter.store import Store, open_store
 from newsletter.store import campaigns as cs
 from newsletter.store.audience import Subscriber, Suppression
 from newsletter.store.campaigns import Campaign, CampaignStatus, LedgerRow
+from newsletter.store.db import fault
 from newsletter.subscribers import ImportReport
 from newsletter.transports.base import Transport
 
@@ -871,7 +874,7 @@ class Newsletter:
     def cancel(self, campaign_id: str, *, now: datetime | None = None) -> str:
         """Call off a campaign: a scheduled SendGrid send before its time, or give up an
         unfinished one (its remaining recipients are not sent). Returns what was done."""
-        from newsletter.transports.sendgrid import SendGridTransport
+        from newsletter.providers.sendgrid.transport import SendGridTransport
 
         settings = self.settings
         moment = now or datetime.now(UTC)
@@ -1066,9 +1069,15 @@ class Newsletter:
         """Pull SendGrid's own suppression lists first (when there is a key and it is on)."""
         if name != "sendgrid":
             return []
-        from newsletter.suppression_sync import sync_before_send
+        from newsletter.providers.sendgrid.suppression_sync import sync_before_send
 
-        line = sync_before_send(self.settings, self.secrets, store.audience, skip=options.skip_sync)
+        line = sync_before_send(
+            self.settings,
+            self.secrets,
+            store.audience,
+            skip=options.skip_sync,
+            on_wait=lambda wait: self.log(wait.describe()),
+        )
         if line:
             self.log(f"suppressions: {line}")
         return []
@@ -1121,8 +1130,14 @@ def _send_at_epoch(when: datetime | None) -> int:
 
 def _new_batch(transport: object) -> str:
     """A SendGrid batch id for a scheduled campaign (``newsletter cancel`` needs one)."""
-    from newsletter.transports.sendgrid import SendGridTransport
+    from newsletter.providers.sendgrid.transport import SendGridTransport
 
     if not isinstance(transport, SendGridTransport):
         return ""  # the outbox and dry runs have nothing to cancel
     return transport.create_batch()
+
+
+def store_fault(path: Path | str, err: sqlite3.Error) -> StoreFault:
+    """An SQLite error that escaped a command, as the one line that names the store file and
+    says what to do (for the CLI's last resort; the store translates what it can itself)."""
+    return fault(path, err)

@@ -87,6 +87,7 @@ class SendSettings:
     asm_group_id: int = 0  # SendGrid unsubscribe group; 0 = none
     outbox_dir: str = "outbox"
     sync_suppressions: bool = True
+    max_wait_seconds: float = 900.0  # longest wait a 429 (or a retry) may impose at once
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,12 @@ def load_settings(
         raise ConfigError(
             f"site URL {settings.site.url!r} must start with https:// or http://",
             **_origin("site.url", overrides, path),
+        )
+    if not 0 < settings.send.max_wait_seconds <= 86400:
+        raise ConfigError(
+            "expected seconds between 1 and 86400 (default 900, 15 min)",
+            path=path,
+            key="send.max_wait_seconds",
         )
     base = settings.unsubscribe.base_url
     if not base.startswith(("http://", "https://")) or any(c in base for c in "&<>\"' ?#"):

@@ -18,8 +18,10 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +43,13 @@ CHUNK_ROWS = 2000
 # (substitutions), which must stay under 10,000 bytes in all, and no real name is this long.
 MAX_NAME_CHARS = 200
 MAX_FIELD_CHARS = 1000
+# A subscriber list has a handful of columns; a header past these is not one (and each column
+# becomes a custom field sent with every email)
+MAX_COLUMNS = 1000
+MAX_HEADER_BYTES = 1024 * 1024
+NOT_A_LIST = (
+    "Is this the subscriber list? Its first line must name the columns (email, first_name, ...)"
+)
 _CONTROL = {chr(c) for c in range(32)} | {"\x7f"}
 
 
@@ -117,7 +126,15 @@ class _Lines:
         self.had_bom = False
 
     def __iter__(self) -> Iterator[str]:
-        for n, raw in enumerate(self.f, start=1):
+        first = self.f.readline(MAX_HEADER_BYTES + 1)
+        if len(first) > MAX_HEADER_BYTES:
+            raise InputError(
+                f"the header line is longer than {MAX_HEADER_BYTES // (1024 * 1024)} MB. "
+                + NOT_A_LIST,
+                path=self.path,
+                line=1,
+            )
+        for n, raw in enumerate(itertools.chain([first] if first else [], self.f), start=1):
             if n == 1:
                 for bom, name in _UTF16_32:
                     if raw.startswith(bom):
@@ -272,8 +289,15 @@ def _header(path: str, reader: Iterator[list[str]], delimiter: str) -> list[str]
             break
     else:
         raise InputError("the file is empty; expected a header row with an email column", path=path)
+    if len(header) > MAX_COLUMNS:
+        raise InputError(
+            f"the header has {len(header):,} columns; at most {MAX_COLUMNS:,} are allowed. "
+            + NOT_A_LIST,
+            path=path,
+            line=1,
+        )
     columns = [_column(h) for h in header]
-    dupes = sorted({c for c in columns if columns.count(c) > 1})
+    dupes = sorted(c for c, n in Counter(columns).items() if n > 1)
     if dupes:
         raise InputError(f"column {dupes[0]!r} appears twice in the header", path=path, line=1)
     if "email" not in columns:
@@ -282,7 +306,9 @@ def _header(path: str, reader: Iterator[list[str]], delimiter: str) -> list[str]
         elif len(header) == 1 and delimiter != ";" and ";" in header[0]:
             hint = "the columns look separated by ';': pass --delimiter ';'"
         else:
-            hint = f"the header has {', '.join(repr(h) for h in header)}; name one column email"
+            named = ", ".join(repr(h[:40]) for h in header[:10])
+            more = f" and {len(header) - 10:,} more" if len(header) > 10 else ""
+            hint = f"the header has {named}{more}; name one column email"
         raise InputError(f"no 'email' column: {hint}", path=path, line=1)
     if "" in columns:
         raise InputError(

@@ -14,7 +14,7 @@ from send_cli_helpers import make_site, query, run
 
 from newsletter import CampaignUnfinished, ConfigError, IssueQuery, Newsletter, SendOptions
 from newsletter.config import Secrets, load_settings
-from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 
 LA = ZoneInfo("America/Los_Angeles")
 NOW = datetime(2026, 11, 1, 9, 0, tzinfo=LA)

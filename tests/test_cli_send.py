@@ -11,9 +11,9 @@ from pathlib import Path
 
 from send_cli_helpers import SEND, command, env, make_site, query, run
 
-from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 
-SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "test-secret-value"}
+SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "test-secret-value-0123456789abcdef"}
 
 
 def test_outbox_send_then_already_sent_then_status(tmp_path: Path) -> None:

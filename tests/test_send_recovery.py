@@ -17,9 +17,9 @@ from send_cli_helpers import command, env, make_site, query, run
 
 from newsletter.campaign.dispatcher import _about_recipients
 from newsletter.errors import ProviderRejected
-from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.webhooks import Verifier
 from newsletter.web.app import WebConfig, create_app
-from newsletter.webhooks import Verifier
 
 SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "recovery-secret-0123456789abcdefgh"}
 UNKNOWN = "SELECT email FROM campaign_ledger WHERE state = 'unknown'"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from newsletter.transports.sendgrid import SendGridTransport
 from test_contract_prism import prism  # noqa: F401 - the fixture
 
 from newsletter import signup
@@ -14,7 +15,6 @@ from newsletter.config import load_settings
 from newsletter.signup.mail import ConfirmationEmail, Mailer, send_queued
 from newsletter.store import open_store
 from newsletter.transports.base import Sender
-from newsletter.transports.sendgrid import SendGridTransport
 
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 

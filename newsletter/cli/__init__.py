@@ -8,6 +8,7 @@ suppressions, serve), ``send`` (send, resume, status, campaigns).
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,19 @@ class NewsletterGroup(click.Group):
         except NewsletterError as err:
             click.echo(f"error: {err.format()}", err=True)
             sys.exit(err.exit_code)
+        except sqlite3.Error as err:  # the store failed mid-command (a damaged page, the disk)
+            from newsletter.api import store_fault
+
+            fault = store_fault(_store_path(ctx), err)
+            click.echo(f"error: {fault.format()}", err=True)
+            sys.exit(fault.exit_code)
+
+
+def _store_path(ctx: click.Context) -> Path | str:
+    try:
+        return ctx.obj.settings.db_path if isinstance(ctx.obj, App) else "the store"
+    except NewsletterError:
+        return "the store"
 
 
 @click.group(cls=NewsletterGroup)

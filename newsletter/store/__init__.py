@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from newsletter.errors import StoreError
 from newsletter.store import audience, campaigns, db, feeds, signup
 
 MIGRATIONS: list[db.Migration] = [*audience.MIGRATIONS, *campaigns.MIGRATIONS, *feeds.MIGRATIONS]
@@ -37,10 +38,26 @@ class Store:
         self.close()
 
 
-def open_store(path: Path | str) -> Store:
-    """Open (creating and migrating as needed) the store at ``path``."""
+def open_store(path: Path | str, *, timeout: float = 30.0) -> Store:
+    """Open (creating and migrating as needed) the store at ``path``.
+
+    A damaged, read-only, emptied or vanished store is a :class:`~newsletter.errors.StoreFault`
+    that says what to do; a new store is only made where none was before.
+    """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    conn = db.connect(p)
-    db.migrate(conn, MIGRATIONS)
+    db.check_file(p)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreError(f"{p}: cannot create the folder for the store ({err.strerror})") from err
+    conn = db.connect(p, timeout=timeout)
+    try:
+        db.migrate(conn, MIGRATIONS)
+    except sqlite3.Error as err:
+        conn.close()
+        raise db.fault(p, err, timeout=timeout) from err
+    except BaseException:
+        conn.close()
+        raise
+    db.mark(p)
     return Store(conn, p)

@@ -6,8 +6,9 @@ failed | unknown``; every move is one committed transaction, and ``accepted`` is
 after the provider said so. ``sending`` found when a send starts means the batch was in flight
 when a previous process died: its fate is ``unknown``.
 
-The store also records webhook events (it is the ``EventSink`` of :mod:`newsletter.webhooks`) and
-answers "when was the newest post of the last issue" for ``since last-issue``.
+The store also records webhook events (it is the ``EventSink`` of
+:mod:`newsletter.providers.sendgrid.webhooks`) and answers "when was the newest post of the last
+issue" for ``since last-issue``.
 """
 
 from __future__ import annotations
