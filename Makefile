@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench golden clean venv
+.PHONY: demo test lint bench golden clean venv docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,8 +34,17 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# The documentation site (docs/ -> site/); --strict turns every warning into an error.
+DOCS_STAMP := $(VENV)/.installed-docs
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 golden: $(STAMP)
 	$(BIN)/python -m pytest -q tests --update-golden
 
 clean:
-	rm -rf $(VENV) outbox archive .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) outbox archive site .pytest_cache .mypy_cache .ruff_cache
