@@ -49,16 +49,74 @@ class NewsletterGroup(click.Group):
             sys.exit(err.exit_code)
 
 
-@click.group(cls=NewsletterGroup)
-@click.option(
-    "--config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Settings file (default: ./newsletter.toml).",
-)
-@click.option("--content", "content", multiple=True, help="Posts folder (repeatable).")
-@click.option("--site-url", help="Base URL of the site, e.g. https://example.org.")
-@click.option("--permalink", help="Permalink pattern, e.g. /news/:year/:slug/.")
-@click.option("--timezone", help="IANA time zone for dates without one, e.g. America/New_York.")
+_SITE_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (
+        ("--config",),
+        {
+            "type": click.Path(dir_okay=False, path_type=Path),
+            "help": "Settings file (default: ./newsletter.toml).",
+        },
+    ),
+    (("--content", "content"), {"multiple": True, "help": "Posts folder (repeatable)."}),
+    (("--site-url",), {"help": "Base URL of the site, e.g. https://example.org."}),
+    (("--permalink",), {"help": "Permalink pattern, e.g. /news/:year/:slug/."}),
+    (
+        ("--timezone",),
+        {"help": "IANA time zone for dates without one, e.g. America/New_York."},
+    ),
+]
+_OVERRIDE_KEYS = {
+    "content": "site.content",
+    "site_url": "site.url",
+    "permalink": "site.permalink",
+    "timezone": "site.timezone",
+}
+
+
+def _site_flag_given(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """A site flag given after the command: set it on the App, as if given before."""
+    if value is None or value == ():
+        return
+    app = ctx.find_object(App)
+    if app is None:  # parsed without running `main` (e.g. only checked)
+        return
+    if param.name == "config":
+        app.config = value
+    elif param.name in _OVERRIDE_KEYS:
+        app.overrides[_OVERRIDE_KEYS[param.name]] = list(value) if param.multiple else value
+    app._settings = None
+
+
+def install_site_flags(command: click.Command) -> None:
+    """Let every command below ``command`` take the site flags after its name too.
+
+    ``newsletter posts --content DIR`` then means ``newsletter --content DIR posts``. A command
+    that has an option of the same name keeps its own.
+    """
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            install_site_flags(sub)
+        return
+    taken = {opt for p in command.params for opt in getattr(p, "opts", [])}
+    for decls, attrs in _SITE_FLAGS:
+        if decls[0] in taken:
+            continue
+        command.params.append(
+            click.Option(list(decls), expose_value=False, callback=_site_flag_given, **attrs)
+        )
+
+
+_site_options = [click.option(*decls, **attrs) for decls, attrs in _SITE_FLAGS]
+
+
+def site_options(f: Any) -> Any:
+    for option in reversed(_site_options):
+        f = option(f)
+    return f
+
+
+@click.group(cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@site_options
 @click.version_option(package_name="newsletter")
 @click.pass_context
 def main(
@@ -89,4 +147,6 @@ def main(
 # so these imports come last).
 from newsletter.cli import audience, posts, render, send  # noqa: E402
 
-__all__ = ["App", "audience", "main", "posts", "render", "send"]
+install_site_flags(main)
+
+__all__ = ["App", "audience", "install_site_flags", "main", "posts", "render", "send"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import click
 
 from newsletter.cli import App, main
 from newsletter.cli.options import load_selection, selection_options
+from newsletter.cli.output import emit_list, json_options
 from newsletter.content import Post, excerpt_of
 from newsletter.selection import Reason, Selection, sort_newest_first
 
@@ -51,24 +51,22 @@ def _cut(text: str, width: int) -> str:
 
 @main.command("posts")
 @selection_options
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@json_options(stream=True)
 @click.pass_obj
-def posts_command(app: App, as_json: bool, **opts: Any) -> None:
+def posts_command(app: App, output: str, **opts: Any) -> None:
     """List the posts and whether each would be in the issue, with the reason if not.
 
     \b
     Examples:
       newsletter posts --month 2026-10
       newsletter posts --since last-issue --exclude-category Sponsors
-      newsletter posts --post 2026-10-05-wrap-up --json
+      newsletter posts --post conference-wrap-up --json
     """
     result, selection = load_selection(app, opts)
     reasons: dict[int, Reason | None] = {id(p): None for p in selection.selected}
     reasons.update({id(p): r for p, r in selection.skipped})
     ordered = sort_newest_first([*selection.selected, *(p for p, _ in selection.skipped)])
-    if as_json:
-        data = [post_json(p, reasons[id(p)]) for p in ordered]
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    if emit_list((post_json(p, reasons[id(p)]) for p in ordered), output):
         return
     tz = app.settings.site.tz
     rows = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,9 +14,10 @@ import click
 from newsletter.archive import write_archive
 from newsletter.cli import App, main
 from newsletter.cli.options import issue_date, load_selection, resolve_now, selection_options
+from newsletter.cli.output import emit_list, json_options
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, LintFailed, NewsletterError
-from newsletter.lint import Finding, findings_json, has_errors, lint_issue
+from newsletter.lint import Finding, has_errors, lint_issue
 from newsletter.mime import email_for
 from newsletter.personalize import Personal, token_values
 from newsletter.render import generic_values, load_intro, render_issue
@@ -153,7 +155,7 @@ def write_email(
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open email.html in the browser.")
 @click.option("--no-archive", is_flag=True, help="Do not write the public archive page.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (an object).")
 @click.pass_obj
 def render_command(
     app: App,
@@ -171,7 +173,7 @@ def render_command(
     \b
     Examples:
       newsletter render --month 2026-10 --out build/
-      newsletter render --post 2026-10-05-wrap-up --as ada@example.org --out build/ --open
+      newsletter render --post conference-wrap-up --as ada.lovelace@example.com --out build/ --open
       newsletter render --since last-issue --out build/ --json
     """
     settings = app.settings
@@ -209,9 +211,9 @@ def render_command(
 @main.command("lint")
 @selection_options
 @issue_options
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list.")
+@json_options(stream=True)
 @click.pass_obj
-def lint_command(app: App, as_json: bool, **opts: Any) -> None:
+def lint_command(app: App, output: str, **opts: Any) -> None:
     """Check the issue before it goes out; exit code 3 when there are errors.
 
     Checks Gmail's 102 KB clipping, relative or non-http links and images, missing alt text,
@@ -220,13 +222,11 @@ def lint_command(app: App, as_json: bool, **opts: Any) -> None:
     \b
     Examples:
       newsletter lint --month 2026-10
-      newsletter lint --post 2026-10-05-wrap-up --json
+      newsletter lint --post conference-wrap-up --json
     """
     issue = render_from_options(app, opts)
     findings = lint_issue(issue, app.settings, longest=None)
-    if as_json:
-        click.echo(findings_json(findings))
-    else:
+    if not emit_list((asdict(f) for f in findings), output):
         print_findings(findings)
     if has_errors(findings):
         raise LintFailed("lint found errors; fix them before sending", list(findings))
@@ -248,7 +248,7 @@ def preview_command(app: App, port: int, open_browser: bool, **opts: Any) -> Non
     \b
     Examples:
       newsletter preview --month 2026-10
-      newsletter preview --post 2026-10-05-wrap-up --port 8080 --open
+      newsletter preview --post conference-wrap-up --port 8080 --open
     """
     from newsletter.web.preview import PreviewState, serve
 
