@@ -109,12 +109,15 @@ def test_every_help_example_runs_on_the_example_site(
         for n, (path, line) in enumerate(ALL):
             if path in PENDING:
                 continue
-            monkeypatch.chdir(copy_example_site(tmp_path / str(n)))
+            site = copy_example_site(tmp_path / str(n))
+            monkeypatch.chdir(site)
             for setup in (
                 ["subscribers", "import", "subscribers.example.csv"],
                 ["suppressions", "add", "zoe.muller@example.com"],
             ):
                 assert runner.invoke(main, setup).exit_code == 0, setup
+            if path == ("init",):  # a site that has not been set up yet
+                (site / "newsletter.toml").unlink()
             words = shlex.split(line)
             env = {"SENDGRID_API_URL": api_url}
             while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):

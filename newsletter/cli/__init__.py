@@ -145,8 +145,8 @@ def main(
 
 # Command modules register themselves on `main` when imported (they import `main` from here,
 # so these imports come last).
-from newsletter.cli import audience, posts, render, send  # noqa: E402
+from newsletter.cli import audience, posts, render, send, setup  # noqa: E402
 
 install_site_flags(main)
 
-__all__ = ["App", "audience", "install_site_flags", "main", "posts", "render", "send"]
+__all__ = ["App", "audience", "install_site_flags", "main", "posts", "render", "send", "setup"]
