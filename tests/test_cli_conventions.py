@@ -24,6 +24,8 @@ NOW = "2026-11-01T09:00"
 
 #: long-running servers: their examples are parsed (every flag and value checked), not run
 SERVERS = {("serve",), ("preview",)}
+#: examples whose right answer on the example site is not 0: it is not set up for a real send
+EXIT = {"newsletter doctor": 2}
 #: the lead is rewriting these commands (cli/send.py, cli/campaigns.py); their examples join
 #: the run when that lands
 PENDING = {("send",), ("resume",), ("status",), ("cancel",), ("campaigns",)}
@@ -135,7 +137,7 @@ def test_every_help_example_runs_on_the_example_site(
                 continue
             result = runner.invoke(main, args, env=env)
             ran += 1
-            if result.exit_code != 0:
+            if result.exit_code != EXIT.get(line, 0) or "Traceback" in result.output:
                 failures.append(f"{line}: exit {result.exit_code}: {result.output[-300:]}")
     assert failures == []
     assert ran >= 15

@@ -1,4 +1,4 @@
-"""``newsletter init``: set a site up in one command."""
+"""``newsletter init`` sets a site up in one command; ``newsletter doctor`` checks it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 from email_validator import EmailNotValidError, validate_email
 
-from newsletter.cli import main
+from newsletter.cli import App, main
+from newsletter.cli.output import emit_json, json_options, style
 from newsletter.config import EmailSettings
+from newsletter.doctor import failures, run_checks, summary
 from newsletter.errors import ConfigError
 from newsletter.site_setup import (
     SiteAnswers,
@@ -237,3 +239,44 @@ def _report(root: Path, answers: SiteAnswers, written: Written) -> None:
     click.echo("  newsletter posts --since last-issue           # the posts of the first issue")
     click.echo("  newsletter preview --since last-issue --open  # the email, in a browser")
     click.echo("  newsletter doctor                             # what a real send still needs")
+
+
+_MARKS = {"ok": ("ok  ", "green"), "warn": ("warn", "yellow"), "fail": ("fail", "red")}
+
+
+@main.command("doctor")
+@click.option(
+    "--transport",
+    type=click.Choice(["sendgrid", "outbox", "auto"]),
+    default="sendgrid",
+    show_default=True,
+    help="Check for a send through this transport (outbox: a rehearsal; auto: as `send`).",
+)
+@json_options(stream=False)
+@click.pass_obj
+def doctor_command(app: App, transport: str, output: str) -> None:
+    """Check everything a real send depends on; each check says ok, warn or fail, and the fix.
+
+    The sender (not a placeholder domain), the https unsubscribe URL, NEWSLETTER_SECRET (32+
+    characters), SENDGRID_API_KEY and its scopes (asks SendGrid), the sender verified or its
+    domain authenticated (asks SendGrid), the webhook key and the postal address. Exit 2 when a
+    check fails: `send` through SendGrid runs the same checks and refuses.
+
+    \b
+    Examples:
+      newsletter doctor
+      newsletter doctor --transport outbox --json
+    """
+    checks = run_checks(app.settings, app.secrets, transport=transport)
+    if output != "table":
+        emit_json([c.as_json() for c in checks])
+    else:
+        width = max(len(c.name) for c in checks)
+        for check in checks:
+            mark, colour = _MARKS[check.status]
+            click.echo(f"{style(mark, colour, bold=True)}  {check.name:<{width}}  {check.message}")
+            if check.fix:
+                click.echo(f"      {'':<{width}}  fix: {check.fix}")
+        click.echo(summary(checks))
+    if failures(checks):
+        sys.exit(2)
