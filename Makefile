@@ -21,7 +21,8 @@ demo: $(STAMP)
 	$(BIN)/newsletter posts --month 2026-10 --now $(DEMO_NOW)
 	$(BIN)/newsletter subscribers import subscribers.example.csv
 	$(BIN)/newsletter send --month 2026-10 --now $(DEMO_NOW) --transport outbox --yes --no-progress
-	@echo "Open the outbox index above (outbox/<campaign>/index.html) in a browser; each .eml opens in a mail client."
+	@echo "Outbox index: $$(ls -t $(CURDIR)/outbox/*/index.html | head -n 1)"
+	@echo "  open it in a browser (each .eml opens in a mail client). Run the tool as .venv/bin/newsletter, or '. .venv/bin/activate' first."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto
