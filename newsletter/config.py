@@ -231,6 +231,7 @@ def load_settings(
         raw.setdefault(section, {})[key] = value
 
     built = {name: _coerce(name, cls, raw[name], path) for name, cls in _SECTIONS.items()}
+    _check_bounds(built["send"], path)
     settings = Settings(root=root, config_path=config_path, store_path=store_path, **built)
     try:
         settings.site.tz  # noqa: B018 - validate early
@@ -255,6 +256,53 @@ def load_settings(
             key="unsubscribe.base_url",
         )
     return settings
+
+
+# [send] numbers and the range each must be in (inclusive); 0 means "no limit" where allowed
+SEND_BOUNDS: dict[str, tuple[float, float]] = {
+    "batch_size": (1, 1000),
+    "concurrency": (1, 64),
+    "max_per_second": (0, 1_000_000),
+    "max_per_hour": (0, 1_000_000_000),
+    "max_retries": (0, 100),
+    "max_consecutive_failures": (1, 10_000),
+    "timeout_seconds": (1, 600),
+    "asm_group_id": (0, 2**31 - 1),
+}
+
+
+def _check_bounds(send: SendSettings, path: Path) -> None:
+    """A value out of range names its line: ``newsletter.toml:31: send.concurrency: ...``."""
+    for key, (low, high) in SEND_BOUNDS.items():
+        value = getattr(send, key)
+        if not low <= value <= high:
+            raise ConfigError(
+                f"{value} is out of range; use a number from {low:g} to {high:g}",
+                path=_with_line(path, "send", key),
+                key=f"send.{key}",
+            )
+    if send.transport not in ("auto", "outbox", "sendgrid", "memory"):
+        raise ConfigError(
+            f"unknown transport {send.transport!r}; use auto, outbox or sendgrid",
+            path=_with_line(path, "send", "transport"),
+            key="send.transport",
+        )
+
+
+def _with_line(path: Path, section: str, key: str) -> str:
+    """``path:LINE`` of ``key`` inside ``[section]`` (tomllib gives no positions), else path."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return str(path)
+    current = ""
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if text.startswith("[") and not text.startswith("[["):
+            current = text.strip("[] ")
+        elif current == section and text.split("=", 1)[0].strip().strip("\"'") == key:
+            return f"{path}:{number}"
+    return str(path)
 
 
 _FLAGS = {

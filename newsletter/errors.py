@@ -161,3 +161,21 @@ class ProviderRejected(TransportError):
 
 class DeliveryUnknown(TransportError):
     """The request may have reached the provider; its answer was lost. Never retried silently."""
+
+
+class CampaignUnfinished(NewsletterError):
+    """A digest to this audience is interrupted or paused: it is finished before another starts."""
+
+    exit_code = 2
+
+
+class CampaignPaused(NewsletterError):
+    """The send stopped with progress saved (too many failures, a signal, bad credentials)."""
+
+    exit_code = 5
+
+
+class CampaignIncomplete(NewsletterError):
+    """The send finished, but not every recipient was accepted."""
+
+    exit_code = 6

@@ -6,19 +6,19 @@ Rules, in the order they are checked (the first that applies is the reason):
 2. draft / future: out unless ``include_drafts`` / ``include_future``;
 3. not picked: ``posts`` names posts explicitly and this is not one of them;
 4. before / after window: ``since`` is inclusive, ``until`` exclusive; with ``since_last_issue``
-   the window starts just after the newest post of the last issue sent;
+   the window starts where the last digest's window ended (``last_issue``);
+   already sent: with ``since_last_issue``, a post another campaign to this audience carried;
 5. category / tag: include lists need one match, exclude lists none (case-insensitive);
 6. limit: after all the above, newest first, the first ``limit`` posts are selected.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
 
 from newsletter.content import Post
 
@@ -34,6 +34,7 @@ class Reason(StrEnum):
     LIMIT = "limit"
     NOT_PICKED = "not_picked"
     INVALID = "invalid"
+    ALREADY_SENT = "already_sent"
 
     @property
     def label(self) -> str:
@@ -62,24 +63,18 @@ class Selection:
     unmatched: list[str] = field(default_factory=list)  # picks in Criteria.posts that matched none
     since: datetime | None = None  # the window actually applied (after last-issue resolution)
     until: datetime | None = None
+    sent_in: Mapping[str, str] = field(default_factory=dict)  # slug -> campaign that carried it
+
+    def label(self, post: Post, reason: Reason) -> str:
+        """The reason as shown to a person: ``already sent in 2026-10-3f9a2c1b7e``."""
+        if reason is Reason.ALREADY_SENT:
+            return f"already sent in {self.sent_in.get(post.slug, '?')}"
+        return reason.label
 
     def reason_of(self, post: Post) -> Reason | None:
         for other, reason in self.skipped:
             if other is post:
                 return reason
-        return None
-
-
-class LastIssue(Protocol):
-    def newest_post_date(self) -> datetime | None:
-        """Date of the newest post in the last issue that was sent, or None if none was."""
-        ...
-
-
-class NoLastIssue:
-    """No issue has been sent (or no store exists yet)."""
-
-    def newest_post_date(self) -> datetime | None:
         return None
 
 
@@ -117,12 +112,18 @@ def select(
     *,
     now: datetime,
     last_issue: datetime | None = None,
+    already_sent: Mapping[str, str] | None = None,
 ) -> Selection:
-    """Choose the posts for an issue; every post not chosen gets a :class:`Reason`."""
+    """Choose the posts for an issue; every post not chosen gets a :class:`Reason`.
+
+    ``last_issue`` is where the last digest's window ended (inclusive start of this one);
+    ``already_sent`` maps the slugs of posts other campaigns carried to those campaigns' ids:
+    with ``since_last_issue`` such posts are left out.
+    """
     since = criteria.since
     if criteria.since_last_issue and last_issue is not None:
         since = last_issue if since is None else max(since, last_issue)
-    after_last = criteria.since_last_issue and last_issue is not None
+    sent = dict(already_sent or {}) if criteria.since_last_issue else {}
     include_cats = _lower(criteria.categories)
     exclude_cats = _lower(criteria.exclude_categories)
     include_tags = _lower(criteria.tags)
@@ -141,12 +142,13 @@ def select(
             criteria,
             now=now,
             since=since,
-            strictly_after=after_last and since == last_issue,
             include_cats=include_cats,
             exclude_cats=exclude_cats,
             include_tags=include_tags,
             exclude_tags=exclude_tags,
         )
+        if reason is None and post.slug in sent:
+            reason = Reason.ALREADY_SENT
         if reason is not None:
             reasons[id(post)] = reason
     selected: list[Post] = []
@@ -160,7 +162,7 @@ def select(
         else:
             skipped.append((post, reason))
     unmatched = [pick for pick in criteria.posts if not any(matches_pick(p, pick) for p in posts)]
-    return Selection(selected, skipped, unmatched, since=since, until=criteria.until)
+    return Selection(selected, skipped, unmatched, since=since, until=criteria.until, sent_in=sent)
 
 
 def _reason(
@@ -169,7 +171,6 @@ def _reason(
     *,
     now: datetime,
     since: datetime | None,
-    strictly_after: bool,
     include_cats: set[str],
     exclude_cats: set[str],
     include_tags: set[str],
@@ -181,7 +182,7 @@ def _reason(
         return Reason.FUTURE
     if criteria.posts and not any(matches_pick(post, pick) for pick in criteria.posts):
         return Reason.NOT_PICKED
-    if since is not None and (post.date < since or (strictly_after and post.date == since)):
+    if since is not None and post.date < since:
         return Reason.BEFORE_WINDOW
     if criteria.until is not None and post.date >= criteria.until:
         return Reason.AFTER_WINDOW

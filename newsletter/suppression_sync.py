@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from newsletter.config import Secrets, Settings
 from newsletter.errors import (
     ProviderRejected,
     ProviderUnavailable,
@@ -211,3 +212,34 @@ def sync_suppressions(
                 report.added[name] += store.suppress_many(items, source="sendgrid-sync", now=now)
                 page = next(pages, None)
     return report
+
+
+def sync_before_send(
+    settings: Settings, secrets: Secrets, audience: AudienceStore, *, skip: bool = False
+) -> str | None:
+    """Before a send: pull SendGrid's suppressions when a key is configured and
+    ``send.sync_suppressions`` is on. Returns the summary line, or None when not configured."""
+    if not secrets.sendgrid_api_key or not settings.send.sync_suppressions:
+        return None
+    if skip:
+        return "SendGrid's lists not pulled (--skip-sync); the local list applies"
+    groups = [settings.send.asm_group_id] if settings.send.asm_group_id else []
+    with SuppressionClient(
+        secrets.sendgrid_api_key, secrets.sendgrid_api_url, timeout=settings.send.timeout_seconds
+    ) as client:
+        try:
+            report = sync_suppressions(audience, client, now=datetime.now(UTC), group_ids=groups)
+        except ProviderRejected as err:
+            if err.status not in (401, 403):
+                raise
+            # a Mail-Send-only key is enough to send; only this extra step needs more
+            raise ProviderRejected(
+                "SendGrid refused to list suppressions before sending: SENDGRID_API_KEY lacks "
+                "the 'Suppressions' read permission (or is not a valid key) needed by the "
+                "pre-send sync. Grant it (Settings > API Keys > Restricted Access), run with "
+                "--skip-sync, or set send.sync_suppressions = false in newsletter.toml to send "
+                "with a Mail Send key alone (the local suppression list still applies)",
+                status=err.status,
+                body=err.body,
+            ) from err
+    return report.summary()

@@ -7,15 +7,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter.dispatch import (
+from newsletter.campaign.dispatcher import (
     Dispatcher,
     Envelope,
     Options,
     Personalizer,
-    campaign_id_for,
     prepare,
 )
-from newsletter.pacing import Backoff, Pacer
+from newsletter.campaign.pacing import Backoff, Pacer
 from newsletter.rendered import RenderedIssue
 from newsletter.store import Store, open_store
 from newsletter.transports.base import Sender, Transport
@@ -39,12 +38,15 @@ def people(n: int, start: int = 0) -> list[tuple[str, str, str]]:
     return [(str(i), f"user{i}@example.net", f"Name{i}") for i in range(start, start + n)]
 
 
+CID = "2026-11-0123456789"
+
+
 def fresh_store(tmp_path: Path) -> Store:
     return open_store(tmp_path / "newsletter.db")
 
 
 def prepared(store: Store, rows: Iterable[tuple[str, str, str]], *, batch_size: int = 1000) -> str:
-    cid = campaign_id_for(ISSUE, "")
+    cid = CID
     prepare(
         store.campaigns,
         cid,

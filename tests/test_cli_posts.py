@@ -105,7 +105,7 @@ def test_bad_post_is_reported_and_skipped(tmp_path: Path, case: str) -> None:
     assert result.stderr.splitlines() == [f"error: {path}:{message}"]
     assert "Traceback" not in result.output
     *_, invalid_row, summary = result.stdout.splitlines()
-    assert invalid_row.split() == ["-", f"{case}.md", "-", "invalid"]
+    assert invalid_row.split() == ["-", f"{case}.md", "-", "invalid", "-"]
     assert summary == "1 post read; 1 selected; 1 could not be read and were skipped (see above)"
 
 
@@ -237,11 +237,11 @@ def test_table_and_summary(tmp_path: Path) -> None:
     result = run(site, "--month", "2026-03", "--include-future")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "date        title       category  status",
-        "2027-01-01  Next year   -         after window",
-        "2026-03-02  An idea     -         draft",
-        "2026-03-01  March news  News      selected",
-        "2026-01-01  Good        -         before window",
+        "date        title       category  status         sent in",
+        "2027-01-01  Next year   -         after window   -",
+        "2026-03-02  An idea     -         draft          -",
+        "2026-03-01  March news  News      selected       -",
+        "2026-01-01  Good        -         before window  -",
         "4 posts read; 1 selected; 3 left out (1 after window, 1 before window, 1 draft)",
     ]
 
@@ -275,6 +275,8 @@ def test_json_keys_and_order(tmp_path: Path) -> None:
         "draft": False,
         "selected": True,
         "reason": None,
+        "reason_text": None,
+        "sent_in": [],
     }
     assert (data[0]["selected"], data[0]["reason"], data[0]["draft"]) == (False, "draft", True)
 
@@ -393,7 +395,7 @@ def test_since_last_issue_reads_the_store_after_a_real_send(tmp_path: Path) -> N
 
     before = cli("posts", "--since", "last-issue", "--now", "2026-11-26", "--json")
     assert before.returncode == 0, before.stderr
-    assert "no issue has been sent yet" in before.stderr
+    assert "no digest has been sent yet" in before.stderr
     assert [d["selected"] for d in json.loads(before.stdout)] == [True, True, True]
     assert not (site / "newsletter.db").exists()  # listing never creates the store
 
@@ -413,5 +415,10 @@ def test_since_last_issue_reads_the_store_after_a_real_send(tmp_path: Path) -> N
 
     after = cli("posts", "--since", "last-issue", "--now", "2026-11-26", "--json")
     assert after.returncode == 0, after.stderr
-    got = {d["slug"]: d["reason"] for d in json.loads(after.stdout)}
-    assert got == {"november": None, "october": "before_window", "good": "before_window"}
+    got = {d["slug"]: (d["reason"], d["sent_in"]) for d in json.loads(after.stdout)}
+    october = json.loads(sent.stdout.splitlines()[-1].split()[1].rstrip(":").join(['"', '"']))
+    assert got == {
+        "november": (None, []),
+        "october": ("before_window", [october]),
+        "good": ("before_window", []),
+    }

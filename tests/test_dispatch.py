@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from dispatch_helpers import ISSUE, NOW, FakeClock, dispatcher, fresh_store, people, prepared
+from dispatch_helpers import CID, NOW, FakeClock, dispatcher, fresh_store, people, prepared
 
-from newsletter.dispatch import Options, campaign_id_for
+from newsletter.campaign.dispatcher import Options
+from newsletter.campaign.lock import CampaignLock
+from newsletter.campaign.pacing import Pacer
 from newsletter.errors import CampaignLocked, ProviderRejected, RateLimited
-from newsletter.pacing import Pacer
 from newsletter.store import campaigns as cs
-from newsletter.store.campaign_lock import CampaignLock
 from newsletter.transports.memory import MemoryTransport
 
 
@@ -172,23 +172,19 @@ def test_pacing_per_hour_waits_for_the_window() -> None:
     assert clock.sleeps == [pytest.approx(3590.0)]
 
 
-def test_campaign_id_is_stable_and_depends_on_segment() -> None:
-    a = campaign_id_for(ISSUE, "")
-    assert a == campaign_id_for(ISSUE, "") and a.startswith("2026-11-")
-    assert campaign_id_for(ISSUE, "members") != a
-    assert campaign_id_for(ISSUE, "", salt="again") != a
-
-
 def test_events_are_recorded_once_and_last_issue_date(tmp_path: Path) -> None:
     store = fresh_store(tmp_path)
-    assert store.campaigns.newest_post_date() is None
+    assert store.campaigns.digest_cursor("") is None
     cid = prepared(store, people(3))
     at = datetime(2026, 11, 26, 10, tzinfo=UTC)
     assert store.campaigns.record_event(cid, 1, "delivered", at, "ev-1") is True
     assert store.campaigns.record_event(cid, 1, "delivered", at, "ev-1") is False
     assert store.campaigns.record_event(cid, "2", "open", at, "ev-2") is True
     assert store.campaigns.status(cid).events == {"delivered": 1, "open": 1}  # type: ignore[union-attr]
-    assert store.campaigns.newest_post_date() == datetime(2026, 11, 20, 10, tzinfo=UTC)
+    # a campaign without a recorded window: the cursor starts just after its newest post
+    cursor = store.campaigns.digest_cursor("")
+    assert cursor is not None and cursor[1].id == cid
+    assert cursor[0] == datetime(2026, 11, 20, 10, 0, 0, 1, tzinfo=UTC)
 
 
 def test_interrupted_preparation_starts_over(tmp_path: Path) -> None:
@@ -200,7 +196,7 @@ def test_interrupted_preparation_starts_over(tmp_path: Path) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         prepared(store, rows())
-    cid = campaign_id_for(ISSUE, "")
+    cid = CID
     assert store.campaigns.get(cid).state == cs.PREPARING  # type: ignore[union-attr]
     prepared(store, people(20))
     assert store.campaigns.get(cid).total == 20  # type: ignore[union-attr]
@@ -215,7 +211,7 @@ def test_one_sender_per_campaign_and_kill_9_releases_the_lock(tmp_path: Path) ->
             pass
     code = (
         "import sys, time; from pathlib import Path;"
-        "from newsletter.store.campaign_lock import CampaignLock;"
+        "from newsletter.campaign.lock import CampaignLock;"
         "CampaignLock(Path(sys.argv[1]), 'c1').acquire(); print('held', flush=True); time.sleep(60)"
     )
     proc = subprocess.Popen(
@@ -247,7 +243,7 @@ def test_last_issue_prefers_real_sends_over_outbox_rehearsals(tmp_path: Path) ->
     store = fresh_store(tmp_path)
     c = store.campaigns
 
-    def campaign(cid: str, transport: str, newest: str) -> None:
+    def campaign(cid: str, transport: str, end: str, kind: str = "digest") -> None:
         c.begin(
             cid,
             now=NOW,
@@ -256,17 +252,29 @@ def test_last_issue_prefers_real_sends_over_outbox_rehearsals(tmp_path: Path) ->
             segment="",
             transport=transport,
             content_hash="h",
-            newest_post_date=newest,
+            newest_post_date="",
             posts=(),
             batch_size=1000,
+            kind=kind,
+            window=("2026-01-01T00:00:00+00:00", end),
+            rehearsal=transport != "sendgrid",
         )
         c.ready(cid, now=NOW)
 
+    def cursor() -> tuple[datetime, str] | None:
+        found = c.digest_cursor("")
+        return (found[0], found[1].id) if found else None
+
     campaign("rehearsal", "outbox", "2026-10-20T00:00:00+00:00")
-    assert c.newest_post_date() == datetime(2026, 10, 20, tzinfo=UTC)
+    assert cursor() == (datetime(2026, 10, 20, tzinfo=UTC), "rehearsal")
     campaign("real", "sendgrid", "2026-09-30T00:00:00+00:00")
     campaign("newer-rehearsal", "outbox", "2026-11-20T00:00:00+00:00")
-    assert c.newest_post_date() == datetime(2026, 9, 30, tzinfo=UTC)
+    assert cursor() == (datetime(2026, 9, 30, tzinfo=UTC), "real")
+    # a blast never moves the digest cursor
+    campaign("blast", "sendgrid", "2026-12-20T00:00:00+00:00", kind="blast")
+    assert cursor() == (datetime(2026, 9, 30, tzinfo=UTC), "real")
+    # another audience has a cursor of its own
+    assert c.digest_cursor("members") is None
 
 
 def test_stop_flag_pauses_after_the_batch_in_flight(tmp_path: Path) -> None:

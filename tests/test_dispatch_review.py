@@ -24,12 +24,12 @@ from dispatch_helpers import (
 )
 from send_cli_helpers import SEND, command, env, make_site, query, run
 
-from newsletter.dispatch import Envelope, Options, prepare
+from newsletter.campaign.dispatcher import Envelope, Options, prepare
+from newsletter.campaign.lock import CampaignLock, lock_dir_for
+from newsletter.campaign.pacing import Pacer, max_batch
 from newsletter.errors import RateLimited
 from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
-from newsletter.pacing import Pacer, max_batch
 from newsletter.store import campaigns as cs
-from newsletter.store.campaign_lock import CampaignLock, lock_dir_for
 from newsletter.transports.base import Batch, Recipient, Status
 from newsletter.transports.memory import MemoryTransport
 from newsletter.transports.sendgrid import SendGridTransport
@@ -134,7 +134,7 @@ def _campaign(store, cid: str, start: int, transport: str, sent_at=None):  # typ
 
 
 def test_a_new_process_counts_the_last_hours_sends_against_per_hour(tmp_path: Path) -> None:
-    from newsletter.cli.send_wiring import seed_hourly_window
+    from newsletter.campaign.wiring import seed_hourly_window
 
     store = fresh_store(tmp_path)
     _campaign(store, "earlier", 0, "test", sent_at=NOW - timedelta(minutes=30))

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from newsletter.cli.options import build_criteria
 from newsletter.content import Post
-from newsletter.selection import Criteria, NoLastIssue, Reason, select
+from newsletter.issue import IssueQuery
+from newsletter.selection import Criteria, Reason, select
 
 LA = ZoneInfo("America/Los_Angeles")
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=LA)
@@ -73,7 +73,7 @@ def test_month_flag_uses_the_site_time_zone() -> None:
     late_oct = post("late-oct", datetime(2026, 10, 31, 23, 30, tzinfo=LA))  # Nov 1 in UTC
     early_nov = post("early-nov", datetime(2026, 11, 1, 0, 30, tzinfo=LA))
     early_oct_utc = post("oct-utc", datetime(2026, 10, 1, 3, 0, tzinfo=UTC))  # Sep 30 LA
-    crit = build_criteria({"month": "2026-10"}, LA, NOW)
+    crit = IssueQuery(month="2026-10").criteria(LA, NOW)
     sel = select([late_oct, early_nov, early_oct_utc], crit, now=NOW)
     assert [p.slug for p in sel.selected] == ["late-oct"]
     assert reasons(sel.skipped) == {
@@ -83,7 +83,7 @@ def test_month_flag_uses_the_site_time_zone() -> None:
 
 
 def test_days_and_until_date_includes_the_whole_day() -> None:
-    crit = build_criteria({"days": 7, "until": "2026-11-25"}, LA, NOW)
+    crit = IssueQuery(days=7, until="2026-11-25").criteria(LA, NOW)
     assert crit.since == NOW - timedelta(days=7)
     assert crit.until == datetime(2026, 11, 26, tzinfo=LA)
     inside = post("inside", datetime(2026, 11, 25, 23, 59, tzinfo=LA))
@@ -135,15 +135,37 @@ def test_explicit_picks_by_slug_file_name_or_path() -> None:
     assert sel.unmatched == ["nope"]
 
 
-def test_since_last_issue_starts_after_the_newest_post_sent() -> None:
-    sent = post("sent", datetime(2026, 10, 21, 9, 0, tzinfo=LA))
+def test_since_last_issue_starts_where_the_last_window_ended() -> None:
+    before = post("before", datetime(2026, 10, 21, 9, 0, tzinfo=LA))
+    at_end = post("at-end", datetime(2026, 11, 1, tzinfo=LA))  # windows end exclusive
     newer = post("newer", datetime(2026, 11, 12, tzinfo=LA))
     crit = Criteria(since_last_issue=True)
-    sel = select([sent, newer], crit, now=NOW, last_issue=sent.date)
-    assert [p.slug for p in sel.selected] == ["newer"]
-    assert reasons(sel.skipped) == {"sent": Reason.BEFORE_WINDOW}
-    first_issue = select([sent, newer], crit, now=NOW, last_issue=NoLastIssue().newest_post_date())
+    end = datetime(2026, 11, 1, tzinfo=LA)
+    sel = select([before, at_end, newer], crit, now=NOW, last_issue=end)
+    assert [p.slug for p in sel.selected] == ["newer", "at-end"]
+    assert reasons(sel.skipped) == {"before": Reason.BEFORE_WINDOW}
+    first_issue = select([before, newer], crit, now=NOW, last_issue=None)
     assert len(first_issue.selected) == 2
+
+
+def test_since_last_issue_leaves_out_posts_another_campaign_carried() -> None:
+    blasted = post("blasted", datetime(2026, 11, 5, tzinfo=LA))
+    newer = post("newer", datetime(2026, 11, 12, tzinfo=LA))
+    end = datetime(2026, 11, 1, tzinfo=LA)
+    sent = {"blasted": "blasted-0123456789"}
+    sel = select(
+        [blasted, newer],
+        Criteria(since_last_issue=True),
+        now=NOW,
+        last_issue=end,
+        already_sent=sent,
+    )
+    assert [p.slug for p in sel.selected] == ["newer"]
+    assert reasons(sel.skipped) == {"blasted": Reason.ALREADY_SENT}
+    assert sel.label(blasted, Reason.ALREADY_SENT) == "already sent in blasted-0123456789"
+    # only --since last-issue leaves them out: an explicit window is what the operator asked for
+    explicit = select([blasted, newer], Criteria(since=end), now=NOW, already_sent=sent)
+    assert len(explicit.selected) == 2
 
 
 def test_every_post_is_accounted_for_exactly_once() -> None:

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from newsletter.cli import main
 from newsletter.errors import ProviderRejected, ProviderUnavailable, RateLimited, TransportError
-from newsletter.store import open_store
+from newsletter.store import Store, open_store
 from newsletter.suppression_sync import SuppressionClient, sync_suppressions
 
 NOW = datetime(2026, 11, 4, 8, 0, tzinfo=UTC)
@@ -346,7 +346,10 @@ def test_sync_before_send_runs_only_with_a_key_and_the_setting(
     fake: tuple[FakeSendGrid, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from newsletter.cli import App
-    from newsletter.cli.audience import sync_before_send
+    from newsletter.suppression_sync import sync_before_send as sync
+
+    def sync_before_send(app: App, store: Store, *, skip: bool = False) -> str | None:
+        return sync(app.settings, app.secrets, store.audience, skip=skip)
 
     sg, url = fake
     sg.bounces = ["b@x.org"]
@@ -372,7 +375,10 @@ def test_sync_before_send_with_a_mail_send_only_key_says_the_way_out(
     fake: tuple[FakeSendGrid, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int
 ) -> None:
     from newsletter.cli import App
-    from newsletter.cli.audience import sync_before_send
+    from newsletter.suppression_sync import sync_before_send as sync
+
+    def sync_before_send(app: App, store: Store, *, skip: bool = False) -> str | None:
+        return sync(app.settings, app.secrets, store.audience, skip=skip)
 
     sg, url = fake
     sg.faults = [status]  # what SendGrid answers a key without Suppressions read access

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from dispatch_helpers import ISSUE, SENDER, dispatcher, fresh_store, people, prepared
 
-from newsletter.dispatch import Options
+from newsletter.campaign.dispatcher import Options
+from newsletter.campaign.pacing import Backoff
 from newsletter.errors import DeliveryUnknown, ProviderRejected, ProviderUnavailable, RateLimited
 from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
-from newsletter.pacing import Backoff
 from newsletter.transports.base import Batch, Recipient, Status
 from newsletter.transports.sendgrid import (
     SendGridTransport,

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from newsletter.api import Newsletter
 from newsletter.config import Secrets, Settings, load_secrets, load_settings
 from newsletter.errors import NewsletterError
 
@@ -36,6 +37,13 @@ class App:
     @property
     def secrets(self) -> Secrets:
         return load_secrets(os.environ)
+
+    @property
+    def newsletter(self) -> Newsletter:
+        """The library object every command calls; its log prints to stderr."""
+        from newsletter.cli.send_wiring import say
+
+        return Newsletter(self.settings, self.secrets, log=say)
 
 
 class NewsletterGroup(click.Group):
@@ -129,10 +137,13 @@ def main(
 ) -> None:
     """Turn a website's Markdown posts into an email and send it to subscribers.
 
+    Run `newsletter init` in a site's folder to set it up, `newsletter doctor` before a real send.
+
     \b
-    Example:
+    Examples:
       newsletter posts --month 2026-10
-      newsletter send --since last-issue --yes
+      newsletter send --month 2026-10 --yes
+      newsletter posts --site-url https://blog.example.net --content content --json
     """
     overrides: dict[str, Any] = {
         "site.content": list(content) or None,

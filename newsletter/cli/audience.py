@@ -11,7 +11,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from newsletter.cli import App, main
 from newsletter.cli.output import emit_json, emit_list, iso_time, json_options, local_time
-from newsletter.errors import ConfigError, InputError, ProviderRejected, SecretMissing
+from newsletter.errors import ConfigError, InputError, SecretMissing
 from newsletter.store import Store, open_store
 from newsletter.store.audience import REASONS
 from newsletter.subscribers import Notice, export_subscribers, import_subscribers, subscriber_record
@@ -302,39 +302,6 @@ def suppressions_remove(app: App, emails: tuple[str, ...]) -> None:
         click.echo(f"{e}: {'no longer suppressed' if e in lifted else 'was not suppressed'}")
     if len(lifted) != len(emails):
         sys.exit(1)
-
-
-def sync_before_send(app: App, store: Store, *, skip: bool = False) -> str | None:
-    """For ``newsletter send``: pull SendGrid's suppressions first when a key is configured and
-    ``send.sync_suppressions`` is on. Returns the summary line, or None when not configured."""
-    from newsletter.suppression_sync import SuppressionClient, sync_suppressions
-
-    secrets, settings = app.secrets, app.settings
-    if not secrets.sendgrid_api_key or not settings.send.sync_suppressions:
-        return None
-    if skip:
-        return "SendGrid's lists not pulled (--skip-sync); the local list applies"
-    groups = [settings.send.asm_group_id] if settings.send.asm_group_id else []
-    with SuppressionClient(
-        secrets.sendgrid_api_key, secrets.sendgrid_api_url, timeout=settings.send.timeout_seconds
-    ) as client:
-        try:
-            report = sync_suppressions(store.audience, client, now=_now(), group_ids=groups)
-        except ProviderRejected as err:
-            if err.status not in (401, 403):
-                raise
-            # a Mail-Send-only key is enough to send; only this extra step needs more
-            raise ProviderRejected(
-                "SendGrid refused to list suppressions before sending: SENDGRID_API_KEY lacks "
-                "the 'Suppressions' read permission (or is not a valid key) needed by the "
-                "pre-send sync. Grant it (Settings > API Keys > Restricted Access), run with "
-                "--skip-sync, or set "
-                "send.sync_suppressions = false in newsletter.toml to send with a Mail Send "
-                "key alone (the local suppression list still applies)",
-                status=err.status,
-                body=err.body,
-            ) from err
-    return report.summary()
 
 
 @suppressions_group.command("sync")

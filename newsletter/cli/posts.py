@@ -13,9 +13,12 @@ from newsletter.cli.options import load_selection, selection_options
 from newsletter.cli.output import emit_list, json_options
 from newsletter.content import Post, excerpt_of
 from newsletter.selection import Reason, Selection, sort_newest_first
+from newsletter.store.campaigns import Campaign
 
 
-def post_json(post: Post, reason: Reason | None) -> dict[str, Any]:
+def post_json(
+    post: Post, reason: Reason | None, selection: Selection, sent_in: list[str]
+) -> dict[str, Any]:
     return {
         "path": str(post.path),
         "slug": post.slug,
@@ -30,10 +33,12 @@ def post_json(post: Post, reason: Reason | None) -> dict[str, Any]:
         "draft": post.draft,
         "selected": reason is None,
         "reason": reason.value if reason is not None else None,
+        "reason_text": selection.label(post, reason) if reason is not None else None,
+        "sent_in": sent_in,
     }
 
 
-def summary_line(selection: Selection, unreadable: int) -> str:
+def summary_line(selection: Selection, unreadable: int, reference: Campaign | None = None) -> str:
     total = len(selection.selected) + len(selection.skipped)
     counts = Counter(reason.label for _, reason in selection.skipped)
     parts = [f"{total} post{'s' if total != 1 else ''} read", f"{len(selection.selected)} selected"]
@@ -42,6 +47,9 @@ def summary_line(selection: Selection, unreadable: int) -> str:
         parts.append(f"{len(selection.skipped)} left out ({detail})")
     if unreadable:
         parts.append(f"{unreadable} could not be read and were skipped (see above)")
+    if reference is not None:
+        end = reference.window_end or reference.newest_post_date
+        parts.append(f"since the last issue {reference.id} (its window ended {end})")
     return "; ".join(parts)
 
 
@@ -62,11 +70,15 @@ def posts_command(app: App, output: str, **opts: Any) -> None:
       newsletter posts --since last-issue --exclude-category Sponsors
       newsletter posts --post conference-wrap-up --json
     """
-    result, selection = load_selection(app, opts)
+    picked = load_selection(app, opts)
+    result, selection = picked.read, picked.selection
     reasons: dict[int, Reason | None] = {id(p): None for p in selection.selected}
     reasons.update({id(p): r for p, r in selection.skipped})
     ordered = sort_newest_first([*selection.selected, *(p for p, _ in selection.skipped)])
-    if emit_list((post_json(p, reasons[id(p)]) for p in ordered), output):
+    rows_json = (
+        post_json(p, reasons[id(p)], selection, picked.sent_in.get(p.slug, [])) for p in ordered
+    )
+    if emit_list(rows_json, output):
         return
     tz = app.settings.site.tz
     rows = [
@@ -74,14 +86,19 @@ def posts_command(app: App, output: str, **opts: Any) -> None:
             p.date.astimezone(tz).strftime("%Y-%m-%d"),
             _cut(p.title, 48),
             _cut(", ".join(p.categories) or "-", 18),
-            "selected" if reasons[id(p)] is None else (reasons[id(p)] or Reason.INVALID).label,
+            "selected"
+            if reasons[id(p)] is None
+            else selection.label(p, reasons[id(p)] or Reason.INVALID),
+            _cut(", ".join(picked.sent_in.get(p.slug, [])) or "-", 40),
         )
         for p in ordered
     ]
     # posts that could not be read are listed too (their errors went to stderr above)
-    rows += [("-", _cut(Path(e.path).name, 48), "-", Reason.INVALID.label) for e in result.errors]
-    header = ("date", "title", "category", "status")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    rows += [
+        ("-", _cut(Path(e.path).name, 48), "-", Reason.INVALID.label, "-") for e in result.errors
+    ]
+    header = ("date", "title", "category", "status", "sent in")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
     for row in [header, *rows]:
         click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
-    click.echo(summary_line(selection, len(result.errors)))
+    click.echo(summary_line(selection, len(result.errors), picked.reference))

@@ -13,16 +13,16 @@ import click
 
 from newsletter.archive import write_archive
 from newsletter.cli import App, main
-from newsletter.cli.options import issue_date, load_selection, resolve_now, selection_options
+from newsletter.cli.options import load_selection, resolve_now, selection_options
 from newsletter.cli.output import emit_list, json_options
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, LintFailed, NewsletterError
 from newsletter.lint import Finding, has_errors, lint_issue
 from newsletter.mime import email_for
 from newsletter.personalize import Personal, token_values
-from newsletter.render import generic_values, load_intro, render_issue
+from newsletter.render import generic_values
 from newsletter.rendered import RenderedIssue
-from newsletter.selection import LastIssue, Selection
+from newsletter.selection import Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
 PLACEHOLDER_TO = "subscriber@example.com"
@@ -54,27 +54,14 @@ def render_from_options(app: App, opts: dict[str, Any]) -> RenderedIssue:
     return select_and_render(app, opts)[1]
 
 
-def select_and_render(
-    app: App, opts: Mapping[str, Any], *, last_issue: LastIssue | None = None
-) -> tuple[Selection, RenderedIssue]:
-    """Select posts with the flags, then render the issue once (``render``, ``preview``, ``send``).
+def select_and_render(app: App, opts: Mapping[str, Any]) -> tuple[Selection, RenderedIssue]:
+    """Select posts with the flags, then render the issue once (``render``, ``preview``).
 
     With ``--post`` the layout defaults to ``post``, otherwise ``digest``; ``--month`` names the
     issue after that month rather than the day it is rendered.
     """
-    settings = app.settings
-    _, selection = load_selection(app, opts, last_issue=last_issue)
-    layout = opts.get("layout") or ("post" if opts.get("post") else "digest")
-    issue = render_issue(
-        selection.selected,
-        settings,
-        layout=layout,
-        now=resolve_now(opts, settings.site.tz),
-        subject=opts.get("subject"),
-        intro=load_intro(settings, opts.get("intro_file")),
-        issue_date=issue_date(opts, selection),
-    )
-    return selection, issue
+    picked = load_selection(app, opts)
+    return picked.selection, app.newsletter.render(picked)
 
 
 def recipient_values(app: App, email: str | None) -> tuple[str, str, dict[str, str]]:

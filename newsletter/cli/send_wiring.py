@@ -1,24 +1,20 @@
-"""Wiring for the send commands: transports, secrets, personalization, progress, summaries.
+"""What the send commands share on the terminal: flags, the progress bar, the summary table.
 
-The composition root of dispatch: the only code that turns settings and environment secrets
-into a transport, a :class:`~newsletter.dispatch.Personalizer` and a running dispatcher.
+Every rule lives in :class:`newsletter.Newsletter`; this module only turns flags into
+:class:`~newsletter.SendOptions` and results into lines.
 
-Exit codes: 0 sent (or already sent), 4 another process is sending this campaign, 5 paused
-(progress saved; ``resume`` continues), 6 finished but some recipients were rejected, failed
-or are unknown (``status`` says which and why).
+Exit codes: 0 sent (or already sent), 2 a setting, flag or another unfinished campaign stands in
+the way, 4 another process is sending this campaign, 5 paused (progress saved; ``resume``
+continues), 6 finished but some recipients were rejected, failed or are unknown (``status`` says
+which and why).
 """
 
 from __future__ import annotations
 
-import gc
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from types import FrameType
+from datetime import datetime
 from typing import Any
 
 import click
@@ -33,156 +29,52 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from newsletter.cli import App
-from newsletter.config import Settings
-from newsletter.dispatch import (
-    Dispatcher,
-    Envelope,
-    Options,
-    Personalizer,
-    Summary,
-)
-from newsletter.errors import ConfigError, NewsletterError, SecretMissing
-from newsletter.pacing import Backoff, Pacer, max_batch
-from newsletter.store import Store
+from newsletter.api import SendOptions, SendResult
+from newsletter.campaign.dispatcher import ProgressFn, Summary
+from newsletter.campaign.wiring import TRANSPORTS
+from newsletter.errors import ConfigError
 from newsletter.store import campaigns as cs
-from newsletter.transports.base import Sender, Transport
-from newsletter.unsubscribe import (
-    SECRET_FILE,
-    UnsubscribeLinks,
-    signing_secret,
-    unsubscribe_url,
-)
-
-TRANSPORTS = ("auto", "outbox", "sendgrid")
-TEST_RECIPIENT = "0"
-
-
-class CampaignPaused(NewsletterError):
-    """The send stopped with progress saved (too many failures, Ctrl-C, bad credentials)."""
-
-    exit_code = 5
-
-
-class CampaignIncomplete(NewsletterError):
-    """The send finished, but not every recipient was accepted."""
-
-    exit_code = 6
 
 
 def stderr_console() -> Console:
     return Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
-def secret_path(settings: Settings) -> Path:
-    """Where a generated signing secret is kept for outbox/demo sends (never for SendGrid).
-
-    The same file ``newsletter serve`` reads, so the demo's unsubscribe links work there.
-    """
-    return settings.db_path.parent / SECRET_FILE
+def say(message: str) -> None:
+    """The library's log, on the terminal: one line on stderr."""
+    stderr_console().print(message)
 
 
-def choose_transport(settings: Settings, app: App, requested: str | None) -> str:
-    name = requested or settings.send.transport
-    if name not in TRANSPORTS:
-        raise ConfigError(f"unknown transport {name!r}; use {', '.join(TRANSPORTS)}")
-    if name == "auto":
-        name = "sendgrid" if app.secrets.sendgrid_api_key else "outbox"
-    return name
+def parse_send_at(value: str | None, tz: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as err:
+        raise ConfigError(
+            f"{value!r} is not a date-time; use ISO 8601, e.g. 2026-12-01T09:00", key="--send-at"
+        ) from err
+    return when if when.tzinfo else when.replace(tzinfo=tz)
 
 
-def build_transport(app: App, name: str, *, now: datetime) -> Transport:
-    settings = app.settings
-    if name == "sendgrid":
-        from newsletter.transports.sendgrid import SendGridTransport
-
-        secrets = app.secrets
-        if not secrets.sendgrid_api_key:
-            raise SecretMissing(
-                "SENDGRID_API_KEY is not set; export it (a key with Mail Send permission), or "
-                "use --transport outbox to write the messages to files"
-            )
-        return SendGridTransport(
-            secrets.sendgrid_api_key,
-            api_url=secrets.sendgrid_api_url,
-            timeout=settings.send.timeout_seconds,
-        )
-    if name == "memory":
-        from newsletter.transports.memory import MemoryTransport
-
-        return MemoryTransport(keep_bodies=False)
-    from newsletter.transports.outbox import OutboxTransport
-
-    return OutboxTransport(settings.path(settings.send.outbox_dir), now=lambda: now)
-
-
-def personalizer_for(app: App, transport: str, campaign_id: str) -> Personalizer:
-    settings = app.settings
-    secret = signing_secret(
-        app.secrets, allow_generated=transport != "sendgrid", keep_at=secret_path(settings)
-    )
-    base = settings.unsubscribe.base_url
-    links = UnsubscribeLinks(secret, base, settings.unsubscribe.mailto)
-    make_url = links.url
-    test_url = unsubscribe_url(base, "test-send")
-
-    def url(recipient_id: str, email: str) -> str:
-        if recipient_id == TEST_RECIPIENT:  # a --test address that is not a subscriber
-            return test_url
-        return make_url(int(recipient_id), email)
-
-    return Personalizer(campaign_id, url, links.headers, settings.email.first_name_fallback)
-
-
-def envelope_for(
-    settings: Settings, issue: Any, *, sandbox: bool, send_at: int, batch_id: str
-) -> Envelope:
-    e = settings.email
-    return Envelope(
-        issue=issue,
-        sender=Sender(email=e.from_email, name=e.from_name, reply_to=e.reply_to),
-        categories=settings.send.categories,
-        asm_group_id=settings.send.asm_group_id,
-        send_at=send_at,
-        batch_id=batch_id,
-        sandbox=sandbox,
+def options_from(opts: dict[str, Any], **extra: Any) -> SendOptions:
+    """The send flags as :class:`SendOptions` (unset flags fall back to newsletter.toml)."""
+    return SendOptions(
+        transport=opts.get("transport"),
+        concurrency=opts.get("concurrency"),
+        max_per_second=opts.get("max_per_second"),
+        max_per_hour=opts.get("max_per_hour"),
+        retry_base=opts.get("retry_base"),
+        skip_sync=bool(opts.get("skip_sync")),
+        **extra,
     )
 
 
-def dispatch_options(settings: Settings, overrides: dict[str, Any]) -> Options:
-    s = settings.send
-    return Options(
-        concurrency=overrides.get("concurrency") or s.concurrency,
-        max_retries=s.max_retries,
-        max_consecutive_failures=s.max_consecutive_failures,
-        batch_size=max(1, min(1000, s.batch_size)),
-    )
-
-
-def pacing_limits(settings: Settings, overrides: dict[str, Any]) -> tuple[float, int]:
-    """(recipients per second, per hour) from the flags, else the config; 0 = no limit."""
-    per_second = overrides.get("max_per_second") or settings.send.max_per_second
-    per_hour = overrides.get("max_per_hour") or settings.send.max_per_hour
-    return float(per_second), int(per_hour)
-
-
-def prepared_batch_size(settings: Settings, overrides: dict[str, Any]) -> int:
-    """The batch size to prepare with: capped so one request never exceeds a rate limit."""
-    size = dispatch_options(settings, overrides).batch_size
-    per_second, per_hour = pacing_limits(settings, overrides)
-    capped = max_batch(per_second, per_hour, size)
-    if capped < size:
-        why = f"{per_hour:,} per hour" if per_hour == capped else f"{per_second:g} per second"
-        stderr_console().print(
-            f"batches of {capped:,} recipients (not {size:,}): one request must not exceed "
-            f"the limit of {why}"
-        )
-    return capped
-
-
-def _progress_bar(enabled: bool) -> tuple[Progress | None, Callable[[int, int], None] | None]:
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[ProgressFn | None]:
     if not enabled:
-        return None, None
+        yield None
+        return
     progress = Progress(
         TextColumn("sending"),
         BarColumn(),
@@ -204,91 +96,11 @@ def _progress_bar(enabled: bool) -> tuple[Progress | None, Callable[[int, int], 
         rate = f"{(done - first[0]) / elapsed:,.0f}"
         progress.update(task, completed=done, total=total, rate=rate)
 
-    return progress, update
+    with progress:
+        yield update
 
 
-def seed_hourly_window(pacer: Pacer, store: Store, campaign_id: str, *, now: datetime) -> None:
-    """Give the pacer the last hour's requests through this campaign's transport.
-
-    Without it a new process (a resume, the next campaign) would start its hourly count at zero
-    and could send a whole hour's allowance again.
-    """
-    campaign = store.campaigns.get(campaign_id)
-    if not pacer.per_hour or campaign is None:
-        return
-    sends = store.campaigns.recent_sends(campaign.transport, since=now - timedelta(hours=1))
-    pacer.already_sent(((now - at).total_seconds(), n) for at, n in sends)
-
-
-def run_dispatch(
-    app: App,
-    store: Store,
-    campaign_id: str,
-    transport: Transport,
-    personalize: Personalizer,
-    *,
-    retry_unknown: bool,
-    overrides: dict[str, Any],
-    show_progress: bool,
-    check_suppressions: bool,
-) -> Summary:
-    settings = app.settings
-    envelope = Envelope.from_json(store.campaigns.envelope(campaign_id))
-    per_second, per_hour = pacing_limits(settings, overrides)
-    pacer = Pacer(per_second=per_second, per_hour=per_hour)
-    seed_hourly_window(pacer, store, campaign_id, now=datetime.now(UTC))
-    base = overrides.get("retry_base")
-    audience = store.audience
-    dispatcher = Dispatcher(
-        store.campaigns,
-        transport,
-        envelope,
-        personalize,
-        options=dispatch_options(settings, overrides),
-        pacer=pacer,
-        backoff=Backoff(base=base) if base is not None else Backoff(),
-        now=lambda: datetime.now(UTC),
-        suppressed=audience.suppressed_among if check_suppressions else None,
-        on_progress=None,
-    )
-    progress, update = _progress_bar(show_progress)
-    dispatcher.on_progress = update
-    # Everything alive now (modules, the rendered issue, settings) outlives the send. Sending
-    # makes a few short-lived objects per recipient, which start collections that would
-    # otherwise walk all of those again and again (about 10% of a send's CPU).
-    gc.freeze()
-    try:
-        with _ctrl_c_pauses(dispatcher.stop):
-            if progress is not None:
-                with progress:
-                    return dispatcher.run(campaign_id, retry_unknown=retry_unknown)
-            return dispatcher.run(campaign_id, retry_unknown=retry_unknown)
-    finally:
-        gc.unfreeze()  # collectable again (matters when the caller goes on, as tests do)
-        transport.close()
-
-
-@contextmanager
-def _ctrl_c_pauses(stop: threading.Event) -> Iterator[None]:
-    """First Ctrl-C: finish the requests in flight, then pause. Second: stop at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        stderr_console().print("stopping after the requests in flight (Ctrl-C again to quit now)")
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def print_summary(summary: Summary, *, outbox: Path | None = None) -> None:
+def print_summary(summary: Summary) -> None:
     console = stderr_console()
     table = Table(title=f"campaign {summary.campaign_id}: {summary.state}")
     table.add_column("state")
@@ -299,28 +111,26 @@ def print_summary(summary: Summary, *, outbox: Path | None = None) -> None:
             table.add_row(state, f"{n:,}")
     table.add_row("total", f"{summary.total:,}")
     console.print(table)
-    rate = summary.accepted_now / summary.elapsed if summary.elapsed > 0 else 0.0
-    console.print(
-        f"this run: {summary.accepted_now:,} accepted in {summary.elapsed:.1f} s "
-        f"({rate:,.0f}/s), {summary.requests} requests, {summary.retries} retries"
-    )
+    if summary.elapsed:
+        rate = summary.accepted_now / summary.elapsed if summary.elapsed > 0 else 0.0
+        console.print(
+            f"this run: {summary.accepted_now:,} accepted in {summary.elapsed:.1f} s "
+            f"({rate:,.0f}/s), {summary.requests} requests, {summary.retries} retries"
+        )
     for state, reason, n in summary.errors[:10]:
         console.print(f"  {state}: {n:,} — {reason}")
-    if outbox is not None:
-        console.print(f"messages written to {outbox}/ — open {outbox / 'index.html'}")
-    if summary.state == cs.PAUSED:
-        raise CampaignPaused(summary.note)
-    if any(summary.counts.get(s, 0) for s in (cs.REJECTED, cs.FAILED, cs.UNKNOWN)):
-        raise CampaignIncomplete(
-            summary.note
-            or f"not every recipient was accepted; `newsletter status {summary.campaign_id}` "
-            "lists the reasons"
-        )
 
 
-def recipient_rows(store: Store, segments: tuple[str, ...]) -> Iterator[tuple[str, str, str]]:
-    for sid, email, first_name in store.audience.iter_recipient_rows(segments):
-        yield str(sid), email, first_name
+def report(result: SendResult) -> None:
+    """Print what a send or resume did, then exit non-zero if it left work (see module doc)."""
+    if result.summary is not None:
+        print_summary(result.summary)
+    if result.outbox is not None:
+        say(f"messages written to {result.outbox}/ — open {result.outbox / 'index.html'}")
+    click.echo(result.message)
+    for note in result.notes:
+        click.echo(note)
+    result.check()
 
 
 def send_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -362,9 +172,3 @@ def send_options(f: Callable[..., Any]) -> Callable[..., Any]:
     ):
         f = option(f)
     return f
-
-
-def outbox_folder(settings: Settings, transport_name: str, cid: str) -> Path | None:
-    if transport_name != "outbox":
-        return None
-    return settings.path(settings.send.outbox_dir) / cid

@@ -17,7 +17,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from newsletter.errors import StoreError
@@ -108,6 +108,34 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX campaign_ledger_batch ON campaign_ledger(campaign_id, batch_no);
         """,
     ),
+    (
+        # A campaign's identity is what the operator meant (issue #9): a digest's window or a
+        # blast's posts, and the audience. The posts it carried are rows of their own, so
+        # `--since last-issue` can leave out what any campaign already sent, and `send` can say
+        # which posts changed after they went out. Older campaigns keep their ids (they can
+        # still be resumed); their kind comes from the layout, their posts from the JSON list.
+        "campaigns.0003_identity_and_posts",
+        """
+        ALTER TABLE campaigns ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+        ALTER TABLE campaigns ADD COLUMN window_start TEXT NOT NULL DEFAULT '';
+        ALTER TABLE campaigns ADD COLUMN window_end TEXT NOT NULL DEFAULT '';
+        ALTER TABLE campaigns ADD COLUMN rehearsal INTEGER NOT NULL DEFAULT 0;
+        UPDATE campaigns SET kind = CASE WHEN layout = 'post' THEN 'blast' ELSE 'digest' END;
+        UPDATE campaigns SET rehearsal = 1 WHERE transport != 'sendgrid';
+        CREATE TABLE campaign_posts (
+            campaign_id TEXT NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            slug TEXT NOT NULL DEFAULT '',
+            date TEXT NOT NULL DEFAULT '',
+            content_hash TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (campaign_id, position)
+        );
+        CREATE INDEX campaign_posts_slug ON campaign_posts(slug);
+        INSERT INTO campaign_posts(campaign_id, position, path)
+            SELECT c.id, j.key, j.value FROM campaigns c, json_each(c.posts) j;
+        """,
+    ),
 ]
 
 # batch (and ledger) states
@@ -127,6 +155,11 @@ RUNNING = "sending"
 PAUSED = "paused"
 DONE = "done"
 CANCELLED = "cancelled"  # a scheduled send called off at the provider (`newsletter cancel`)
+UNFINISHED = (PREPARING, READY, RUNNING, PAUSED)
+STARTED = (READY, RUNNING, PAUSED, DONE)  # recipients written: the issue counts as sent
+
+DIGEST = "digest"
+BLAST = "blast"
 
 
 def _iso(when: datetime) -> str:
@@ -150,6 +183,24 @@ class Campaign:
     total: int
     batch_size: int
     note: str
+    kind: str = DIGEST
+    window_start: str = ""
+    window_end: str = ""
+    rehearsal: bool = False
+
+    @property
+    def unfinished(self) -> bool:
+        return self.state in UNFINISHED
+
+
+@dataclass(frozen=True)
+class CarriedPost:
+    """A post as a campaign carried it: enough to tell later whether it was edited."""
+
+    path: str
+    slug: str
+    date: str
+    content_hash: str
 
 
 class LedgerRow(NamedTuple):
@@ -227,8 +278,17 @@ class CampaignStore:
         posts: Sequence[str],
         batch_size: int,
         envelope: str = "{}",
+        kind: str = DIGEST,
+        window: tuple[str, str] = ("", ""),
+        rehearsal: bool = False,
+        carried: Sequence[CarriedPost] = (),
     ) -> None:
-        """Create the campaign in state ``preparing`` (or restart an unfinished preparation)."""
+        """Create the campaign in state ``preparing`` (or restart an unfinished preparation).
+
+        ``carried`` are the posts the frozen issue holds; without it, ``posts`` (paths) are
+        recorded alone.
+        """
+        carried = list(carried) or [CarriedPost(p, "", "", "") for p in posts]
         with write(self.conn) as c:
             c.execute("DELETE FROM campaign_ledger WHERE campaign_id = ?", (campaign_id,))
             c.execute("DELETE FROM campaign_batches WHERE campaign_id = ?", (campaign_id,))
@@ -236,8 +296,8 @@ class CampaignStore:
             c.execute(
                 "INSERT INTO campaigns(id, created_at, updated_at, state, subject, layout,"
                 " segment, transport, content_hash, newest_post_date, posts, batch_size,"
-                " owner_pid, envelope)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " owner_pid, envelope, kind, window_start, window_end, rehearsal)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     campaign_id,
                     _iso(now),
@@ -253,7 +313,20 @@ class CampaignStore:
                     batch_size,
                     os.getpid(),
                     envelope,
+                    kind,
+                    window[0],
+                    window[1],
+                    int(rehearsal),
                 ),
+            )
+            c.execute("DELETE FROM campaign_posts WHERE campaign_id = ?", (campaign_id,))
+            c.executemany(
+                "INSERT INTO campaign_posts(campaign_id, position, path, slug, date, content_hash)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (campaign_id, i, p.path, p.slug, p.date, p.content_hash)
+                    for i, p in enumerate(carried)
+                ],
             )
 
     def envelope(self, campaign_id: str) -> str:
@@ -554,22 +627,101 @@ class CampaignStore:
                 )
         return bool(new)
 
-    def newest_post_date(self) -> datetime | None:
-        """The newest post date of the last issue (for ``since last-issue``).
+    def carried(self, campaign_id: str) -> list[CarriedPost]:
+        """The posts a campaign carried, lead first."""
+        rows = self.conn.execute(
+            "SELECT path, slug, date, content_hash FROM campaign_posts WHERE campaign_id = ?"
+            " ORDER BY position",
+            (campaign_id,),
+        )
+        return [CarriedPost(*r) for r in rows]
 
-        Campaigns sent through SendGrid count; outbox and dry runs are rehearsals and count only
-        while nothing was sent for real (so the demo works without an API key).
+    def _real_or_rehearsal(self) -> int:
+        """Which campaigns count as sent: real ones, or rehearsals while nothing real exists.
+
+        Outbox sends are rehearsals: they stand in for the last issue only until a send goes
+        through a real provider (so the demo works with no API key, and a rehearsal never makes
+        the real issue look sent).
         """
-        row = self.conn.execute(
-            "SELECT newest_post_date FROM campaigns"
-            " WHERE state IN (?, ?, ?, ?) AND newest_post_date != ''"
-            " ORDER BY transport = 'sendgrid' DESC, newest_post_date DESC LIMIT 1",
-            (READY, RUNNING, PAUSED, DONE),
+        real = self.conn.execute(
+            "SELECT 1 FROM campaigns WHERE rehearsal = 0 AND state IN (?, ?, ?, ?) LIMIT 1",
+            STARTED,
         ).fetchone()
-        if not row or not row[0]:
+        return 0 if real else 1
+
+    def sent_posts(
+        self, segment: str, *, kind: str = "", rehearsal: bool | None = None
+    ) -> dict[str, str]:
+        """slug -> the newest started campaign to ``segment`` (of ``kind``, if given) that
+        carried the post. ``rehearsal`` None: real campaigns, or rehearsals while nothing real
+        was sent; True/False: only those."""
+        which = self._real_or_rehearsal() if rehearsal is None else int(rehearsal)
+        rows = self.conn.execute(
+            "SELECT p.slug, c.id FROM campaign_posts p JOIN campaigns c ON c.id = p.campaign_id"
+            " WHERE c.segment = ? AND c.rehearsal = ? AND c.state IN (?, ?, ?, ?)"
+            " AND (? = '' OR c.kind = ?) AND p.slug != '' ORDER BY c.created_at, c.id",
+            (segment, which, *STARTED, kind, kind),
+        )
+        return dict(rows.fetchall())
+
+    def forget(self, campaign_id: str) -> None:
+        """Delete a campaign that never finished preparing (nothing of it was sent)."""
+        with write(self.conn) as c:
+            state = c.execute("SELECT state FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+            if state is None or state[0] != PREPARING:
+                raise StoreError(f"campaign {campaign_id} has recipients written; not deleted")
+            c.execute("DELETE FROM campaign_ledger WHERE campaign_id = ?", (campaign_id,))
+            c.execute("DELETE FROM campaign_batches WHERE campaign_id = ?", (campaign_id,))
+            c.execute("DELETE FROM campaign_posts WHERE campaign_id = ?", (campaign_id,))
+            c.execute("DELETE FROM campaigns WHERE id = ?", (campaign_id,))
+
+    def all_sent_posts(self) -> dict[str, list[str]]:
+        """slug -> every started campaign (any audience) that carried it, oldest first."""
+        out: dict[str, list[str]] = {}
+        for slug, cid in self.conn.execute(
+            "SELECT p.slug, c.id FROM campaign_posts p JOIN campaigns c ON c.id = p.campaign_id"
+            " WHERE c.state IN (?, ?, ?, ?) AND p.slug != '' ORDER BY c.created_at, c.id",
+            STARTED,
+        ):
+            out.setdefault(slug, []).append(cid)
+        return out
+
+    def last_digest(self, segment: str) -> Campaign | None:
+        """The newest digest to ``segment`` that started sending (blasts never count)."""
+        row = self.conn.execute(
+            "SELECT * FROM campaigns WHERE kind = ? AND segment = ? AND rehearsal = ?"
+            " AND state IN (?, ?, ?, ?)"
+            " ORDER BY CASE WHEN window_end != '' THEN window_end ELSE newest_post_date END DESC,"
+            " created_at DESC LIMIT 1",
+            (DIGEST, segment, self._real_or_rehearsal(), *STARTED),
+        ).fetchone()
+        return _campaign(row) if row else None
+
+    def unfinished_like(self, kind: str, segment: str, *, rehearsal: bool) -> list[Campaign]:
+        """Unfinished campaigns of this kind to this audience (newest first)."""
+        rows = self.conn.execute(
+            "SELECT * FROM campaigns WHERE kind = ? AND segment = ? AND rehearsal = ?"
+            " AND state IN (?, ?, ?, ?) ORDER BY created_at DESC, id",
+            (kind, segment, int(rehearsal), *UNFINISHED),
+        )
+        return [_campaign(r) for r in rows]
+
+    def digest_cursor(self, segment: str) -> tuple[datetime, Campaign] | None:
+        """Where ``--since last-issue`` starts for ``segment``, and the issue it refers to.
+
+        The end of the last digest's window; for a campaign made before windows were recorded,
+        just after its newest post.
+        """
+        last = self.last_digest(segment)
+        if last is None:
             return None
-        value = datetime.fromisoformat(row[0])
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if last.window_end:
+            at = datetime.fromisoformat(last.window_end)
+        elif last.newest_post_date:
+            at = datetime.fromisoformat(last.newest_post_date) + timedelta(microseconds=1)
+        else:
+            return None
+        return (at if at.tzinfo else at.replace(tzinfo=UTC)), last
 
 
 def _campaign(row: sqlite3.Row) -> Campaign:
@@ -589,4 +741,8 @@ def _campaign(row: sqlite3.Row) -> Campaign:
         total=row["total"],
         batch_size=row["batch_size"],
         note=row["note"],
+        kind=row["kind"],
+        window_start=row["window_start"],
+        window_end=row["window_end"],
+        rehearsal=bool(row["rehearsal"]),
     )

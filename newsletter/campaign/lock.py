@@ -56,3 +56,22 @@ class CampaignLock:
 def lock_dir_for(db_path: Path) -> Path:
     """Where the campaign lock files of a store live: next to the database file."""
     return db_path.parent / f"{db_path.name}.locks"
+
+
+def sender_running(lock_dir: Path, campaign_id: str) -> bool:
+    """Whether a process holds the campaign's lock (a non-blocking flock attempt, let go at once).
+
+    A shared lock is enough to tell: it fails while a sender holds the exclusive one, and the
+    kernel drops that one when the sender dies, even by ``kill -9``.
+    """
+    try:
+        fd = os.open(lock_dir / f"{campaign_id}.lock", os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops our shared lock, if we got it
+    return False

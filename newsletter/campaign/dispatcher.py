@@ -18,10 +18,8 @@ transports only translate. Only the main thread touches the store; worker thread
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import heapq
 import json
-import re
 import threading
 import time
 from collections import deque
@@ -30,6 +28,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from newsletter.campaign.pacing import Backoff, Pacer
 from newsletter.errors import (
     DeliveryUnknown,
     ProviderRejected,
@@ -37,7 +36,6 @@ from newsletter.errors import (
     StoreError,
     TransportError,
 )
-from newsletter.pacing import Backoff, Pacer
 from newsletter.personalize import values_for
 from newsletter.rendered import RenderedIssue
 from newsletter.store import campaigns as cs
@@ -49,13 +47,6 @@ from newsletter.transports.base import Batch, BatchResult, Recipient, Sender, St
 _STOP_POLL = 0.25  # seconds
 SUPPRESSED = "suppressed since the campaign was prepared (unsubscribed, bounced or blocked)"
 SETTLED = (cs.ACCEPTED, cs.REJECTED, cs.FAILED, cs.UNKNOWN, cs.SKIPPED)
-
-
-def campaign_id_for(issue: RenderedIssue, segment: str, *, salt: str = "") -> str:
-    """A stable id from what is sent (posts, content, layout) and to whom (the segment)."""
-    digest = hashlib.sha256(f"{issue.content_hash}\0{segment}\0{salt}".encode()).hexdigest()
-    stem = re.sub(r"[^a-z0-9-]+", "-", (issue.slug or issue.layout).lower()).strip("-")
-    return f"{stem[:40] or 'issue'}-{digest[:10]}"
 
 
 @dataclass(frozen=True)
@@ -177,6 +168,10 @@ def prepare(
     transport: str,
     now: datetime,
     batch_size: int = 1000,
+    kind: str = cs.DIGEST,
+    window: tuple[str, str] = ("", ""),
+    rehearsal: bool = False,
+    carried: Sequence[cs.CarriedPost] = (),
 ) -> int:
     """Write every ``(recipient_id, email, first_name)`` to the ledger as pending; return count.
 
@@ -200,6 +195,10 @@ def prepare(
         posts=issue.post_paths,
         batch_size=batch_size,
         envelope=envelope.to_json(),
+        kind=kind,
+        window=window,
+        rehearsal=rehearsal,
+        carried=carried,
     )
     if isinstance(recipients, RecipientQuery):
         store.add_audience(campaign_id, recipients, batch_size=batch_size)
@@ -246,6 +245,7 @@ class Dispatcher:
         # set (e.g. by a SIGINT handler) to stop submitting and pause once in-flight requests
         # are answered; a flag rather than an exception, which could strike inside a lock
         self.stop = stop or threading.Event()
+        self.stop_reason = "Ctrl-C"  # what set `stop`, for the pause note
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -278,7 +278,7 @@ class Dispatcher:
             while True:
                 try:
                     if self.stop.is_set() and not pause_note:
-                        pause_note = "interrupted (Ctrl-C)"
+                        pause_note = f"interrupted ({self.stop_reason})"
                     if not pause_note:
                         now_m = self.monotonic()
                         due = []
