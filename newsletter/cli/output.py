@@ -77,15 +77,33 @@ def emit_json(data: Any) -> None:
 
 
 def emit_list(rows: Iterable[Mapping[str, Any]], output: str) -> bool:
-    """Print ``rows`` as the output mode asks; False (nothing printed) for a table."""
+    """Print ``rows`` as the output mode asks; False (nothing printed) for a table.
+
+    Both JSON modes stream: ``--json`` writes one array a row per line as the rows come, so a
+    list of any length takes constant memory. Lines are written in chunks (click.echo flushes).
+    """
+    if output not in (JSON, JSONL):
+        return False
+    chunk: list[str] = []
+    count = 0
+    for row in rows:
+        line = dumps(row, indent=None)
+        if output == JSON:
+            line = ("[\n  " if count == 0 else ",\n  ") + line
+        chunk.append(line)
+        count += 1
+        if len(chunk) == 500:
+            if output == JSON:
+                click.echo("".join(chunk), nl=False)
+            else:
+                click.echo("\n".join(chunk))
+            chunk.clear()
     if output == JSONL:
-        for row in rows:
-            click.echo(dumps(row, indent=None))
+        if chunk:
+            click.echo("\n".join(chunk))
         return True
-    if output == JSON:
-        emit_json(list(rows))
-        return True
-    return False
+    click.echo("".join(chunk) + ("\n]" if count else "[]"))
+    return True
 
 
 def parse_time(value: str | datetime | None) -> datetime | None:
