@@ -247,3 +247,20 @@ def test_no_colour_when_piped_or_with_no_color(monkeypatch: pytest.MonkeyPatch) 
     assert not colour_enabled(Pipe())  # type: ignore[arg-type]
     monkeypatch.setenv("NO_COLOR", "1")
     assert not colour_enabled(Tty())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("count", [0, 1, 500, 1201])
+def test_streamed_json_is_one_valid_document_at_any_length(
+    count: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from newsletter.cli.output import JSON, JSONL, TABLE, emit_list
+
+    rows = [{"n": n, "when": datetime(2026, 10, 5, 9, 30).astimezone()} for n in range(count)]
+    assert emit_list(iter(rows), JSON)
+    document = json.loads(capsys.readouterr().out)
+    assert [r["n"] for r in document] == list(range(count))
+    assert all(datetime.fromisoformat(r["when"]).utcoffset() is not None for r in document)
+    assert emit_list(iter(rows), JSONL)
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line) for line in lines] == document
+    assert not emit_list(iter(rows), TABLE) and capsys.readouterr().out == ""
