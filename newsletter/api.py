@@ -28,7 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from newsletter.campaign import identity as ident
-from newsletter.campaign.dispatcher import Envelope, ProgressFn, Summary, prepare
+from newsletter.campaign.dispatcher import Envelope, prepare
+from newsletter.campaign.dispatcher import ProgressFn as ProgressFn
+from newsletter.campaign.dispatcher import Summary as Summary
 from newsletter.campaign.lock import CampaignLock, lock_dir_for, sender_running
 from newsletter.campaign.wiring import (
     TEST_RECIPIENT,
@@ -43,6 +45,7 @@ from newsletter.campaign.wiring import (
     run_dispatch,
     unsafe_settings,
 )
+from newsletter.campaign.wiring import TRANSPORTS as TRANSPORTS
 from newsletter.config import Secrets, Settings, load_secrets, load_settings
 from newsletter.content import ReadResult, read_posts
 from newsletter.errors import (
@@ -53,14 +56,21 @@ from newsletter.errors import (
     LintFailed,
     NewsletterError,
 )
-from newsletter.issue import IssueQuery
+from newsletter.issue import IssueQuery, normalize_segment
 from newsletter.lint import Finding, has_errors, lint_issue
 from newsletter.render import load_intro, render_issue
 from newsletter.rendered import RenderedIssue
 from newsletter.selection import Reason, Selection, matches_pick, select
 from newsletter.store import Store, open_store
 from newsletter.store import campaigns as cs
+from newsletter.store.audience import Subscriber, Suppression
 from newsletter.store.campaigns import Campaign, CampaignStatus, LedgerRow
+from newsletter.subscribers import ImportReport
+
+PLACEHOLDER_TO = "subscriber@example.com"
+# ledger states, for callers that read a CampaignStatus
+PENDING, SENDING, ACCEPTED, REJECTED, FAILED, UNKNOWN, SKIPPED = cs.BATCH_STATES
+LEDGER_STATES = cs.BATCH_STATES
 
 
 def _quiet(message: str) -> None:
@@ -164,6 +174,67 @@ class CampaignView:
         return self.shown_state != self.status.campaign.state
 
 
+class Subscribers:
+    """``Newsletter.subscribers``: who gets the email (each call opens the store for itself)."""
+
+    def __init__(self, newsletter: Newsletter) -> None:
+        self._nl = newsletter
+
+    def import_csv(
+        self, path: Path | str, *, tags: Sequence[str] = (), dry_run: bool = False
+    ) -> ImportReport:
+        """Add or update subscribers from a CSV file; bad rows are reported with file:line."""
+        from newsletter.subscribers import import_subscribers
+
+        with self._nl.store() as store:
+            return import_subscribers(
+                store.audience, Path(path), now=datetime.now(UTC), tags=tags, dry_run=dry_run
+            )
+
+    def get(self, email: str) -> Subscriber | None:
+        with self._nl.store() as store:
+            return store.audience.get_subscriber(email)
+
+    def count(self, segment: Sequence[str] = ()) -> int:
+        """How many would get a send to ``segment`` (suppressed addresses not counted)."""
+        with self._nl.store() as store:
+            return store.audience.count_recipients(normalize_segment(tuple(segment)))
+
+    def __iter__(self) -> Iterator[Subscriber]:
+        with self._nl.store() as store:
+            yield from store.audience.iter_subscribers()
+
+    def remove(self, email: str) -> bool:
+        """Forget a subscriber (their suppressions stay: they are about the address)."""
+        with self._nl.store() as store:
+            return store.audience.remove_subscriber(email, now=datetime.now(UTC))
+
+
+class Suppressions:
+    """``Newsletter.suppressions``: addresses no send ever reaches again."""
+
+    def __init__(self, newsletter: Newsletter) -> None:
+        self._nl = newsletter
+
+    def add(self, email: str, *, reason: str = "manual", detail: str = "") -> bool:
+        with self._nl.store() as store:
+            return store.audience.suppress(
+                email, reason=reason, source="api", now=datetime.now(UTC), detail=detail
+            )
+
+    def remove(self, email: str) -> bool:
+        with self._nl.store() as store:
+            return store.audience.unsuppress(email, source="api", now=datetime.now(UTC))
+
+    def __contains__(self, email: object) -> bool:
+        with self._nl.store() as store:
+            return isinstance(email, str) and store.audience.is_suppressed(email)
+
+    def __iter__(self) -> Iterator[Suppression]:
+        with self._nl.store() as store:
+            yield from store.audience.iter_suppressions()
+
+
 class Newsletter:
     """One site's newsletter: its settings, secrets and store.
 
@@ -175,6 +246,8 @@ class Newsletter:
         self.settings = settings
         self.secrets = secrets if secrets is not None else load_secrets(os.environ)
         self.log = log
+        self.subscribers = Subscribers(self)
+        self.suppressions = Suppressions(self)
 
     @classmethod
     def open(
@@ -285,6 +358,40 @@ class Newsletter:
             reference=cursor[1] if cursor else None,
             sent_in=store.campaigns.all_sent_posts() if store else {},
         )
+
+    def reader_values(self, email: str | None) -> tuple[str, str, dict[str, str]]:
+        """(to address, to name, token values) to render the issue as one subscriber sees it,
+        or generic values (no personal data) when ``email`` is None."""
+        from newsletter.personalize import Personal, token_values
+        from newsletter.render import generic_values
+        from newsletter.unsubscribe import make_token, unsubscribe_url
+
+        settings = self.settings
+        if not email:
+            return PLACEHOLDER_TO, "", generic_values(settings)
+        with self._existing_store() as store:
+            if store is None:
+                raise ConfigError(
+                    f"no subscriber store at {settings.db_path}; import subscribers first, or "
+                    "drop --as",
+                    key="--as",
+                )
+            sub = store.audience.get_subscriber(email)
+        if sub is None:
+            raise ConfigError(
+                f"{email} is not a subscriber; `newsletter subscribers` lists them", key="--as"
+            )
+        secret = self.secrets.signing_key
+        base = settings.unsubscribe.base_url
+        if secret:
+            url = unsubscribe_url(base, make_token(secret, sub.id, sub.email))
+        else:
+            self.log("note: NEWSLETTER_SECRET is not set, so the unsubscribe link is a placeholder")
+            url = base.rstrip("/") + "/u/preview"
+        person = Personal(email=sub.email, first_name=sub.first_name, unsubscribe_url=url)
+        values = token_values(person, first_name_fallback=settings.email.first_name_fallback)
+        name = " ".join(p for p in (sub.first_name, sub.last_name) if p)
+        return sub.email, name, values
 
     def render(self, picked: Picked) -> RenderedIssue:
         """Render the picked posts once (tokens left in for each recipient)."""

@@ -11,10 +11,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from newsletter.api import ACCEPTED, LEDGER_STATES, CampaignStatus
 from newsletter.cli import App, main
 from newsletter.cli.send_wiring import options_from, progress_bar, report, send_options
-from newsletter.store import campaigns as cs
-from newsletter.store.campaigns import CampaignStatus
 
 
 @main.command("resume")
@@ -94,7 +93,7 @@ def _print_status(status: CampaignStatus, shown: str) -> None:
         f"created   {c.created_at}   updated {c.updated_at}   finished {c.finished_at or '-'}"
     )
     table = Table("state", "recipients")
-    for state in cs.BATCH_STATES:
+    for state in LEDGER_STATES:
         table.add_row(state, f"{status.counts.get(state, 0):,}")
     table.add_row("total", f"{c.total:,}")
     console.print(table)
@@ -122,7 +121,7 @@ def campaigns_command(app: App, as_json: bool) -> None:
       newsletter campaigns
     """
     views = app.newsletter.campaigns()
-    rows = [(v.status.campaign, v.status.counts.get(cs.ACCEPTED, 0), v) for v in views]
+    rows = [(v.status.campaign, v.status.counts.get(ACCEPTED, 0), v) for v in views]
     if as_json:
         data = [
             {

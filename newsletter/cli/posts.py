@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
+from newsletter.api import Campaign
 from newsletter.cli import App, main
 from newsletter.cli.options import load_selection, selection_options
 from newsletter.cli.output import emit_list, json_options
 from newsletter.content import Post, excerpt_of
 from newsletter.selection import Reason, Selection, sort_newest_first
-from newsletter.store.campaigns import Campaign
 
 
 def post_json(

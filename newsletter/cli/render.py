@@ -19,13 +19,10 @@ from newsletter.config import Settings
 from newsletter.errors import ConfigError, LintFailed, NewsletterError
 from newsletter.lint import Finding, has_errors, lint_issue
 from newsletter.mime import email_for
-from newsletter.personalize import Personal, token_values
-from newsletter.render import generic_values
 from newsletter.rendered import RenderedIssue
 from newsletter.selection import Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
-PLACEHOLDER_TO = "subscriber@example.com"
 
 
 def issue_options(f: F) -> F:
@@ -66,36 +63,7 @@ def select_and_render(app: App, opts: Mapping[str, Any]) -> tuple[Selection, Ren
 
 def recipient_values(app: App, email: str | None) -> tuple[str, str, dict[str, str]]:
     """(to address, to name, token values) for ``--as EMAIL``, or generic preview values."""
-    settings = app.settings
-    if not email:
-        return PLACEHOLDER_TO, "", generic_values(settings)
-    from newsletter.store import open_store
-    from newsletter.unsubscribe import make_token, unsubscribe_url
-
-    if not settings.db_path.exists():
-        raise ConfigError(
-            f"no subscriber store at {settings.db_path}; import subscribers first, or drop --as",
-            key="--as",
-        )
-    with open_store(settings.db_path) as store:
-        sub = store.audience.get_subscriber(email)
-    if sub is None:
-        raise ConfigError(
-            f"{email} is not a subscriber; `newsletter subscribers` lists them", key="--as"
-        )
-    secret = app.secrets.signing_key
-    if secret:
-        url = unsubscribe_url(settings.unsubscribe.base_url, make_token(secret, sub.id, sub.email))
-    else:
-        click.echo(
-            "note: NEWSLETTER_SECRET is not set, so the unsubscribe link is a placeholder",
-            err=True,
-        )
-        url = settings.unsubscribe.base_url.rstrip("/") + "/u/preview"
-    person = Personal(email=sub.email, first_name=sub.first_name, unsubscribe_url=url)
-    values = token_values(person, first_name_fallback=settings.email.first_name_fallback)
-    name = " ".join(p for p in (sub.first_name, sub.last_name) if p)
-    return sub.email, name, values
+    return app.newsletter.reader_values(email)
 
 
 def print_findings(findings: list[Finding]) -> None:

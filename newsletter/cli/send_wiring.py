@@ -29,11 +29,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from newsletter.api import SendOptions, SendResult
-from newsletter.campaign.dispatcher import ProgressFn, Summary
-from newsletter.campaign.wiring import TRANSPORTS
+from newsletter.api import LEDGER_STATES, TRANSPORTS, ProgressFn, SendOptions, SendResult, Summary
 from newsletter.errors import ConfigError
-from newsletter.store import campaigns as cs
 
 
 def stderr_console() -> Console:
@@ -105,7 +102,7 @@ def print_summary(summary: Summary) -> None:
     table = Table(title=f"campaign {summary.campaign_id}: {summary.state}")
     table.add_column("state")
     table.add_column("recipients", justify="right")
-    for state in cs.BATCH_STATES:
+    for state in LEDGER_STATES:
         n = summary.counts.get(state, 0)
         if n:
             table.add_row(state, f"{n:,}")

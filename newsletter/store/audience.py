@@ -208,11 +208,12 @@ class AudienceStore:
         params: list[str] = []
         if segments:
             marks = ",".join("?" * len(segments))
+            # tags compare without case everywhere: --segment Core is the tag 'core'
             clauses.append(
                 "EXISTS (SELECT 1 FROM subscriber_tags t WHERE t.subscriber_id = s.id"
-                f" AND t.tag IN ({marks}))"
+                f" AND lower(t.tag) IN ({marks}))"
             )
-            params.extend(segments)
+            params.extend(t.casefold() for t in segments)
         if active_only:
             clauses.append(
                 "NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_key = s.email_key)"
