@@ -99,3 +99,20 @@ def test_every_page_is_in_the_nav_or_added_by_the_hook() -> None:
         for target in re.findall(r"\]\(([\w./-]+\.md)", text):
             resolved = (page.parent / target).resolve().relative_to(DOCS.resolve()).as_posix()
             assert resolved in generated or (DOCS / resolved).is_file(), f"{page}: {target}"
+
+
+def test_every_command_is_in_the_guide() -> None:
+    """A command nobody wrote about fails here (the CLI reference alone does not count)."""
+    import click
+    from docs_helpers import docs_text
+
+    from newsletter.cli import main
+
+    text = docs_text()
+    missing = []
+    for name, command in main.commands.items():
+        paths = [name]
+        if isinstance(command, click.Group):
+            paths += [f"{name} {sub}" for sub in command.commands]
+        missing += [p for p in paths if f"newsletter {p}" not in text]
+    assert missing == []
