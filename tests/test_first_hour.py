@@ -73,7 +73,7 @@ def test_the_first_hour(tmp_path: Path) -> None:
             ],
         )
         assert init.exit_code == 0, init.output
-        assert "newsletter doctor" in init.stdout and "placeholder" in init.output
+        assert " doctor " in init.stdout and "placeholder" in init.output
 
         # 2. doctor fails on the placeholder sender, and only on it
         doctor = run("doctor")

@@ -97,7 +97,8 @@ def test_init_yes_writes_settings_that_load(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "newsletter doctor" in result.stdout and "Jekyll site (_config.yml)" in result.output
+    assert "doctor" in result.stdout and "Jekyll site (_config.yml)" in result.output
+    assert "posts --month 2026-10 " in result.stdout  # the month of the newest post
     settings = load_settings(site / "newsletter.toml")
     assert settings.site.url == "https://ada.example.net/blog"
     assert settings.site.name == "Ada's Notes" and settings.site.timezone == "Europe/Berlin"

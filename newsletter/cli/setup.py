@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -12,9 +14,10 @@ from email_validator import EmailNotValidError, validate_email
 
 from newsletter.cli import App, main
 from newsletter.cli.output import emit_json, json_options, style
-from newsletter.config import EmailSettings
+from newsletter.config import EmailSettings, load_settings
+from newsletter.content import read_posts
 from newsletter.doctor import failures, run_checks, summary
-from newsletter.errors import ConfigError
+from newsletter.errors import ConfigError, NewsletterError
 from newsletter.site_setup import (
     SiteAnswers,
     Written,
@@ -212,6 +215,7 @@ def init_command(
 
 
 def _report(root: Path, answers: SiteAnswers, written: Written) -> None:
+    """What was written, what is still missing, and the next three commands."""
     click.echo(f"wrote {written.config}")
     if written.env_example:
         click.echo(
@@ -236,9 +240,37 @@ def _report(root: Path, answers: SiteAnswers, written: Written) -> None:
     click.echo("\nNext:")
     if root != here:
         click.echo(f"  cd {os.path.relpath(root, here)}")
-    click.echo("  newsletter posts --since last-issue           # the posts of the first issue")
-    click.echo("  newsletter preview --since last-issue --open  # the email, in a browser")
-    click.echo("  newsletter doctor                             # what a real send still needs")
+    prog = _invoked_as(root)
+    month = _newest_month(written.config)
+    for command, why in (
+        (f"posts --month {month}", "the posts of the first issue"),
+        (f"preview --month {month} --open", "the email, in a browser"),
+        ("doctor", "what a real send still needs"),
+    ):
+        click.echo(f"  {prog} {command:<32} # {why}")
+
+
+def _newest_month(config: Path) -> str:
+    """The month of the site's newest published post (the first issue's), or YYYY-MM."""
+    try:
+        posts = read_posts(load_settings(config)).posts
+    except NewsletterError:
+        return "YYYY-MM"
+    now = datetime.now(UTC)
+    dates = [p.date for p in posts if not p.draft and p.date <= now]
+    return max(dates).strftime("%Y-%m") if dates else "YYYY-MM"
+
+
+def _invoked_as(where: Path) -> str:
+    """How to type the command from ``where``: ``newsletter`` when it is on PATH, else its path
+    (``.venv/bin/newsletter`` after ``make demo``), else ``python -m newsletter``."""
+    if shutil.which("newsletter"):
+        return "newsletter"
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "newsletter" and argv0.is_file():
+        relative = os.path.relpath(argv0.resolve(), where)
+        return relative if not relative.startswith("..") else str(argv0.resolve())
+    return f"{Path(sys.executable).name} -m newsletter"
 
 
 _MARKS = {"ok": ("ok  ", "green"), "warn": ("warn", "yellow"), "fail": ("fail", "red")}
