@@ -199,6 +199,7 @@ def test_json_is_one_document_and_jsonl_streams(
         (["subscribers", "list"], list),
         (["subscribers", "stats"], dict),
         (["suppressions", "list"], list),
+        (["doctor", "--transport", "outbox"], list),
     ]:
         result = runner.invoke(main, [*args, "--json"])
         assert result.exit_code == 0, (args, result.output)

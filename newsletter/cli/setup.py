@@ -13,7 +13,7 @@ import click
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.cli import App, main
-from newsletter.cli.output import emit_json, json_options, style
+from newsletter.cli.output import emit_list, json_options, style
 from newsletter.config import EmailSettings, load_settings
 from newsletter.content import read_posts
 from newsletter.doctor import failures, run_checks, summary
@@ -284,7 +284,7 @@ _MARKS = {"ok": ("ok  ", "green"), "warn": ("warn", "yellow"), "fail": ("fail", 
     show_default=True,
     help="Check for a send through this transport (outbox: a rehearsal; auto: as `send`).",
 )
-@json_options(stream=False)
+@json_options(stream=True)
 @click.pass_obj
 def doctor_command(app: App, transport: str, output: str) -> None:
     """Check everything a real send depends on; each check says ok, warn or fail, and the fix.
@@ -300,9 +300,7 @@ def doctor_command(app: App, transport: str, output: str) -> None:
       newsletter doctor --transport outbox --json
     """
     checks = run_checks(app.settings, app.secrets, transport=transport)
-    if output != "table":
-        emit_json([c.as_json() for c in checks])
-    else:
+    if not emit_list((c.as_json() for c in checks), output):
         width = max(len(c.name) for c in checks)
         for check in checks:
             mark, colour = _MARKS[check.status]
