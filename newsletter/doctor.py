@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -85,7 +86,16 @@ def local_checks(settings: Settings, secrets: Secrets, *, transport: str) -> Ite
         yield Check("sender", "ok", sender, setting="email.from_email")
 
     base = settings.unsubscribe.base_url
-    if base.startswith("https://"):
+    host = urlsplit(base).hostname or ""
+    if base.startswith("https://") and is_placeholder_address("x@" + host):
+        yield Check(
+            "unsubscribe URL",
+            bad,
+            f"{base} is on a placeholder domain: nobody can reach its unsubscribe links",
+            "set [unsubscribe] base_url to the public https URL of `newsletter serve`",
+            "unsubscribe.base_url",
+        )
+    elif base.startswith("https://"):
         yield Check("unsubscribe URL", "ok", base, setting="unsubscribe.base_url")
     else:
         yield Check(
@@ -97,10 +107,11 @@ def local_checks(settings: Settings, secrets: Secrets, *, transport: str) -> Ite
         )
 
     secret = secrets.signing_key
-    if len(secret) >= MIN_SECRET_LENGTH:
-        yield Check("secret", "ok", f"NEWSLETTER_SECRET is set ({len(secret)} characters)")
+    size = len(secret.encode("utf-8"))  # the HMAC key is its bytes
+    if size >= MIN_SECRET_LENGTH:
+        yield Check("secret", "ok", f"NEWSLETTER_SECRET is set ({size} bytes)")
     else:
-        found = f"only {len(secret)} characters" if secret else "not set"
+        found = f"only {size} bytes" if secret else "not set"
         yield Check(
             "secret",
             bad,

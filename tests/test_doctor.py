@@ -54,9 +54,17 @@ def test_the_defaults_fail_a_real_send_with_a_fix_for_each(tmp_path: Path) -> No
     failed = by_name(failures(checks))
     assert set(failed) == {"sender", "unsubscribe URL", "secret", "API key", "postal address"}
     assert "placeholder" in failed["sender"].message and failed["sender"].fix
-    assert "only 5 characters" in failed["secret"].message
+    assert "only 5 bytes" in failed["secret"].message
     assert all(c.fix and c.setting for c in failed.values())
     assert by_name(checks)["webhook key"].status == "warn"
+
+
+def test_an_unsubscribe_url_on_a_placeholder_domain_fails(tmp_path: Path) -> None:
+    settings = settings_from(tmp_path, **{"https://news.ada-notes.net": "https://news.example.org"})
+    check = by_name(run_checks(settings, Secrets(signing_key=SECRET), transport="sendgrid"))[
+        "unsubscribe URL"
+    ]
+    assert check.failed and "placeholder" in check.message
 
 
 def test_a_rehearsal_only_warns(tmp_path: Path) -> None:
