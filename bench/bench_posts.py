@@ -3,6 +3,8 @@
 Each measurement runs in a fresh subprocess so its peak memory (``ru_maxrss``) is its own; time
 counts the work only (not interpreter start-up or imports). Best of 3 runs is shown.
 Goal (issue #2): 10,000 posts in under 2 s, within 1.5x of the baseline.
+Then a 1,000-entry RSS 2.0 feed (full content in each entry) read from a file, turned into posts
+and selected; goal (issue #12): under 1 s.
 
     .venv/bin/python -m bench posts
 """
@@ -20,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 SIZES = (1_000, 10_000)
+FEED_ENTRIES = 1_000
 REPEAT = 3
 WORDS = [
     "python",
@@ -99,11 +102,55 @@ def generate(folder: Path, count: int, seed: int = 7) -> None:
         (sub / name).write_text(fm + "\n" + body + "\n", "utf-8")
 
 
+def generate_feed(path: Path, count: int, seed: int = 11) -> None:
+    """An RSS 2.0 feed of ``count`` entries, each with a few paragraphs of HTML content."""
+    from html import escape
+
+    rng = random.Random(seed)
+    items = []
+    for i in range(count):
+        when = datetime(2020 + i % 7, 1 + i % 12, 1 + i % 28, 9, 30)
+        paras = "".join(
+            f"<p>{escape(' '.join(rng.choices(WORDS, k=40)))} <a href='/p/{i}/'>more</a></p>"
+            for _ in range(rng.choice((1, 2, 3, 5)))
+        )
+        items.append(
+            f"<item><title>Entry {i}: {rng.choice(WORDS)}</title>"
+            f"<link>https://blog.example.org/{when:%Y/%m}/entry-{i}/</link>"
+            f"<guid>https://blog.example.org/?p={i}</guid>"
+            f"<pubDate>{when:%a, %d %b %Y %H:%M:%S} +0000</pubDate>"
+            f"<category>News</category><description>Entry {i} summary.</description>"
+            f"<content:encoded><![CDATA[{paras}]]></content:encoded></item>"
+        )
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0" '
+        'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>'
+        "<title>Bench</title><link>https://blog.example.org/</link>"
+        + "".join(items)
+        + "</channel></rss>",
+        "utf-8",
+    )
+
+
 def worker(mode: str, folder: str) -> None:
     """Runs in the subprocess; prints {"seconds", "maxrss_kb", "count"} as JSON."""
     root = Path(folder)
     extra: dict[str, float] = {}
-    if mode == "frontmatter":
+    if mode == "feed":
+        from newsletter.config import Settings, SiteSettings
+        from newsletter.content.feeds import read_feeds
+        from newsletter.selection import Criteria, select
+
+        feed = Path(folder) / "feed.xml"
+        settings = Settings(root=root, site=SiteSettings(url="https://blog.example.org"))
+        now = datetime.fromisoformat("2026-11-26T12:00:00+00:00")
+        start = time.perf_counter()
+        result = read_feeds([str(feed)], settings)
+        selection = select(result.posts, Criteria(limit=20), now=now)
+        seconds = time.perf_counter() - start
+        count = len(selection.selected) + len(selection.skipped)
+        assert not result.errors, result.errors[0].format()
+    elif mode == "frontmatter":
         import frontmatter
 
         # the loop a user would write: find the files, load each, keep the results
@@ -184,3 +231,13 @@ def run() -> None:
                 f"{ours['render_ms']:.1f} ms"
             )
     print("goal: 10,000 posts < 2 s and ratio <= 1.5x")
+    with tempfile.TemporaryDirectory(prefix="bench-feed-") as tmp:
+        generate_feed(Path(tmp) / "feed.xml", FEED_ENTRIES)
+        size = (Path(tmp) / "feed.xml").stat().st_size / 1024 / 1024
+        feed = _measure("feed", Path(tmp))
+        assert feed["count"] == FEED_ENTRIES
+        print(
+            f"{FEED_ENTRIES:>7}  feed entries ({size:.1f} MB RSS) read + select "
+            f"{feed['seconds']:>6.3f} s {feed['maxrss_kb'] / 1024:>7.1f} MB"
+        )
+    print("goal: a 1,000-entry feed < 1 s")

@@ -47,7 +47,7 @@ from newsletter.campaign.wiring import (
 )
 from newsletter.campaign.wiring import TRANSPORTS as TRANSPORTS
 from newsletter.config import Secrets, Settings, load_secrets, load_settings
-from newsletter.content import ReadResult, read_posts
+from newsletter.content import ReadResult, apply_generator_defaults, read_site
 from newsletter.errors import (
     CampaignIncomplete,
     CampaignPaused,
@@ -258,7 +258,10 @@ class Newsletter:
         environ: dict[str, str] | None = None,
         log: Log = _quiet,
     ) -> Newsletter:
-        settings = load_settings(Path(config) if config else None, overrides=overrides)
+        # the site generator's own config (Jekyll, Hugo, ...) fills what was not set
+        settings = apply_generator_defaults(
+            load_settings(Path(config) if config else None, overrides=overrides)
+        )
         secrets = load_secrets(environ if environ is not None else os.environ)
         return cls(settings, secrets, log=log)
 
@@ -285,8 +288,14 @@ class Newsletter:
         return value if value is not None else datetime.now(self.settings.site.tz)
 
     def read_posts(self) -> ReadResult:
-        """Every post's front matter; unreadable posts in ``errors``, with file and line."""
-        return read_posts(self.settings)
+        """Every post's front matter, and every entry of the site's feeds; unreadable posts in
+        ``errors``, with file and line. Feeds fetched over HTTP keep their ETag cache in the
+        store; a feed that cannot be fetched raises FeedError."""
+        feeds = self.settings.site.feeds
+        if not any(f.startswith(("http://", "https://")) for f in feeds):
+            return read_site(self.settings)
+        with self.store() as store:
+            return read_site(self.settings, feed_cache=store.feeds)
 
     def pick(
         self,
@@ -311,7 +320,7 @@ class Newsletter:
     ) -> Picked:
         settings = self.settings
         criteria = query.criteria(settings.site.tz, now)
-        read = read if read is not None else read_posts(settings)
+        read = read if read is not None else self.read_posts()
         if query.strict and read.errors:
             count = len(read.errors)
             raise ConfigError(

@@ -30,6 +30,9 @@ class SiteSettings:
     language: str = "en"
     # values that posts refer to as {{ site.x }} (Jekyll/Eleventy globals)
     values: Mapping[str, Any] = field(default_factory=dict)
+    # the static site generator whose config supplies defaults: auto (detect), a name, or none
+    generator: str = "auto"
+    feeds: tuple[str, ...] = ()  # RSS/Atom/JSON feed URLs or files read as posts
 
     @property
     def tz(self) -> ZoneInfo:
@@ -94,6 +97,8 @@ class Settings:
     unsubscribe: UnsubscribeSettings = field(default_factory=UnsubscribeSettings)
     send: SendSettings = field(default_factory=SendSettings)
     store_path: str = "newsletter.db"
+    # dotted keys set in the file or by a flag ("site.url"); generator defaults fill the rest
+    explicit: frozenset[str] = frozenset()
 
     def path(self, value: str) -> Path:
         """Resolve a path setting relative to the folder that holds the config file."""
@@ -232,7 +237,10 @@ def load_settings(
 
     built = {name: _coerce(name, cls, raw[name], path) for name, cls in _SECTIONS.items()}
     _check_bounds(built["send"], path)
-    settings = Settings(root=root, config_path=config_path, store_path=store_path, **built)
+    explicit = frozenset(f"{name}.{key}" for name, keys in raw.items() for key in keys)
+    settings = Settings(
+        root=root, config_path=config_path, store_path=store_path, explicit=explicit, **built
+    )
     try:
         settings.site.tz  # noqa: B018 - validate early
     except (ZoneInfoNotFoundError, ValueError) as err:

@@ -7,6 +7,7 @@
      ├── RenderError                 a template that cannot be rendered: template, line
      ├── LintFailed                  lint found errors; the send stops
      ├── InputError                  a bad user file (CSV row, intro): path, line, field
+     ├── FeedError                   a feed cannot be fetched or read: source (exit 2)
      ├── StoreError                  the SQLite store: locked, corrupt, newer schema
      │    └── CampaignLocked         another process is sending this campaign
      └── TransportError              a provider answered badly or not at all
@@ -179,3 +180,19 @@ class CampaignIncomplete(NewsletterError):
     """The send finished, but not every recipient was accepted."""
 
     exit_code = 6
+
+
+class FeedError(NewsletterError):
+    """A feed (``--feed``, ``[site] feeds``) could not be fetched or read: ``source: message``.
+
+    Never skipped: an issue built without one of its sources would look complete and be wrong.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, source: str) -> None:
+        super().__init__(message)
+        self.source = source
+
+    def format(self) -> str:
+        return f"{self.source}: {self.message}"

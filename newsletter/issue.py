@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
-from newsletter.content_fields import parse_date
+from newsletter.content import parse_date
 from newsletter.errors import ConfigError
 from newsletter.selection import Criteria
 

@@ -30,8 +30,7 @@ from markupsafe import Markup
 from newsletter import content
 from newsletter import personalize as tok
 from newsletter.config import Settings
-from newsletter.content import Post
-from newsletter.content_html import markdown_to_email_html
+from newsletter.content import Post, markdown_to_email_html
 from newsletter.emailcompile import compile_mjml, inline_css
 from newsletter.emailhtml import UtmTags, email_safe_html, tag_html_links, tag_text_links
 from newsletter.errors import ConfigError, InputError, RenderError
@@ -131,7 +130,7 @@ def _resolve_intro(markdown: str, settings: Settings, now: datetime, warnings: l
     name (a per-recipient token), ``{{ site.x }}`` is resolved, the rest removed with a warning."""
     if "{{" not in markdown and "{%" not in markdown:
         return markdown
-    from newsletter.content_templates import PostIndex, resolve_text
+    from newsletter.content import PostIndex, resolve_text
 
     markdown = _FIRST_NAME_CODE.sub(tok.FIRST_NAME, markdown)
     intro = Post(path=Path("email.intro"), slug="intro", title="", date=now, url=settings.site.url)

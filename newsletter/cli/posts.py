@@ -60,21 +60,30 @@ def _cut(text: str, width: int) -> str:
 @main.command("posts")
 @selection_options
 @json_options(stream=True)
+@click.option("--selected", is_flag=True, help="List only the posts the issue would contain.")
+@click.option(
+    "--warnings",
+    is_flag=True,
+    help="Print the warnings about every post, not only about the selected ones.",
+)
 @click.pass_obj
-def posts_command(app: App, output: str, **opts: Any) -> None:
+def posts_command(app: App, output: str, selected: bool, **opts: Any) -> None:
     """List the posts and whether each would be in the issue, with the reason if not.
 
     \b
     Examples:
       newsletter posts --month 2026-10
+      newsletter posts --month 2026-10 --selected
       newsletter posts --since last-issue --exclude-category Sponsors
       newsletter posts --post conference-wrap-up --json
+      newsletter posts --warnings
     """
     picked = load_selection(app, opts)
     result, selection = picked.read, picked.selection
     reasons: dict[int, Reason | None] = {id(p): None for p in selection.selected}
     reasons.update({id(p): r for p, r in selection.skipped})
-    ordered = sort_newest_first([*selection.selected, *(p for p, _ in selection.skipped)])
+    others = [] if selected else [p for p, _ in selection.skipped]
+    ordered = sort_newest_first([*selection.selected, *others])
     rows_json = (
         post_json(p, reasons[id(p)], selection, picked.sent_in.get(p.slug, [])) for p in ordered
     )
@@ -94,9 +103,11 @@ def posts_command(app: App, output: str, **opts: Any) -> None:
         for p in ordered
     ]
     # posts that could not be read are listed too (their errors went to stderr above)
-    rows += [
-        ("-", _cut(Path(e.path).name, 48), "-", Reason.INVALID.label, "-") for e in result.errors
-    ]
+    if not selected:
+        rows += [
+            ("-", _cut(Path(e.path).name, 48), "-", Reason.INVALID.label, "-")
+            for e in result.errors
+        ]
     header = ("date", "title", "category", "status", "sent in")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
     for row in [header, *rows]:

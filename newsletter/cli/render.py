@@ -13,7 +13,7 @@ import click
 
 from newsletter.archive import write_archive
 from newsletter.cli import App, main
-from newsletter.cli.options import load_selection, resolve_now, selection_options
+from newsletter.cli.options import load_selection, query_from, resolve_now, selection_options
 from newsletter.cli.output import emit_list, json_options
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, LintFailed, NewsletterError
@@ -57,6 +57,10 @@ def select_and_render(app: App, opts: Mapping[str, Any]) -> tuple[Selection, Ren
     With ``--post`` the layout defaults to ``post``, otherwise ``digest``; ``--month`` names the
     issue after that month rather than the day it is rendered.
     """
+    if not query_from(opts).has_selection:
+        # what the next `send --since last-issue` would send, said out loud
+        click.echo("no --month, --since or --post given: showing --since last-issue", err=True)
+        opts = {**opts, "since": "last-issue"}
     picked = load_selection(app, opts)
     return picked.selection, app.newsletter.render(picked)
 

@@ -15,7 +15,7 @@ from email_validator import EmailNotValidError, validate_email
 from newsletter.cli import App, main
 from newsletter.cli.output import emit_list, json_options, style
 from newsletter.config import EmailSettings, load_settings
-from newsletter.content import read_posts
+from newsletter.content import apply_generator_defaults, read_posts
 from newsletter.doctor import failures, run_checks, summary
 from newsletter.errors import ConfigError, NewsletterError
 from newsletter.site_setup import (
@@ -27,8 +27,6 @@ from newsletter.site_setup import (
     write_site_files,
 )
 from newsletter.templating import default_templates_dir
-
-LABELS = {"jekyll": "Jekyll", "hugo": "Hugo", "eleventy": "Eleventy"}
 
 
 class _Asker:
@@ -127,10 +125,11 @@ def init_command(
 ) -> None:
     """Set a site up: detect it, ask for what is missing, write newsletter.toml.
 
-    Looks at DIRECTORY (default: here) for the generator (Jekyll, Hugo, Eleventy), the site's
-    URL, name and time zone and the posts folder; asks for the rest (sender, postal address,
-    the public URL of `newsletter serve`); writes a commented newsletter.toml and a
-    .env.example naming the secrets to set. With --yes (or without a terminal) it asks nothing.
+    Looks at DIRECTORY (default: here) for the generator (Jekyll, Hugo, Eleventy, Zola, Pelican,
+    MkDocs, Astro, Docusaurus), the site's URL, name and time zone and the posts folder; asks for
+    the rest (sender, postal address, the public URL of `newsletter serve`); writes a commented
+    newsletter.toml (what the generator's config says stays there, read at every run) and a
+    .env.example naming the secrets to set. With --yes it asks nothing.
 
     Run it bare on a terminal to be asked. Refuses to replace newsletter.toml without --force.
 
@@ -147,7 +146,7 @@ def init_command(
     interactive = not yes and sys.stdin.isatty()
     ask = _Asker(interactive=interactive, accept_defaults=yes, found_in=found_in)
     if detected.generator:
-        click.echo(f"{LABELS[detected.generator]} site ({found_in})", err=True)
+        click.echo(f"{detected.label} site ({found_in})", err=True)
     name = ask.value(
         "name", "--site-name", site_name, detected.name, "Site name", root.name.title()
     )
@@ -204,9 +203,14 @@ def init_command(
         language=detected.language,
         generator=detected.generator,
         sources=ask.sources,
+        from_generator=frozenset(
+            key
+            for key in detected.from_generator
+            if ask.sources.get(key) == f"from {found_in}"
+            or (key in ("permalink", "language") and not (key == "permalink" and permalink))
+        ),
+        generator_config=found_in,
     )
-    if not permalink and detected.permalink:
-        ask.sources["permalink"] = f"from {found_in}"
     _check(answers)
     written = write_site_files(
         root, answers, templates_from=default_templates_dir() if templates else None, force=force
@@ -253,7 +257,7 @@ def _report(root: Path, answers: SiteAnswers, written: Written) -> None:
 def _newest_month(config: Path) -> str:
     """The month of the site's newest published post (the first issue's), or YYYY-MM."""
     try:
-        posts = read_posts(load_settings(config)).posts
+        posts = read_posts(apply_generator_defaults(load_settings(config))).posts
     except NewsletterError:
         return "YYYY-MM"
     now = datetime.now(UTC)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from newsletter.store import audience, campaigns, db
+from newsletter.store import audience, campaigns, db, feeds
 
-MIGRATIONS: list[db.Migration] = [*audience.MIGRATIONS, *campaigns.MIGRATIONS]
+MIGRATIONS: list[db.Migration] = [*audience.MIGRATIONS, *campaigns.MIGRATIONS, *feeds.MIGRATIONS]
 
 
 class Store:
@@ -23,6 +23,7 @@ class Store:
         self.path = path
         self.audience = audience.AudienceStore(conn)
         self.campaigns = campaigns.CampaignStore(conn)
+        self.feeds = feeds.FeedCacheStore(conn)
 
     def close(self) -> None:
         self.conn.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -18,8 +19,9 @@ import mistune
 import nh3
 
 from newsletter.config import Settings
-from newsletter.content import Post, excerpt_of
-from newsletter.content_fields import absolute
+from newsletter.content.fields import absolute, excerpt_of
+from newsletter.content.liquid import PostIndex, resolve_text
+from newsletter.content.model import Post
 
 _markdown: Any = mistune.create_markdown(
     escape=False, plugins=["table", "strikethrough", "footnotes", "url"]
@@ -123,10 +125,42 @@ def replace_embeds(markup: str, base: str) -> str:
     return _IFRAME.sub(swap, markup)
 
 
-def _drop_empty_urls(tag: str, attr: str, value: str) -> str | None:
-    """An ``href``/``src`` left empty (e.g. a link to a post that was not found) is dropped."""
+_CSS_ESCAPE = re.compile(r"\\([0-9a-fA-F]{1,6})\s?|\\(.)")
+_CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|$)", re.DOTALL)
+# what old Internet Explorer and Firefox ran from CSS: script in a style attribute
+_CSS_ACTIVE = ("expression(", "behavior:", "behaviour:", "-moz-binding", "javascript:")
+
+
+def _css_plain(text: str) -> str:
+    """A declaration as a browser reads it: escapes decoded, comments and spaces gone."""
+
+    def unescape(match: re.Match[str]) -> str:
+        if match.group(1):
+            try:
+                return chr(int(match.group(1), 16))
+            except (ValueError, OverflowError):
+                return ""
+        return match.group(2)
+
+    text = _CSS_COMMENT.sub("", _CSS_ESCAPE.sub(unescape, text))
+    return "".join(text.split()).lower()
+
+
+def clean_style(value: str) -> str | None:
+    """``value`` without declarations that run code (``expression(``, ``behavior:``,
+    ``-moz-binding``, ``javascript:``), however they are escaped; None when nothing is left."""
+    kept = [d.strip() for d in value.split(";") if d.strip()]
+    safe = [d for d in kept if not any(a in _css_plain(d) for a in _CSS_ACTIVE)]
+    return "; ".join(safe) or None
+
+
+def _attribute_filter(tag: str, attr: str, value: str) -> str | None:
+    """An ``href``/``src`` left empty (e.g. a link to a post that was not found) is dropped;
+    a style loses every declaration that could run code."""
     if attr in ("href", "src") and not value.strip():
         return None
+    if attr == "style":
+        return clean_style(value)
     return value
 
 
@@ -142,7 +176,7 @@ def sanitize(markup: str, base: str) -> str:
         link_rel=None,
         filter_style_properties=set(STYLE_PROPERTIES),
         strip_comments=True,
-        attribute_filter=_drop_empty_urls,
+        attribute_filter=_attribute_filter,
     )
     if "<img" in clean:
         # an image whose source was removed (data:, javascript:, empty) shows nothing in any
@@ -162,18 +196,48 @@ def markdown_to_email_html(markdown: str, base: str) -> str:
 def _resolved_body(post: Post, settings: Settings) -> str:
     if post.markdown is not None:
         return post.markdown
-    from newsletter.content_templates import PostIndex, resolve_text
-
     text, _ = resolve_text(post.body, post, settings, PostIndex([post]), first_line=post.body_line)
     return text
 
 
 def render_body(post: Post, settings: Settings) -> str:
+    if post.body_format == "html":
+        return html_to_email_html(_resolved_body(post, settings), post.url)
     return markdown_to_email_html(_resolved_body(post, settings), post.url)
+
+
+def html_to_email_html(markup: str, base: str) -> str:
+    """HTML that is already rendered (reStructuredText, feed entries) made email-safe."""
+    return sanitize(replace_embeds(markup, base), base).strip()
+
+
+def body_html(post: Post, settings: Settings) -> str:
+    """The post's body as email-safe HTML: absolute links, no scripts, embeds as links.
+
+    Cached on the post, so rendering it for several emails costs once.
+    """
+    return _cached(post, settings, "body", render_body)
+
+
+def excerpt_html(post: Post, settings: Settings) -> str:
+    """The excerpt as safe HTML: the author's excerpt rendered, else the plain-text excerpt."""
+    return _cached(post, settings, "excerpt", render_excerpt)
+
+
+def _cached(
+    post: Post, settings: Settings, part: str, make: Callable[[Post, Settings], str]
+) -> str:
+    key = (part, settings.site.url, settings.site.permalink)
+    cached = post._html_cache.get(key)
+    if cached is None:
+        cached = post._html_cache[key] = make(post, settings)
+    return cached
 
 
 def render_excerpt(post: Post, settings: Settings) -> str:
     excerpt = excerpt_of(post)
     if post.excerpt_markdown:
+        if post.body_format == "html" and "<" in post.excerpt_markdown:
+            return html_to_email_html(post.excerpt_markdown, post.url)
         return markdown_to_email_html(post.excerpt_markdown, post.url)
     return f"<p>{html.escape(excerpt)}</p>" if excerpt else ""

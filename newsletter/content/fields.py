@@ -1,4 +1,4 @@
-"""Turn a post's front matter into :class:`~newsletter.content.Post` fields.
+"""Turn a post's metadata into :class:`~newsletter.content.model.Post` fields.
 
 Each site generator spells things its own way; the rules here are the ones the README lists:
 dates, authors, categories/tags, covers, excerpts, drafts, slugs and permalinks.
@@ -12,27 +12,41 @@ import os
 import re
 import subprocess
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
 from newsletter.config import Settings
-from newsletter.content import Cover, Post
-from newsletter.errors import PostError
+from newsletter.content.model import Cover, Post, SiteProfile
+from newsletter.content.readers.base import Document
+from newsletter.errors import LocatedError, PostError
 
-DATE_KEYS = ("date", "published_datetime", "published", "pubDate")
+# Hugo publishDate first: the day a post went public, which may be later than its date
+DATE_KEYS = ("publishDate", "publishdate", "date", "published_datetime", "published", "pubDate")
 EXCERPT_KEYS = ("excerpt", "summary", "description")
-MORE_RE = re.compile(r"<!--\s*(?:more|excerpt)\s*-->", re.IGNORECASE)
-_NAME_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
+# <!--more--> (Hugo, Jekyll, MkDocs), <!--truncate--> (Docusaurus)
+MORE_RE = re.compile(r"<!--\s*(?:more|excerpt|truncate)\s*-->", re.IGNORECASE)
+_NAME_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[-_](.+)$")  # Zola allows 2026-03-01_slug
 _JEKYLL_RE = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[ T](\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*"
     r"(Z|[+-]\d{2}:?\d{2}|[+-]\d{1,2})?$"
 )
-_TEXT_FORMATS = ("%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%Y/%m/%d")
+_TEXT_FORMATS = (
+    "%B %d, %Y",
+    "%b %d, %Y",
+    "%B %d %Y",  # Astro's starter: pubDate: 'Jul 08 2022'
+    "%b %d %Y",
+    "%d %B %Y",
+    "%d %b %Y",
+    "%Y/%m/%d",
+)
 EXCERPT_MAX = 300
-_PERMA_TOKEN = re.compile(r":(categories|i_month|i_day|month|title|year|slug|day)\b")
+_PERMA_TOKEN = re.compile(
+    r":(categories|i_month|i_day|month|title|year|slug|day|output_ext|filename|contentbasename"
+    r"|short_year)\b"
+)
 _SLASHES = re.compile(r"/{2,}")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
 _BLANK_LINE = re.compile(r"\n\s*\n")
@@ -233,6 +247,12 @@ def permalink_url(
             out.append(str(local.month))
         elif part == "i_day":
             out.append(str(local.day))
+        elif part in ("filename", "contentbasename"):
+            out.append(slug)
+        elif part == "output_ext":
+            out.append(".html")
+        elif part == "short_year":
+            out.append(f"{local.year % 100:02d}")
         elif part == "categories":
             out.append("/".join(slugify(c) for c in categories))
         else:
@@ -255,6 +275,8 @@ def _cover(data: Mapping[str, Any], base: str) -> Cover | None:
         alt = cover.get("alt")
     elif isinstance(cover, str):
         url = cover
+    if not url and isinstance(data.get("heroImage"), str):  # Astro
+        url = data["heroImage"]
     if not url and isinstance(image, Mapping):
         url = image.get("path") or image.get("url") or image.get("src")
         alt = alt or image.get("alt")
@@ -300,7 +322,7 @@ def plain_text(markdown: str) -> str:
     return " ".join(text.split())
 
 
-def _shorten(text: str, limit: int = EXCERPT_MAX) -> str:
+def shorten(text: str, limit: int = EXCERPT_MAX) -> str:
     if len(text) <= limit:
         return text
     cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:.-–— ")
@@ -333,11 +355,11 @@ def excerpts(data: Mapping[str, Any], body: str) -> tuple[str, str | None]:
         if _is_prose_block(block):
             text = plain_text(block)
             if text:
-                return _shorten(text), None
+                return shorten(text), None
     for block in _blocks(body):
         text = plain_text(block)
         if text:
-            return _shorten(text), None
+            return shorten(text), None
     return "", None
 
 
@@ -353,29 +375,75 @@ def _blocks(body: str) -> Iterator[str]:
         pos = match.end() if match else len(body)
 
 
+_PATH_DATE = re.compile(r"^/?(\d{4})/(\d{1,2})/(\d{1,2})(?:/|$)")
+_H1 = re.compile(r"^#[ \t]+(.+?)[ \t#]*$")
+
+
+def _title_from_heading(body: str) -> tuple[str, str] | None:
+    """(title, body without it) when the body opens with a ``# Heading`` (MkDocs, Docusaurus)."""
+    stripped = body.lstrip("\n")
+    first, _, rest = stripped.partition("\n")
+    match = _H1.match(first)
+    if match is None:
+        return None
+    return match.group(1).strip(), rest.lstrip("\n")
+
+
+def _date_value(
+    data: Mapping[str, Any], key: str, value: Any, path: Path, doc: Document, tz: tzinfo
+) -> datetime | None:
+    """The date ``value`` of ``key`` stands for, None when it is not a date."""
+    if isinstance(value, Mapping):  # MkDocs: date: {created: ..., updated: ...}
+        value = value.get("created")
+        if value is None:
+            return None
+    when = parse_date(value, tz)
+    if when is None and isinstance(value, str) and value.strip().lower() in ELEVENTY_DATES:
+        when = eleventy_date(value.strip(), path, key=key, line=doc.key_line(key))
+    return when
+
+
+def _name_date(path: Path) -> date | None:
+    """The date in the file name, or in the folder name of an ``index`` file."""
+    return file_slug(path)[1]
+
+
 def build_post(
     path: Path,
-    data: dict[str, Any],
-    body: str,
-    body_line: int,
+    doc: Document,
     settings: Settings,
     *,
     root: Path,
-    key_line: Callable[[str], int],
-    has_fm: bool,
+    profile: SiteProfile,
+    warnings: list[LocatedError],
 ) -> Post:
-    """Validate front matter and build the Post. Raises PostError for a missing title or date."""
+    """Validate the metadata and build the Post. Raises PostError for a missing title or date.
+
+    A date that does not parse is read from the file (or folder) name when it has one, with a
+    warning in ``warnings``.
+    """
     tz = settings.site.tz
-    if not has_fm:
-        raise PostError(
-            "no front matter; start the file with a '---' block that sets at least title and date",
-            path=path,
-            line=1,
-        )
+    data = doc.metadata
+    syntax = doc.syntax
+    if not doc.has_metadata:
+        if profile.generator == "pelican":
+            advice = "no metadata; start the file with 'Title: ...' and 'Date: 2026-03-01' lines"
+        else:
+            opener = "'+++'" if profile.default_syntax == "toml" else "'---'"
+            advice = (
+                f"no front matter; start the file with a {opener} block that sets at least "
+                "title and date"
+            )
+        raise PostError(advice, path=path, line=1)
+    body = doc.body
     title = data.get("title")
+    if (title is None or not str(title).strip()) and doc.body_format == "markdown":
+        found = _title_from_heading(body)
+        if found is not None:
+            title, body = found
     if title is None or not str(title).strip():
         raise PostError(
-            "no title; add 'title: ...' to the front matter", path=path, line=key_line("title")
+            f"no title; {syntax.add('title', '...')}", path=path, line=doc.key_line("title")
         )
     slug_from_name, name_date = file_slug(path)
     when: datetime | None = None
@@ -383,49 +451,131 @@ def build_post(
         value = data.get(key)
         if value is None or isinstance(value, bool) or value == "":
             continue
-        when = parse_date(value, tz)
-        if when is None and isinstance(value, str) and value.strip().lower() in ELEVENTY_DATES:
-            when = eleventy_date(value.strip(), path, key=key, line=key_line(key))
+        when = _date_value(data, key, value, path, doc, tz)
+        if when is None and name_date is not None:
+            when = datetime.combine(name_date, time(0, 0), tzinfo=tz)
+            warnings.append(
+                PostError(
+                    f"{key} {_shown(value)} is not a date; used {name_date.isoformat()} from the "
+                    f"file name instead; write it as "
+                    f"'{syntax.assign(key, name_date.isoformat())}'",
+                    path=path,
+                    line=doc.key_line(key),
+                    field=key,
+                )
+            )
         if when is None:
             raise PostError(
-                f"{key} {str(value)!r} is not a date; write it as YYYY-MM-DD, "
-                "YYYY-MM-DD HH:MM:SS or ISO 8601 such as 2026-03-01T09:00:00-08:00",
+                f"{key} {_shown(value)} is not a date; write it as "
+                f"'{syntax.assign(key, '2026-03-01')}' or with a time, e.g. "
+                f"'{syntax.assign(key, '2026-03-01T09:00:00-08:00')}'",
                 path=path,
-                line=key_line(key),
+                line=doc.key_line(key),
                 field=key,
             )
         break
+    zola_path = data.get("path") if profile.generator == "zola" else None
+    if not isinstance(zola_path, str):
+        zola_path = None
+    if when is None and zola_path is not None:
+        match = _PATH_DATE.match(zola_path)
+        if match is not None:
+            try:
+                year, month, day = (int(g) for g in match.groups())
+                when = datetime(year, month, day, tzinfo=tz)
+            except ValueError:
+                when = None
     if when is None and name_date is not None:
         when = datetime.combine(name_date, time(0, 0), tzinfo=tz)
     if when is None:
         raise PostError(
-            "no date; add 'date: YYYY-MM-DD' to the front matter or prefix the file name "
-            "with YYYY-MM-DD-",
+            f"no date; {syntax.add('date', '2026-03-01')} or prefix the file name with YYYY-MM-DD-",
             path=path,
-            line=key_line("title"),
+            line=doc.key_line("title"),
         )
-    if type(when.tzinfo).__module__.startswith("toml"):
-        # the toml package's own tz class; a plain fixed offset compares and copies cleanly
-        when = when.replace(tzinfo=timezone(when.utcoffset() or timedelta(0)))
+    when = _plain_zone(when)
+    for line, note in doc.notes:
+        warnings.append(PostError(note, path=path, line=line))
     slug = str(data.get("slug") or "").strip() or slug_from_name
-    categories = _strings(data.get("categories")) + tuple(
-        c for c in _strings(data.get("category")) if c not in _strings(data.get("categories"))
+    taxonomies = data.get("taxonomies")  # Zola: [taxonomies] tags = [...]
+    terms: Mapping[str, Any] = taxonomies if isinstance(taxonomies, Mapping) else data
+    categories = _strings(terms.get("categories")) + tuple(
+        c for c in _strings(data.get("category")) if c not in _strings(terms.get("categories"))
     )
     own = data.get("permalink")
-    pattern = own if isinstance(own, str) and own.strip() else settings.site.permalink
-    url = permalink_url(pattern.strip(), settings, slug=slug, when=when, categories=categories)
-    return Post(
+    if zola_path is not None:
+        url = settings.site.url.rstrip("/") + "/" + zola_path.strip("/") + "/"
+    elif isinstance(own, str) and own.strip():
+        url = permalink_url(own.strip(), settings, slug=slug, when=when, categories=categories)
+    else:
+        url = permalink_url(
+            settings.site.permalink.strip(), settings, slug=slug, when=when, categories=categories
+        )
+    authors = _strings(data.get("author")) or _strings(data.get("authors"))
+    if profile.authors and authors:
+        authors = tuple(profile.authors.get(a, a) for a in authors)
+    post = Post(
         path=path,
         slug=slug,
         title=str(title).strip(),
         date=when,
         url=url,
-        authors=_strings(data.get("author")) or _strings(data.get("authors")),
+        authors=authors,
         categories=categories,
-        tags=_strings(data.get("tags")),
+        tags=_strings(terms.get("tags")),
         cover=_cover(data, url),
         draft=is_draft(data, path, root),
         body=body,
-        body_line=body_line,
+        body_line=doc.body_line + (doc.body.count("\n") - body.count("\n")),
         metadata=data,
+        body_format=doc.body_format,
+        updated=_optional_date(data, ("lastmod", "updated", "updatedDate", "last_modified_at"), tz),
+        expires=_optional_date(data, ("expiryDate", "expirydate", "expires"), tz),
     )
+    return post
+
+
+def _shown(value: Any) -> str:
+    return repr(value.isoformat() if isinstance(value, date) else str(value))
+
+
+def _plain_zone(when: datetime) -> datetime:
+    if type(when.tzinfo).__module__.startswith("toml"):
+        # the toml package's own tz class; a plain fixed offset compares and copies cleanly
+        return when.replace(tzinfo=timezone(when.utcoffset() or timedelta(0)))
+    return when
+
+
+def _optional_date(data: Mapping[str, Any], keys: tuple[str, ...], tz: tzinfo) -> datetime | None:
+    date_value = data.get("date")
+    if isinstance(date_value, Mapping) and "updated" in keys:
+        found = parse_date(date_value.get("updated"), tz)
+        if found is not None:
+            return _plain_zone(found)
+    for key in keys:
+        found = parse_date(data.get(key), tz)
+        if found is not None:
+            return _plain_zone(found)
+    return None
+
+
+def excerpt_of(post: Post) -> str:
+    """The post's plain-text excerpt, worked out on first use.
+
+    Reading a site's posts does not need them (a digest shows a handful of the thousands read),
+    and finding one costs a pass over the post's first blocks.
+    """
+    if post.excerpt is None and post._resolve is None:  # made in code, not read: none given
+        post.excerpt = ""
+    if post.excerpt is None:
+        text = post.markdown if post.markdown is not None else post.body
+        excerpt, excerpt_md = excerpts(post.metadata, text)
+        if (
+            excerpt_md is not None
+            and post._resolve is not None
+            and ("{{" in excerpt_md or "{%" in excerpt_md)
+        ):
+            excerpt_md = post._resolve(excerpt_md)
+            excerpt = plain_text(excerpt_md)
+        post.excerpt, post.excerpt_markdown = excerpt, excerpt_md
+    return post.excerpt

@@ -1,0 +1,8 @@
+import { defineConfig } from 'astro/config';
+import mdx from '@astrojs/mdx';
+
+export default defineConfig({
+  site: 'https://astro.example.dev',
+  base: '/writing',
+  integrations: [mdx()],
+});

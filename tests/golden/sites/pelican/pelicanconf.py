@@ -1,0 +1,10 @@
+AUTHOR = "Nadia"
+SITENAME = "Market Street"
+SITEURL = ""
+PATH = "content"
+TIMEZONE = "Europe/Paris"
+DEFAULT_LANG = "fr"
+ARTICLE_URL = "posts/{date:%Y}/{slug}.html"
+ARTICLE_SAVE_AS = ARTICLE_URL
+THEME_COLOR = "teal"
+PLUGINS = [p for p in ["sitemap"]]
