@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
-
-import httpx
 
 from newsletter.config import Secrets, Settings
 from newsletter.site_setup import is_placeholder_address
+
+if TYPE_CHECKING:  # httpx is imported when SendGrid is asked, not by every command's start-up
+    import httpx
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -171,6 +172,8 @@ class _SendGrid:
 
     def get(self, path: str) -> tuple[int, Any]:
         """(status, JSON body); status 0 when SendGrid could not be reached."""
+        import httpx
+
         try:
             response = self.client.get(self.base + path, headers=self.headers)
         except httpx.HTTPError as err:
@@ -289,6 +292,8 @@ def run_checks(
         return checks
     if http_client is not None:
         return checks + sendgrid_checks(settings, secrets, http_client)
+    import httpx
+
     with httpx.Client(timeout=settings.send.timeout_seconds) as client:
         return checks + sendgrid_checks(settings, secrets, client)
 
