@@ -95,7 +95,7 @@ def detect_site(root: Path) -> DetectedSite:
     defaults = generator.defaults(root, config)
     content = tuple(defaults.content)
     if not any(_has_posts(root / folder) for folder in content):
-        content = _posts_folder(root) or content
+        content = _posts_folder(root) or content  # found elsewhere: written, not left to it
     return DetectedSite(
         generator=defaults.generator,
         label=generator.label,
@@ -109,7 +109,7 @@ def detect_site(root: Path) -> DetectedSite:
         from_generator=frozenset(
             key
             for key in ("url", "name", "timezone", "permalink", "language", "content")
-            if getattr(defaults, key)
+            if getattr(defaults, key) and (key != "content" or content == tuple(defaults.content))
         ),
     )
 

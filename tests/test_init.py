@@ -196,3 +196,20 @@ def test_on_a_terminal_it_asks_and_offers_what_it_found(tmp_path: Path) -> None:
     assert settings.email.from_email == "hello@ada-notes.net"
     assert settings.email.from_name == "Ada" and settings.unsubscribe.base_url.startswith("http://")
     assert settings.email.postal_address == "1 Rue Exemple, Paris"
+
+
+def test_posts_outside_the_generators_folder_are_written_down(tmp_path: Path) -> None:
+    """Jekyll says _posts; the posts are in blog/: the file names blog/, the rest stays left."""
+    site = tmp_path / "site"
+    (site / "blog").mkdir(parents=True)
+    (site / "blog" / "2026-10-01-a.md").write_text(POST.format(n=1), encoding="utf-8")
+    (site / "_config.yml").write_text('url: "https://ada.example.net"\n', encoding="utf-8")
+    found = detect_site(site)
+    assert found.content == ("blog",) and "content" not in found.from_generator
+    assert "url" in found.from_generator
+    result = CliRunner().invoke(main, ["init", str(site), "--yes"])
+    assert result.exit_code == 0, result.output
+    text = (site / "newsletter.toml").read_text(encoding="utf-8")
+    assert '\ncontent = ["blog"]' in text and '\n# url = "https://ada.example.net"' in text
+    settings = load_settings(site / "newsletter.toml")
+    assert settings.site.content == ("blog",) and settings.site.url == "https://ada.example.net"
