@@ -31,7 +31,7 @@ from newsletter.campaign import identity as ident
 from newsletter.campaign.dispatcher import Envelope, prepare
 from newsletter.campaign.dispatcher import ProgressFn as ProgressFn
 from newsletter.campaign.dispatcher import Summary as Summary
-from newsletter.campaign.lock import CampaignLock, lock_dir_for, sender_running
+from newsletter.campaign.lock import CampaignLock, sender_running
 from newsletter.campaign.wiring import (
     TEST_RECIPIENT,
     Log,
@@ -92,7 +92,8 @@ class SendOptions:
     send_at: datetime | None = None  # schedule (within 72 hours)
     batch_id: str = ""
     new_campaign: bool = False  # send again on purpose (a correction)
-    retry_unknown: bool = False  # resume: also resend batches whose answer was lost
+    retry_unknown: bool = False  # resume: also resend recipients whose answer was lost
+    retry_rejected: bool = False  # resume: resend recipients the provider refused (after a fix)
 
     def __post_init__(self) -> None:
         if self.concurrency is not None and not 1 <= self.concurrency <= 64:
@@ -528,7 +529,7 @@ class Newsletter:
             records = ident.carried(selection.selected, root_of=self._relative_paths(selection))
             if options.dry_run:
                 return self._dry_run(store, cid, who, envelope, query, records, findings, options)
-            with CampaignLock(lock_dir_for(settings.db_path), cid):
+            with CampaignLock(settings.db_path, cid):
                 if store.campaigns.get(cid) is not None:  # another process won the race
                     raise CampaignUnfinished(
                         f"campaign {cid} was started by another process meanwhile; "
@@ -639,12 +640,14 @@ class Newsletter:
         """Run a started campaign's remaining batches under its lock (resume and re-runs)."""
         settings = self.settings
         cid = campaign.id
-        with CampaignLock(lock_dir_for(settings.db_path), cid):
+        with CampaignLock(settings.db_path, cid):
             status = store.campaigns.status(cid)
             assert status is not None
             todo = sum(status.counts.get(s, 0) for s in (cs.PENDING, cs.SENDING, cs.FAILED))
             if options.retry_unknown:
                 todo += status.counts.get(cs.UNKNOWN, 0)
+            if options.retry_rejected:
+                todo += status.counts.get(cs.REJECTED, 0)
             if status.campaign.state == cs.DONE and not todo:
                 return SendResult(cid, "already_sent", f"campaign {cid} is complete; nothing to do")
             transport = build_transport(settings, self.secrets, name, now=datetime.now(UTC))
@@ -654,6 +657,9 @@ class Newsletter:
             except BaseException:
                 transport.close()
                 raise
+            if options.retry_rejected:
+                n = store.campaigns.requeue_rejected(cid, now=datetime.now(UTC))
+                self.log(f"{n:,} rejected recipients will be sent again")
             per_second, per_hour = pacing_limits(
                 settings, options.max_per_second, options.max_per_hour
             )
@@ -738,7 +744,7 @@ class Newsletter:
         if campaign.state == cs.PREPARING:
             # nothing was sent: preparation starts over from today's posts
             self.log(f"campaign {cid} never finished preparing; starting it over")
-            with CampaignLock(lock_dir_for(self.settings.db_path), cid):
+            with CampaignLock(self.settings.db_path, cid):
                 store.campaigns.forget(cid)
             return self.send(picked.query, options, now=picked.now, progress=progress)
         note = f"resuming campaign {cid} (interrupted earlier) with the content it started with"
@@ -914,7 +920,7 @@ class Newsletter:
                     assert status is not None
                     left = sum(status.counts.get(s, 0) for s in (cs.PENDING, cs.SENDING, cs.FAILED))
                     note = f"given up: {left:,} remaining recipients were not sent"
-                    with CampaignLock(lock_dir_for(settings.db_path), campaign_id):
+                    with CampaignLock(settings.db_path, campaign_id):
                         store.campaigns.set_state(campaign_id, cs.CANCELLED, now=moment, note=note)
                     return f"campaign {campaign_id}: {note}"
                 raise ConfigError(
@@ -936,7 +942,7 @@ class Newsletter:
                 transport.close()
             note = f"cancelled at SendGrid (batch {envelope.batch_id}) before its send time"
             try:
-                with CampaignLock(lock_dir_for(settings.db_path), campaign_id):
+                with CampaignLock(settings.db_path, campaign_id):
                     store.campaigns.set_state(campaign_id, cs.CANCELLED, now=moment, note=note)
             except NewsletterError:  # a send of it is still running: SendGrid drops what it adds
                 return (
@@ -958,21 +964,19 @@ class Newsletter:
                     raise ConfigError("no campaigns yet; `newsletter send` starts one")
                 campaign_id = recent[0].id
             status = store.campaigns.status(campaign_id)
-        if status is None:
-            raise ConfigError(f"no campaign {campaign_id!r}; `newsletter campaigns` lists them")
-        return self._view(status)
+            if status is None:
+                raise ConfigError(f"no campaign {campaign_id!r}; `newsletter campaigns` lists them")
+            return self._view(store, status)
 
     def campaigns(self) -> list[CampaignView]:
         """Every campaign, newest first."""
         with self.store() as store:
             statuses = [store.campaigns.status(c.id) for c in store.campaigns.all()]
-        return [self._view(s) for s in statuses if s is not None]
+            return [self._view(store, s) for s in statuses if s is not None]
 
-    def _view(self, status: CampaignStatus) -> CampaignView:
+    def _view(self, store: Store, status: CampaignStatus) -> CampaignView:
         c = status.campaign
-        running = c.state in (cs.RUNNING, cs.PREPARING) and sender_running(
-            lock_dir_for(self.settings.db_path), c.id
-        )
+        running = c.state in (cs.RUNNING, cs.PREPARING) and sender_running(store.conn, c.id)
         shown = c.state
         if c.state in (cs.RUNNING, cs.PREPARING) and not running:
             shown = (

@@ -57,6 +57,11 @@ def feed_server(routes: dict[str, tuple[str, bytes]]) -> Iterator[FeedServer]:
                 except (BrokenPipeError, ConnectionResetError):
                     return
                 return
+            if self.path == "/declared-50mb.xml":  # says its size up front: refused unread
+                self._send(
+                    200, {"Content-Type": "application/rss+xml", "Content-Length": "52428800"}
+                )
+                return
             if self.path == "/cached.xml":
                 if self.headers.get("If-None-Match") == ETAG:
                     self._send(304, {"ETag": ETAG})

@@ -16,7 +16,7 @@ from dispatch_helpers import CID, NOW, FakeClock, dispatcher, fresh_store, peopl
 from newsletter.campaign.dispatcher import Options
 from newsletter.campaign.lock import CampaignLock
 from newsletter.campaign.pacing import Pacer
-from newsletter.errors import CampaignLocked, ProviderRejected, RateLimited
+from newsletter.errors import CampaignLocked, ProviderRejected, RateLimited, StoreError
 from newsletter.store import campaigns as cs
 from newsletter.transports.memory import MemoryTransport
 
@@ -203,33 +203,73 @@ def test_interrupted_preparation_starts_over(tmp_path: Path) -> None:
 
 
 def test_one_sender_per_campaign_and_kill_9_releases_the_lock(tmp_path: Path) -> None:
-    with CampaignLock(tmp_path / "locks", "c1"):
+    db = tmp_path / "newsletter.db"
+    fresh_store(tmp_path).close()
+    with CampaignLock(db, "c1"):
         with pytest.raises(CampaignLocked) as err:
-            CampaignLock(tmp_path / "locks", "c1").acquire()
+            CampaignLock(db, "c1").acquire()
         assert str(os.getpid()) in err.value.format()
-        with CampaignLock(tmp_path / "locks", "c2"):
+        with CampaignLock(db, "c2"):
             pass
     code = (
         "import sys, time; from pathlib import Path;"
         "from newsletter.campaign.lock import CampaignLock;"
         "CampaignLock(Path(sys.argv[1]), 'c1').acquire(); print('held', flush=True); time.sleep(60)"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(tmp_path / "locks")], stdout=subprocess.PIPE, text=True
-    )
+    # the same database through a symlink: still the same lease
+    (tmp_path / "elsewhere").mkdir()
+    symlink = tmp_path / "elsewhere" / "linked.db"
+    symlink.symlink_to(db)
+    args = [sys.executable, "-c", code, str(db)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
-        with pytest.raises(CampaignLocked):
-            CampaignLock(tmp_path / "locks", "c1").acquire()
+        for path in (db, symlink):
+            with pytest.raises(CampaignLocked) as err:
+                CampaignLock(path, "c1").acquire()
+            assert f"process {proc.pid}" in err.value.format()
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-        with CampaignLock(tmp_path / "locks", "c1"):
+        # a dead holder on this host is taken over at once (no waiting for its lease to age)
+        with CampaignLock(symlink, "c1"):
             pass
     finally:
         proc.kill()
         proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+    # a second name for the file (a hard link) would give SQLite two journals: refused
+    hardlink = tmp_path / "elsewhere" / "hard.db"
+    os.link(db, hardlink)
+    for path in (db, hardlink):
+        with pytest.raises(StoreError) as refused:
+            CampaignLock(path, "c1").acquire()
+        assert "2 names (hard links)" in refused.value.format()
+
+
+def test_a_lease_of_another_host_is_taken_over_only_when_its_heartbeat_is_stale(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+    import time
+
+    db = tmp_path / "newsletter.db"
+    fresh_store(tmp_path).close()
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(
+            "INSERT INTO campaign_leases(campaign_id, token, host, pid, started, heartbeat)"
+            " VALUES ('c1', 't', 'another-host', 1, '', ?)",
+            (time.time(),),
+        )
+    with pytest.raises(CampaignLocked) as err:
+        CampaignLock(db, "c1").acquire()
+    assert "on another-host" in err.value.format()
+    with conn:
+        conn.execute("UPDATE campaign_leases SET heartbeat = heartbeat - 60")
+    conn.close()
+    with CampaignLock(db, "c1", stale_after=20):
+        pass
 
 
 def test_status_shows_batches_in_flight_as_sending(tmp_path: Path) -> None:

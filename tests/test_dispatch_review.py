@@ -25,7 +25,7 @@ from dispatch_helpers import (
 from send_cli_helpers import SEND, command, env, make_site, query, run
 
 from newsletter.campaign.dispatcher import Envelope, Options, prepare
-from newsletter.campaign.lock import CampaignLock, lock_dir_for
+from newsletter.campaign.lock import CampaignLock
 from newsletter.campaign.pacing import Pacer, max_batch
 from newsletter.errors import RateLimited
 from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
@@ -320,7 +320,7 @@ def test_status_says_interrupted_when_no_sender_holds_the_lock(tmp_path: Path) -
     data = json.loads(run(site, "status", cid, "--json").stdout)
     assert data["interrupted"] is True and data["sender_running"] is False
     assert "interrupted" in run(site, "campaigns").stdout
-    with CampaignLock(lock_dir_for(db), cid):  # a live sender
+    with CampaignLock(db, cid):  # a live sender
         out = run(site, "status", cid).stdout
         assert "[sending]" in out and "interrupted" not in out
         data = json.loads(run(site, "status", cid, "--json").stdout)

@@ -113,6 +113,12 @@ FAILURES = {
         "the feed is larger than the 10 MB limit; use a feed with fewer entries (many sites "
         "take ?limit= or /page/)",
     ),
+    "50-mb-declared": (
+        "/declared-50mb.xml",
+        {},
+        "the feed is 50 MB, more than the 10 MB limit; use a feed with fewer entries (many "
+        "sites take ?limit= or /page/)",
+    ),
     "no-answer": (
         "/slow.xml",
         {"timeout": 0.3},

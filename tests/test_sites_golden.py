@@ -160,6 +160,8 @@ def test_cli_in_a_zola_site_with_no_newsletter_toml(
     ]
     undated = root.resolve() / "content" / "blog" / "undated.md"
     assert result.stderr.splitlines() == [
+        "note: read as a Zola site (config.toml): posts in content/blog, URLs "
+        "https://tern.example.org/blog/:slug/",
         f"error: {undated}:2: no date; add 'date = 2026-03-01' to the front matter or prefix "
-        "the file name with YYYY-MM-DD-"
+        "the file name with YYYY-MM-DD-",
     ]

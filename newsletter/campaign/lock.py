@@ -1,47 +1,167 @@
-"""One sender per campaign: an OS file lock that dies with its process."""
+"""One sender per campaign, whatever path the store is reached by: a lease row in the store.
+
+The lease lives in the database itself (``campaign_leases``), so a symlink, a hard link or a
+second copy of ``newsletter.toml`` pointing at the same file all meet the same row; a lock file
+beside the path would not. A holder is ``host``, ``pid``, the process's start time and a random
+token, and it refreshes ``heartbeat`` every few seconds from a thread with its own connection.
+
+A lease is free when its holder is gone:
+
+- on this host, the process no longer exists (or the pid was reused by a process that started
+  at another time): taken over at once, so a re-run right after ``kill -9`` goes ahead;
+- on another host (a store on a shared disk), its heartbeat is older than ``stale_after``.
+
+Taking a lease is one ``BEGIN IMMEDIATE`` transaction, so two processes cannot both take it.
+"""
 
 from __future__ import annotations
 
-import fcntl
 import os
+import secrets
+import socket
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from newsletter.errors import CampaignLocked
+from newsletter.store import db
+
+HEARTBEAT_SECONDS = 2.0
+STALE_AFTER_SECONDS = 20.0
+
+
+def _process_start(pid: int) -> str:
+    """When ``pid`` started (clock ticks since boot, from /proc), or "" where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return ""
+    # the command name (field 2) may hold spaces and parentheses: count from the last ")"
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+@dataclass(frozen=True)
+class Holder:
+    host: str
+    pid: int
+    started: str
+    heartbeat: float
+
+    def alive(self, *, now: float, stale_after: float) -> bool:
+        if self.host == socket.gethostname():
+            if not _pid_alive(self.pid):
+                return False
+            return not self.started or _process_start(self.pid) in ("", self.started)
+        return now - self.heartbeat < stale_after
+
+
+def holder_of(conn: sqlite3.Connection, campaign_id: str) -> Holder | None:
+    row = conn.execute(
+        "SELECT host, pid, started, heartbeat FROM campaign_leases WHERE campaign_id = ?",
+        (campaign_id,),
+    ).fetchone()
+    return Holder(str(row[0]), int(row[1]), str(row[2]), float(row[3])) if row else None
 
 
 class CampaignLock:
-    """One sender per campaign: an OS lock (``flock``) on ``<lock_dir>/<campaign>.lock``.
+    """The send lease of one campaign in the store at ``db_path``; a context manager."""
 
-    The kernel drops the lock when the process dies, even by ``kill -9``, so a crash never
-    leaves a campaign locked. The file holds the owner's pid for the error message.
-    """
-
-    def __init__(self, lock_dir: Path, campaign_id: str) -> None:
-        self.path = lock_dir / f"{campaign_id}.lock"
-        self._fd: int | None = None
+    def __init__(
+        self,
+        db_path: Path,
+        campaign_id: str,
+        *,
+        heartbeat: float = HEARTBEAT_SECONDS,
+        stale_after: float = STALE_AFTER_SECONDS,
+    ) -> None:
+        self.db_path = db_path
+        self.campaign_id = campaign_id
+        self.heartbeat = heartbeat
+        self.stale_after = stale_after
+        self.token = secrets.token_hex(8)
+        self._conn: sqlite3.Connection | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        conn = db.connect(self.db_path)
+        now = time.time()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            owner = os.read(fd, 32).decode("ascii", "replace").strip() or "another process"
-            os.close(fd)
-            raise CampaignLocked(
-                f"campaign {self.path.stem} is being sent by process {owner}; wait for it to "
-                "finish (see `newsletter status`) — only one send per campaign runs at a time"
-            ) from err
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode("ascii"))
-        self._fd = fd
+            with db.write(conn):
+                held = holder_of(conn, self.campaign_id)
+                if held is not None and held.alive(now=now, stale_after=self.stale_after):
+                    where = "" if held.host == socket.gethostname() else f" on {held.host}"
+                    raise CampaignLocked(
+                        f"campaign {self.campaign_id} is being sent by process {held.pid}{where};"
+                        " wait for it to finish (see `newsletter status`): only one send per "
+                        "campaign runs at a time"
+                    )
+                conn.execute(
+                    "INSERT OR REPLACE INTO campaign_leases(campaign_id, token, host, pid,"
+                    " started, heartbeat) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        self.campaign_id,
+                        self.token,
+                        socket.gethostname(),
+                        os.getpid(),
+                        _process_start(os.getpid()),
+                        now,
+                    ),
+                )
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        # its own connection: the sending thread's is not to be shared between threads
+        conn = db.connect(self.db_path)
+        try:
+            while not self._stop.wait(self.heartbeat):
+                try:
+                    with db.write(conn):
+                        conn.execute(
+                            "UPDATE campaign_leases SET heartbeat = ? WHERE campaign_id = ?"
+                            " AND token = ?",
+                            (time.time(), self.campaign_id, self.token),
+                        )
+                except sqlite3.Error:
+                    continue  # busy for a moment: the next beat will do; 20 s of grace
+        finally:
+            conn.close()
 
     def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if self._conn is not None:
+            try:
+                with db.write(self._conn):
+                    self._conn.execute(
+                        "DELETE FROM campaign_leases WHERE campaign_id = ? AND token = ?",
+                        (self.campaign_id, self.token),
+                    )
+            finally:
+                self._conn.close()
+                self._conn = None
 
     def __enter__(self) -> CampaignLock:
         self.acquire()
@@ -53,25 +173,7 @@ class CampaignLock:
         self.release()
 
 
-def lock_dir_for(db_path: Path) -> Path:
-    """Where the campaign lock files of a store live: next to the database file."""
-    return db_path.parent / f"{db_path.name}.locks"
-
-
-def sender_running(lock_dir: Path, campaign_id: str) -> bool:
-    """Whether a process holds the campaign's lock (a non-blocking flock attempt, let go at once).
-
-    A shared lock is enough to tell: it fails while a sender holds the exclusive one, and the
-    kernel drops that one when the sender dies, even by ``kill -9``.
-    """
-    try:
-        fd = os.open(lock_dir / f"{campaign_id}.lock", os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops our shared lock, if we got it
-    return False
+def sender_running(conn: sqlite3.Connection, campaign_id: str) -> bool:
+    """Whether a live process holds the campaign's lease (for ``status``)."""
+    held = holder_of(conn, campaign_id)
+    return held is not None and held.alive(now=time.time(), stale_after=STALE_AFTER_SECONDS)

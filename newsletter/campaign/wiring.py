@@ -7,6 +7,7 @@ Used by :class:`newsletter.Newsletter` only; scripts and the CLI go through that
 from __future__ import annotations
 
 import gc
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -262,7 +263,11 @@ def signals_pause(dispatcher: Dispatcher, log: Log) -> Iterator[None]:
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if dispatcher.stop.is_set():
-            raise KeyboardInterrupt
+            # the second signal: die of it at once, as if it had never been caught. Batches in
+            # flight stay `sending` in the ledger and are `unknown` on the next run.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         dispatcher.stop_reason = PAUSING_SIGNALS.get(signal.Signals(signum), "a signal")
         dispatcher.stop.set()
         log(

@@ -24,8 +24,15 @@ from newsletter.cli.send_wiring import options_from, progress_bar, report, send_
     is_flag=True,
     help="Also resend batches whose answer was lost (they may get the email twice).",
 )
+@click.option(
+    "--retry-rejected",
+    is_flag=True,
+    help="Also resend recipients SendGrid refused (after fixing what `status` lists).",
+)
 @click.pass_obj
-def resume_command(app: App, campaign: str, retry_unknown: bool, **opts: Any) -> None:
+def resume_command(
+    app: App, campaign: str, retry_unknown: bool, retry_rejected: bool, **opts: Any
+) -> None:
     """Finish an interrupted or paused campaign: send to everyone not yet accepted.
 
     Recipients in accepted batches never get a second message. Batches whose answer was lost
@@ -35,9 +42,10 @@ def resume_command(app: App, campaign: str, retry_unknown: bool, **opts: Any) ->
     Examples:
       newsletter resume 2026-10-3f9a2c1b7e
       newsletter resume 2026-10-3f9a2c1b7e --retry-unknown
+      newsletter resume 2026-10-3f9a2c1b7e --retry-rejected
     """
 
-    options = options_from(opts, retry_unknown=retry_unknown)
+    options = options_from(opts, retry_unknown=retry_unknown, retry_rejected=retry_rejected)
     with progress_bar(not opts.get("no_progress")) as progress:
         result = app.newsletter.resume(campaign, options, progress=progress)
     report(result)
@@ -102,10 +110,22 @@ def _print_status(status: CampaignStatus, shown: str) -> None:
         for event, n in status.events.items():
             events.add_row(event, f"{n:,}")
         console.print(events)
+    if status.reconciled:
+        console.print(
+            f"reconciled: {status.reconciled:,} recipients whose answer was lost were settled "
+            "by SendGrid's webhook events"
+        )
     if status.errors:
         console.print("errors by reason:")
         for state, reason, n in status.errors:
             console.print(f"  {state}: {n:,} — {reason}")
+    if status.rejected:
+        console.print(
+            f"rejected by the provider (fix, then `newsletter resume {c.id} --retry-rejected`):",
+            soft_wrap=True,
+        )
+        for email, reason in status.rejected:
+            console.print(f"  {email} — {reason}", soft_wrap=True)
     if c.note:
         console.print(f"note: {c.note}")
 

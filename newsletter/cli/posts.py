@@ -13,6 +13,7 @@ from newsletter.cli import App, main
 from newsletter.cli.options import load_selection, selection_options
 from newsletter.cli.output import emit_list, json_options
 from newsletter.content import Post, excerpt_of
+from newsletter.content.generators import describe
 from newsletter.selection import Reason, Selection, sort_newest_first
 
 
@@ -78,6 +79,9 @@ def posts_command(app: App, output: str, selected: bool, **opts: Any) -> None:
       newsletter posts --post conference-wrap-up --json
       newsletter posts --warnings
     """
+    site = describe(app.settings)  # what the site generator's config supplied
+    if site is not None:
+        click.echo(f"note: {site}", err=True)
     picked = load_selection(app, opts)
     result, selection = picked.read, picked.selection
     reasons: dict[int, Reason | None] = {id(p): None for p in selection.selected}

@@ -7,7 +7,8 @@ The package, one module per job (imports point down this list, never up):
   or Pelican metadata lines, reStructuredText, MDX), registered by extension;
 * :mod:`~newsletter.content.generators`: Jekyll, Hugo, Zola, ... detected from the site root,
   each supplying defaults from its own config;
-* :mod:`~newsletter.content.fields`: metadata to Post fields (dates, authors, URLs, excerpts);
+* :mod:`~newsletter.content.fields`: metadata to Post fields (authors, URLs, drafts), with
+  :mod:`~newsletter.content.dates` and :mod:`~newsletter.content.excerpts`;
 * :mod:`~newsletter.content.liquid`: template code left in bodies;
 * :mod:`~newsletter.content.markdown`: bodies to email-safe HTML;
 * :mod:`~newsletter.content.reading`: finding files and reading them all;
@@ -16,7 +17,8 @@ The package, one module per job (imports point down this list, never up):
 
 from __future__ import annotations
 
-from newsletter.content.fields import excerpt_of, parse_date
+from newsletter.content.dates import parse_date
+from newsletter.content.excerpts import excerpt_of
 from newsletter.content.generators import apply_generator_defaults
 from newsletter.content.liquid import PostIndex, resolve_text
 from newsletter.content.markdown import body_html, excerpt_html, markdown_to_email_html

@@ -32,14 +32,9 @@ import feedparser
 import httpx
 
 from newsletter.config import Settings
-from newsletter.content.fields import (
-    EXCERPT_MAX,
-    absolute,
-    parse_date,
-    plain_text,
-    shorten,
-    slugify,
-)
+from newsletter.content.dates import parse_date
+from newsletter.content.excerpts import EXCERPT_MAX, plain_text, shorten
+from newsletter.content.fields import absolute, slugify
 from newsletter.content.model import Cover, Post, ReadResult
 from newsletter.errors import FeedError, LocatedError, PostError
 from newsletter.store.feeds import CachedFeed

@@ -1,142 +1,43 @@
 """Turn a post's metadata into :class:`~newsletter.content.model.Post` fields.
 
 Each site generator spells things its own way; the rules here are the ones the README lists:
-dates, authors, categories/tags, covers, excerpts, drafts, slugs and permalinks.
+authors, categories/tags, covers, drafts, slugs and permalinks, and which date wins (the formats
+are :mod:`newsletter.content.dates`; excerpts :mod:`newsletter.content.excerpts`).
 """
 
 from __future__ import annotations
 
 import functools
-import html
 import os
 import re
-import subprocess
 import unicodedata
-from collections.abc import Iterator, Mapping
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from collections.abc import Mapping
+from datetime import date, datetime, time, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
 from newsletter.config import Settings
+from newsletter.content.dates import (
+    ELEVENTY_DATES,
+    eleventy_date,
+    optional_date,
+    parse_date,
+    plain_zone,
+)
 from newsletter.content.model import Cover, Post, SiteProfile
 from newsletter.content.readers.base import Document
 from newsletter.errors import LocatedError, PostError
 
 # Hugo publishDate first: the day a post went public, which may be later than its date
 DATE_KEYS = ("publishDate", "publishdate", "date", "published_datetime", "published", "pubDate")
-EXCERPT_KEYS = ("excerpt", "summary", "description")
-# <!--more--> (Hugo, Jekyll, MkDocs), <!--truncate--> (Docusaurus)
-MORE_RE = re.compile(r"<!--\s*(?:more|excerpt|truncate)\s*-->", re.IGNORECASE)
 _NAME_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[-_](.+)$")  # Zola allows 2026-03-01_slug
-_JEKYLL_RE = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[ T](\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*"
-    r"(Z|[+-]\d{2}:?\d{2}|[+-]\d{1,2})?$"
-)
-_TEXT_FORMATS = (
-    "%B %d, %Y",
-    "%b %d, %Y",
-    "%B %d %Y",  # Astro's starter: pubDate: 'Jul 08 2022'
-    "%b %d %Y",
-    "%d %B %Y",
-    "%d %b %Y",
-    "%Y/%m/%d",
-)
-EXCERPT_MAX = 300
 _PERMA_TOKEN = re.compile(
     r":(categories|i_month|i_day|month|title|year|slug|day|output_ext|filename|contentbasename"
     r"|short_year)\b"
 )
 _SLASHES = re.compile(r"/{2,}")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
-_BLANK_LINE = re.compile(r"\n\s*\n")
-_ONLY_TAGS = re.compile(r"\s*(?:<[^>]+>\s*)+")
-_ONLY_IMAGE = re.compile(r"\s*!\[[^\]]*\]\([^)]*\)\s*")
-
-
-# Eleventy's date keywords: from git history (stable), or from file times (not: a checkout or a
-# copy resets them, which would put every post in "this month")
-ELEVENTY_DATES = ("git created", "git last modified", "created", "last modified")
-
-
-def eleventy_date(keyword: str, path: Path, *, key: str, line: int) -> datetime:
-    """The date Eleventy's ``git Created`` / ``git Last Modified`` stand for, from git log.
-
-    ``Created`` and ``Last Modified`` (file times) are refused with what to write instead.
-    """
-    if not keyword.lower().startswith("git "):
-        raise PostError(
-            f"{key} {keyword!r} is Eleventy's file-time keyword, and file times change with "
-            "every checkout or copy, so they cannot say when a post was published; write the "
-            "date (e.g. date: 2026-10-01), or use 'git Created'",
-            path=path,
-            line=line,
-            field=key,
-        )
-    try:
-        log = subprocess.run(
-            ["git", "log", "--follow", "--format=%aI", "--", path.name],
-            cwd=path.parent,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired) as err:
-        raise PostError(
-            f"{key} {keyword!r} needs git, which could not be run ({err}); write the date",
-            path=path,
-            line=line,
-            field=key,
-        ) from err
-    dates = log.stdout.split()
-    if log.returncode != 0 or not dates:
-        raise PostError(
-            f"{key} {keyword!r} needs the file's git history, and git has no commit of it; "
-            "commit the post, or write the date (e.g. date: 2026-10-01)",
-            path=path,
-            line=line,
-            field=key,
-        )
-    # newest first: the last line is the commit that added the file
-    return datetime.fromisoformat(dates[-1] if keyword.lower() == "git created" else dates[0])
-
-
-def parse_date(value: Any, tz: tzinfo) -> datetime | None:
-    """An aware datetime from a front-matter value, or None if it is not a date.
-
-    Values without a zone are in ``tz`` (the site's zone).
-    """
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=tz)
-    if isinstance(value, date):
-        return datetime.combine(value, time(0, 0), tzinfo=tz)
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    match = _JEKYLL_RE.match(text)
-    if match:
-        day, clock, zone = match.groups()
-        text = f"{day}T{clock}"
-        if zone:
-            if zone != "Z" and ":" not in zone:
-                sign, digits = zone[0], zone[1:].rjust(2, "0")
-                zone = f"{sign}{digits[:2]}:{digits[2:] or '00'}"
-            text += "+00:00" if zone == "Z" else zone
-    parsed: datetime | None = None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        for fmt in _TEXT_FORMATS:
-            try:
-                parsed = datetime.strptime(text, fmt)
-                break
-            except ValueError:
-                continue
-    if parsed is None:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -288,93 +189,6 @@ def _cover(data: Mapping[str, Any], base: str) -> Cover | None:
     return Cover(url=absolute(url, base), alt=str(alt).strip())
 
 
-_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-_MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)|\[([^\]]+)\]\[[^\]]*\]")
-_TAG = re.compile(r"<[^>]+>")
-_TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
-_INVISIBLE = re.compile(
-    r"<(script|style|template|noscript|iframe|textarea|select)\b.*?</\1\s*>",
-    re.IGNORECASE | re.DOTALL,
-)
-_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-_BLOCK_MARK = re.compile(r"^\s{0,3}(?:#{1,6}|>|[-*+]|\d+[.)])\s+", re.MULTILINE)
-_EMPH = re.compile(r"(\*\*|__|\*|_|~~|`)(?=\S)(.+?)(?<=\S)\1")
-
-
-def plain_text(markdown: str) -> str:
-    """Markdown/HTML snippet to one line of plain text (cheap; no full render)."""
-    text = markdown
-    if "{" in text:
-        text = _TEMPLATE.sub("", text)
-    if "<" in text:
-        text = _INVISIBLE.sub("", text)
-        text = _COMMENT.sub("", text)
-    if "[" in text:
-        text = _MD_IMAGE.sub("", text)
-        text = _MD_LINK.sub(lambda m: m.group(1) or m.group(2), text)
-    if "<" in text:
-        text = _TAG.sub("", text)
-    if "*" in text or "_" in text or "`" in text or "~" in text:
-        text = _EMPH.sub(r"\2", text)
-    text = _BLOCK_MARK.sub("", text)
-    if "&" in text:
-        text = html.unescape(text)
-    return " ".join(text.split())
-
-
-def shorten(text: str, limit: int = EXCERPT_MAX) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:.-–— ")
-    return cut + "…"
-
-
-def _is_prose_block(block: str) -> bool:
-    first = block.lstrip()
-    return not (
-        first.startswith(("#", "```", "~~~", "|", "<iframe", "<table", "<figure", "{%", "<!--"))
-        or first.startswith("    ")
-        or _ONLY_TAGS.fullmatch(block) is not None
-        or _ONLY_IMAGE.fullmatch(block) is not None
-    )
-
-
-def excerpts(data: Mapping[str, Any], body: str) -> tuple[str, str | None]:
-    """(plain-text excerpt, the author's excerpt as Markdown or None)."""
-    for key in EXCERPT_KEYS:
-        value = data.get(key)
-        if isinstance(value, str) and value.strip():
-            return plain_text(value), value.strip()
-    match = MORE_RE.search(body)
-    if match:
-        before = body[: match.start()].strip()
-        text = plain_text(before)
-        if text:
-            return text, before
-    for block in _blocks(body):
-        if _is_prose_block(block):
-            text = plain_text(block)
-            if text:
-                return shorten(text), None
-    for block in _blocks(body):
-        text = plain_text(block)
-        if text:
-            return shorten(text), None
-    return "", None
-
-
-def _blocks(body: str) -> Iterator[str]:
-    """Blank-line separated blocks, lazily (most posts need only the first one or two)."""
-    pos = 0
-    while pos < len(body):
-        match = _BLANK_LINE.search(body, pos)
-        end = match.start() if match else len(body)
-        block = body[pos:end]
-        if block.strip():
-            yield block
-        pos = match.end() if match else len(body)
-
-
 _PATH_DATE = re.compile(r"^/?(\d{4})/(\d{1,2})/(\d{1,2})(?:/|$)")
 _H1 = re.compile(r"^#[ \t]+(.+?)[ \t#]*$")
 
@@ -401,11 +215,6 @@ def _date_value(
     if when is None and isinstance(value, str) and value.strip().lower() in ELEVENTY_DATES:
         when = eleventy_date(value.strip(), path, key=key, line=doc.key_line(key))
     return when
-
-
-def _name_date(path: Path) -> date | None:
-    """The date in the file name, or in the folder name of an ``index`` file."""
-    return file_slug(path)[1]
 
 
 def build_post(
@@ -493,7 +302,7 @@ def build_post(
             path=path,
             line=doc.key_line("title"),
         )
-    when = _plain_zone(when)
+    when = plain_zone(when)
     for line, note in doc.notes:
         warnings.append(PostError(note, path=path, line=line))
     slug = str(data.get("slug") or "").strip() or slug_from_name
@@ -529,53 +338,11 @@ def build_post(
         body_line=doc.body_line + (doc.body.count("\n") - body.count("\n")),
         metadata=data,
         body_format=doc.body_format,
-        updated=_optional_date(data, ("lastmod", "updated", "updatedDate", "last_modified_at"), tz),
-        expires=_optional_date(data, ("expiryDate", "expirydate", "expires"), tz),
+        updated=optional_date(data, ("lastmod", "updated", "updatedDate", "last_modified_at"), tz),
+        expires=optional_date(data, ("expiryDate", "expirydate", "expires"), tz),
     )
     return post
 
 
 def _shown(value: Any) -> str:
     return repr(value.isoformat() if isinstance(value, date) else str(value))
-
-
-def _plain_zone(when: datetime) -> datetime:
-    if type(when.tzinfo).__module__.startswith("toml"):
-        # the toml package's own tz class; a plain fixed offset compares and copies cleanly
-        return when.replace(tzinfo=timezone(when.utcoffset() or timedelta(0)))
-    return when
-
-
-def _optional_date(data: Mapping[str, Any], keys: tuple[str, ...], tz: tzinfo) -> datetime | None:
-    date_value = data.get("date")
-    if isinstance(date_value, Mapping) and "updated" in keys:
-        found = parse_date(date_value.get("updated"), tz)
-        if found is not None:
-            return _plain_zone(found)
-    for key in keys:
-        found = parse_date(data.get(key), tz)
-        if found is not None:
-            return _plain_zone(found)
-    return None
-
-
-def excerpt_of(post: Post) -> str:
-    """The post's plain-text excerpt, worked out on first use.
-
-    Reading a site's posts does not need them (a digest shows a handful of the thousands read),
-    and finding one costs a pass over the post's first blocks.
-    """
-    if post.excerpt is None and post._resolve is None:  # made in code, not read: none given
-        post.excerpt = ""
-    if post.excerpt is None:
-        text = post.markdown if post.markdown is not None else post.body
-        excerpt, excerpt_md = excerpts(post.metadata, text)
-        if (
-            excerpt_md is not None
-            and post._resolve is not None
-            and ("{{" in excerpt_md or "{%" in excerpt_md)
-        ):
-            excerpt_md = post._resolve(excerpt_md)
-            excerpt = plain_text(excerpt_md)
-        post.excerpt, post.excerpt_markdown = excerpt, excerpt_md
-    return post.excerpt

@@ -217,7 +217,7 @@ def _code_spans(text: str) -> list[tuple[int, int]]:
 def resolve_post(post: Post, settings: Settings, index: PostIndex) -> list[LocatedError]:
     """Set ``post.markdown`` from the resolved text; return the warnings.
 
-    The excerpt is worked out later, on first use (:func:`newsletter.content.fields.excerpt_of`);
+    The excerpt is worked out later, on first use (:func:`newsletter.content.excerpts.excerpt_of`);
     template code in it is resolved the same way, without warnings (the body has them).
     """
     post.markdown, warnings = resolve_text(

@@ -19,7 +19,8 @@ import mistune
 import nh3
 
 from newsletter.config import Settings
-from newsletter.content.fields import absolute, excerpt_of
+from newsletter.content.excerpts import excerpt_of
+from newsletter.content.fields import absolute
 from newsletter.content.liquid import PostIndex, resolve_text
 from newsletter.content.model import Post
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from newsletter.config import Settings
-from newsletter.content import generators
 from newsletter.content.fields import build_post
+from newsletter.content.generators import profile as generator_profile
 from newsletter.content.liquid import PostIndex, resolve_post
 from newsletter.content.model import Post, ReadResult, SiteProfile
 from newsletter.content.readers import READERS, reader_for
@@ -183,7 +183,7 @@ def read_post(path: Path, settings: Settings, *, root: Path) -> Post:
     Template code in its body is resolved against the site only (links to other posts need
     :func:`read_posts`). Raises :class:`PostError` for a post that cannot be read.
     """
-    post = _parse(path, settings, root=root, profile=generators.profile(settings), warnings=[])
+    post = _parse(path, settings, root=root, profile=generator_profile(settings), warnings=[])
     resolve_post(post, settings, PostIndex([post]))
     return post
 
@@ -195,7 +195,7 @@ def read_posts(settings: Settings) -> ReadResult:
     is removed and reported in ``warnings``; files that are not posts are in ``skipped``.
     Markdown is not rendered here.
     """
-    profile = generators.profile(settings)
+    profile = generator_profile(settings)
     posts: list[Post] = []
     errors: list[PostError] = []
     warnings: list[LocatedError] = []

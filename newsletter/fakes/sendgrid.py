@@ -85,6 +85,7 @@ class FaultPlan:
     latency: float = 0.0  # added to every answer, seconds
     slow_seconds: float = 5.0
     reset_seconds: float = 1.0  # X-RateLimit-Reset = now + this
+    refuse: frozenset[str] = frozenset()  # addresses answered with a 400 naming their field
 
     def __post_init__(self) -> None:
         for step in [*self.script, *self.kinds]:
@@ -213,6 +214,17 @@ def validate(payload: Any, size: int, *, now: float) -> tuple[str, str] | None:
     return None
 
 
+def refused(payload: dict[str, Any], plan: FaultPlan) -> tuple[str, str] | None:
+    """The first address of ``plan.refuse`` in the request, as SendGrid names a bad one."""
+    if not plan.refuse:
+        return None
+    for i, p in enumerate(payload.get("personalizations", [])):
+        for j, addr in enumerate(p.get("to", [])):
+            if str(addr.get("email", "")).lower() in plan.refuse:
+                return f"personalizations.{i}.to.{j}.email", "Does not contain a valid address."
+    return None
+
+
 class MailSend:
     """The ``POST /v3/mail/send`` endpoint, as a raw ASGI app so it can break connections."""
 
@@ -252,7 +264,7 @@ class MailSend:
             self.recorder.record(fault, 400, None, "invalid JSON")
             await _json(send, 400, {"errors": [{"message": "Bad Request", "field": None}]})
             return
-        problem = validate(payload, len(body), now=self.clock())
+        problem = validate(payload, len(body), now=self.clock()) or refused(payload, self.plan)
         if problem:
             self.recorder.record(fault, 400, payload, problem[1])
             err = {"message": problem[1], "field": problem[0] or None}

@@ -136,6 +136,21 @@ MIGRATIONS: list[Migration] = [
             SELECT c.id, j.key, j.value FROM campaigns c, json_each(c.posts) j;
         """,
     ),
+    (
+        # The send lease (newsletter.campaign.lock) lives in the store, not beside its path:
+        # a symlinked or hard-linked store reaches the same row.
+        "campaigns.0004_leases",
+        """
+        CREATE TABLE campaign_leases (
+            campaign_id TEXT PRIMARY KEY,
+            token TEXT NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started TEXT NOT NULL DEFAULT '',
+            heartbeat REAL NOT NULL
+        );
+        """,
+    ),
 ]
 
 # batch (and ledger) states
@@ -147,6 +162,20 @@ FAILED = "failed"
 UNKNOWN = "unknown"
 SKIPPED = "skipped"  # suppressed between preparation and sending
 BATCH_STATES = (PENDING, SENDING, ACCEPTED, REJECTED, FAILED, UNKNOWN, SKIPPED)
+# webhook events that settle an `unknown` recipient, and the state they settle it in
+RECONCILING_EVENTS = {
+    "processed": ACCEPTED,
+    "delivered": ACCEPTED,
+    "deferred": ACCEPTED,
+    "bounce": ACCEPTED,
+    "open": ACCEPTED,
+    "click": ACCEPTED,
+    "spamreport": ACCEPTED,
+    "unsubscribe": ACCEPTED,
+    "group_unsubscribe": ACCEPTED,
+    "dropped": REJECTED,
+}
+RECONCILED = "reconciled by a"  # reason prefix of a recipient an event settled
 
 # campaign states
 PREPARING = "preparing"
@@ -226,6 +255,8 @@ class CampaignStatus:
     counts: dict[str, int] = field(default_factory=dict)  # ledger state -> recipients
     events: dict[str, int] = field(default_factory=dict)  # webhook event -> recipients
     errors: list[tuple[str, str, int]] = field(default_factory=list)  # (state, reason, recipients)
+    reconciled: int = 0  # unknown recipients a webhook event settled
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (email, why), first 100
 
     def as_json(self) -> dict[str, Any]:
         c = self.campaign
@@ -245,6 +276,8 @@ class CampaignStatus:
             "counts": {s: self.counts.get(s, 0) for s in BATCH_STATES},
             "events": dict(self.events),
             "errors": [{"state": s, "reason": r, "recipients": n} for s, r, n in self.errors],
+            "reconciled": self.reconciled,
+            "rejected": [{"email": e, "reason": r} for e, r in self.rejected],
         }
 
 
@@ -554,10 +587,12 @@ class CampaignStore:
                 ),
             )
             if state != SENDING:  # in-flight recipients stay pending; the batch row says sending
+                # only the recipients this request was for: those settled before (accepted on
+                # an earlier try, skipped, rejected) keep their state
                 c.execute(
                     "UPDATE campaign_ledger SET state = ?, reason = ?"
-                    " WHERE campaign_id = ? AND batch_no = ? AND state != ?",
-                    (state, error, campaign_id, batch_no, SKIPPED),
+                    " WHERE campaign_id = ? AND batch_no = ? AND state = ?",
+                    (state, error, campaign_id, batch_no, PENDING),
                 )
             if rejected:
                 c.executemany(
@@ -583,6 +618,7 @@ class CampaignStore:
         )
         counts: dict[str, int] = {}
         by_reason: dict[tuple[str, str], int] = {}
+        reconciled = 0
         for batch_no, state, reason, n in self.conn.execute(
             "SELECT batch_no, state, reason, count(*) FROM campaign_ledger"
             " WHERE campaign_id = ? GROUP BY batch_no, state, reason",
@@ -591,7 +627,9 @@ class CampaignStore:
             if state == PENDING and batch_state.get(batch_no) == SENDING:
                 state = SENDING
             counts[state] = counts.get(state, 0) + n
-            if reason:
+            if reason.startswith(RECONCILED):
+                reconciled += n
+            elif reason:
                 by_reason[(state, reason)] = by_reason.get((state, reason), 0) + n
         events = {
             r[0]: int(r[1])
@@ -605,7 +643,17 @@ class CampaignStore:
             ((state, reason, n) for (state, reason), n in by_reason.items()),
             key=lambda e: (-e[2], e[0], e[1]),
         )
-        return CampaignStatus(campaign, counts, events, errors)
+        rejected: list[tuple[str, str]] = []
+        if counts.get(REJECTED):
+            rejected = [
+                (str(e), str(r))
+                for e, r in self.conn.execute(
+                    "SELECT email, reason FROM campaign_ledger WHERE campaign_id = ? AND state = ?"
+                    " ORDER BY batch_no, rowid LIMIT 100",
+                    (campaign_id, REJECTED),
+                )
+            ]
+        return CampaignStatus(campaign, counts, events, errors, reconciled, rejected)
 
     # -- webhooks (EventSink) and "since last-issue" ----------------------------------------
 
@@ -625,7 +673,64 @@ class CampaignStore:
                     " WHERE campaign_id = ? AND recipient_id = ? AND last_event_at <= ?",
                     (event, _iso(at), campaign_id, str(recipient_id), _iso(at)),
                 )
+                settled = RECONCILING_EVENTS.get(event)
+                if settled is not None:
+                    self._reconcile(c, campaign_id, recipient_id, event, settled, at)
         return bool(new)
+
+    @staticmethod
+    def _reconcile(
+        c: sqlite3.Connection,
+        campaign_id: str,
+        recipient_id: int | str,
+        event: str,
+        state: str,
+        at: datetime,
+    ) -> None:
+        """An event about an ``unknown`` recipient says what became of the lost answer.
+
+        SendGrid only reports on messages it accepted: ``processed``, ``delivered``,
+        ``deferred``, ``bounce`` (and opens, clicks) mean the request went through, so the
+        recipient is ``accepted``; ``dropped`` means SendGrid accepted the request but will not
+        deliver to this address, so it is ``rejected`` (resending would be dropped again). The
+        batch leaves ``unknown`` once none of its recipients is.
+        """
+        row = c.execute(
+            "SELECT batch_no FROM campaign_ledger WHERE campaign_id = ? AND recipient_id = ?"
+            " AND state = ?",
+            (campaign_id, str(recipient_id), UNKNOWN),
+        ).fetchone()
+        if row is None:
+            return
+        reason = f"{RECONCILED} {event} event"
+        c.execute(
+            "UPDATE campaign_ledger SET state = ?, reason = ?"
+            " WHERE campaign_id = ? AND recipient_id = ?",
+            (state, reason, campaign_id, str(recipient_id)),
+        )
+        c.execute(
+            "UPDATE campaign_batches SET state = ?, error = ? WHERE campaign_id = ?"
+            " AND batch_no = ? AND state = ? AND NOT EXISTS (SELECT 1 FROM campaign_ledger l"
+            " WHERE l.campaign_id = ? AND l.batch_no = ? AND l.state = ?)",
+            (ACCEPTED, "", campaign_id, row[0], UNKNOWN, campaign_id, row[0], UNKNOWN),
+        )
+
+    def requeue_rejected(self, campaign_id: str, *, now: datetime) -> int:
+        """Rejected recipients (a bad address fixed since, a 400 now understood) become
+        ``pending`` again, in their batches; returns how many. Accepted ones stay accepted."""
+        with write(self.conn) as c:
+            n = c.execute(
+                "UPDATE campaign_ledger SET state = ?, reason = ''"
+                " WHERE campaign_id = ? AND state = ?",
+                (PENDING, campaign_id, REJECTED),
+            ).rowcount
+            c.execute(
+                "UPDATE campaign_batches SET state = ?, error = '', updated_at = ?"
+                " WHERE campaign_id = ? AND batch_no IN (SELECT DISTINCT batch_no FROM"
+                " campaign_ledger WHERE campaign_id = ? AND state = ?)",
+                (PENDING, _iso(now), campaign_id, campaign_id, PENDING),
+            )
+        return int(n)
 
     def carried(self, campaign_id: str) -> list[CarriedPost]:
         """The posts a campaign carried, lead first."""

@@ -19,7 +19,13 @@ Migration = tuple[str, str]  # (name, SQL script)
 
 
 def connect(path: Path | str, *, timeout: float = 30.0) -> sqlite3.Connection:
-    """Open the database in WAL mode with a busy timeout; autocommit (we BEGIN ourselves)."""
+    """Open the database in WAL mode with a busy timeout; autocommit (we BEGIN ourselves).
+
+    A symlink is followed to the real file first, so the WAL and shared-memory files sit beside
+    it whichever name was used. A file with several hard links is refused (see below).
+    """
+    path = Path(path).resolve()
+    single_name(path)
     try:
         conn = sqlite3.connect(
             str(path), timeout=timeout, isolation_level=None, check_same_thread=False
@@ -32,6 +38,27 @@ def connect(path: Path | str, *, timeout: float = 30.0) -> sqlite3.Connection:
     except sqlite3.DatabaseError as err:
         raise StoreError(f"{path}: cannot open the database ({err})") from err
     return conn
+
+
+def single_name(path: Path) -> None:
+    """Refuse a database file that has more than one name (hard links).
+
+    SQLite keeps a database's write-ahead log and shared memory in files named after the path
+    it was opened by. Two names for one file mean two logs: writes through one are invisible
+    through the other, two senders each think they hold the campaign, and checkpoints corrupt
+    the file ("database disk image is malformed").
+    """
+    try:
+        links = path.stat().st_nlink
+    except OSError:
+        return  # not there yet (a new store), or unreadable: sqlite3 says why
+    if links > 1:
+        raise StoreError(
+            f"{path}: this database file has {links} names (hard links). SQLite keeps its "
+            "write-ahead log beside each name, so two names for one store lose writes and "
+            "corrupt it. Keep one name (remove the other links; `find / -samefile "
+            f"{path}` lists them) and use a symlink where a second path is needed"
+        )
 
 
 def begin(conn: sqlite3.Connection, *, immediate: bool = True) -> None:

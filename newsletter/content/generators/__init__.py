@@ -113,6 +113,21 @@ def apply_generator_defaults(settings: Settings) -> Settings:
     return dataclasses.replace(settings, site=dataclasses.replace(settings.site, **changes))
 
 
+def describe(settings: Settings) -> str | None:
+    """One line on what the generator supplied (for ``newsletter posts``), None without one.
+
+    ``settings`` are the ones :func:`apply_generator_defaults` returned.
+    """
+    generator = GENERATORS.get(settings.site.generator)
+    if generator is None:
+        return None
+    config = generator.config_file(settings.root)
+    source = f" ({config.name})" if config is not None else ""
+    folders = ", ".join(settings.site.content)
+    url = settings.site.url.rstrip("/") + settings.site.permalink
+    return f"read as a {generator.label} site{source}: posts in {folders}, URLs {url}"
+
+
 def profile(settings: Settings) -> SiteProfile:
     """What reading posts needs from the generator: its name, authors map, front matter."""
     defaults = site_defaults(settings)
@@ -130,6 +145,7 @@ __all__ = [
     "Generator",
     "SiteDefaults",
     "apply_generator_defaults",
+    "describe",
     "detect",
     "profile",
     "site_defaults",
