@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench golden clean venv docs
+.PHONY: demo test test-slow lint bench golden clean venv screenshots docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto
+
+# the long fault matrix (kill -9 / SIGTERM / SIGHUP at many moments of a 20,000-recipient send)
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -n auto -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check newsletter tests bench
@@ -49,3 +53,8 @@ golden: $(STAMP)
 
 clean:
 	rm -rf $(VENV) outbox archive site .pytest_cache .mypy_cache .ruff_cache
+
+# The rendering gallery in docs/gallery/: blast and digest at 600 and 375 px, light and dark,
+# in headless Chromium (apt-get install chromium). See docs/email-design.md.
+screenshots: $(STAMP)
+	$(BIN)/python tests/make_gallery.py

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from newsletter.campaign import identity as ident
-from newsletter.campaign.dispatcher import Envelope, prepare
+from newsletter.campaign.dispatcher import Envelope, Personalizer, prepare
 from newsletter.campaign.dispatcher import ProgressFn as ProgressFn
 from newsletter.campaign.dispatcher import Summary as Summary
 from newsletter.campaign.lock import CampaignLock, sender_running
@@ -66,6 +66,7 @@ from newsletter.store import campaigns as cs
 from newsletter.store.audience import Subscriber, Suppression
 from newsletter.store.campaigns import Campaign, CampaignStatus, LedgerRow
 from newsletter.subscribers import ImportReport
+from newsletter.transports.base import Transport
 
 PLACEHOLDER_TO = "subscriber@example.com"
 # ledger states, for callers that read a CampaignStatus
@@ -403,8 +404,14 @@ class Newsletter:
         name = " ".join(p for p in (sub.first_name, sub.last_name) if p)
         return sub.email, name, values
 
-    def render(self, picked: Picked) -> RenderedIssue:
-        """Render the picked posts once (tokens left in for each recipient)."""
+    def render(
+        self, picked: Picked, *, group_by: str | None = None, full: bool = False
+    ) -> RenderedIssue:
+        """Render the picked posts once (tokens left in for each recipient).
+
+        ``group_by`` ("category" or "") replaces ``email.group_by``; ``full`` refuses an issue
+        over ``email.max_html_kb`` instead of cutting it (see :func:`render_issue`).
+        """
         query = picked.query
         return render_issue(
             picked.selection.selected,
@@ -414,6 +421,8 @@ class Newsletter:
             subject=query.subject,
             intro=load_intro(self.settings, query.intro),
             issue_date=picked.selection.since if query.month else None,
+            group_by=group_by,
+            full=full,
         )
 
     # -- sending ---------------------------------------------------------------------------
@@ -564,22 +573,9 @@ class Newsletter:
                 if total == 0:
                     transport.close()
                     raise ConfigError("no subscribers to send to (they were all suppressed)")
-                summary = run_dispatch(
-                    settings,
-                    store,
-                    cid,
-                    transport,
-                    personalize,
-                    retry_unknown=False,
-                    concurrency=options.concurrency,
-                    per_second=per_second,
-                    per_hour=per_hour,
-                    retry_base=options.retry_base,
-                    check_suppressions=True,
-                    progress=progress,
-                    log=self.log,
-                )
+                summary = self._dispatch(store, cid, transport, personalize, options, progress)
             message = f"campaign {cid}: {summary.state}"
+            notes += self._publish(store, cid, summary)
             if send_at and envelope.batch_id and name == "sendgrid":
                 when = datetime.fromtimestamp(send_at, UTC).isoformat(timespec="minutes")
                 notes.append(
@@ -660,24 +656,8 @@ class Newsletter:
             if options.retry_rejected:
                 n = store.campaigns.requeue_rejected(cid, now=datetime.now(UTC))
                 self.log(f"{n:,} rejected recipients will be sent again")
-            per_second, per_hour = pacing_limits(
-                settings, options.max_per_second, options.max_per_hour
-            )
-            summary = run_dispatch(
-                settings,
-                store,
-                cid,
-                transport,
-                personalize,
-                retry_unknown=options.retry_unknown,
-                concurrency=options.concurrency,
-                per_second=per_second,
-                per_hour=per_hour,
-                retry_base=options.retry_base,
-                check_suppressions=True,
-                progress=progress,
-                log=self.log,
-            )
+            summary = self._dispatch(store, cid, transport, personalize, options, progress)
+            notes = [*notes, *self._publish(store, cid, summary)]
         return SendResult(
             cid,
             "resumed",
@@ -823,21 +803,8 @@ class Newsletter:
                 carried=records,
             )
             transport = build_transport(settings, self.secrets, "memory", now=datetime.now(UTC))
-            summary = run_dispatch(
-                settings,
-                scratch,
-                cid,
-                transport,
-                personalizer_for(settings, self.secrets, "memory", cid),
-                retry_unknown=False,
-                concurrency=options.concurrency,
-                per_second=0,
-                per_hour=0,
-                retry_base=options.retry_base,
-                check_suppressions=False,
-                progress=None,
-                log=self.log,
-            )
+            personalize = personalizer_for(settings, self.secrets, "memory", cid)
+            summary = self._dispatch(scratch, cid, transport, personalize, options, None)
         return SendResult(
             cid,
             "dry_run",
@@ -953,6 +920,41 @@ class Newsletter:
                 )
         return f"campaign {campaign_id}: {note}"
 
+    # -- the public archive ----------------------------------------------------------------
+
+    def archive_build(self) -> list[Path]:
+        """Write the archive page of every campaign that went out, the index and the feed.
+
+        The pages come from the content each campaign froze when it started, dated by its
+        send; rehearsals (outbox) count while nothing was sent through SendGrid.
+        """
+        from newsletter.archive import write_feed, write_index
+
+        pages = []
+        with self.store() as store:
+            for campaign in sorted(store.campaigns.sent_issues(), key=lambda c: c.created_at):
+                pages.append(self._write_page(store, campaign))
+        root = self.settings.path(self.settings.email.archive_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        write_index(self.settings)
+        write_feed(self.settings)
+        return pages
+
+    def _publish(self, store: Store, cid: str, summary: Summary) -> list[str]:
+        """After a send that finished: its public page (a note naming it), else nothing."""
+        campaign = store.campaigns.get(cid)
+        if summary.state != cs.DONE or campaign is None or campaign.transport == "memory":
+            return []
+        page = self._write_page(store, campaign)
+        return [f"archive page: {page}"]
+
+    def _write_page(self, store: Store, campaign: Campaign) -> Path:
+        from newsletter.archive import write_archive
+
+        envelope = Envelope.from_json(store.campaigns.envelope(campaign.id))
+        sent = datetime.fromisoformat(campaign.created_at).astimezone(self.settings.site.tz)
+        return write_archive(envelope.issue, self.settings, now=sent, campaign=campaign.id)
+
     # -- following campaigns ---------------------------------------------------------------
 
     def status(self, campaign_id: str | None = None) -> CampaignView:
@@ -988,6 +990,39 @@ class Newsletter:
         return CampaignView(status, shown, running)
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _dispatch(
+        self,
+        store: Store,
+        cid: str,
+        transport: Transport,
+        personalize: Personalizer,
+        options: SendOptions,
+        progress: ProgressFn | None,
+    ) -> Summary:
+        """Send a prepared campaign's remaining batches with the options' pacing and retries.
+
+        A dry run's scratch store is not paced and needs no suppression check (the real
+        store's suppressed addresses were never written to it).
+        """
+        per_second, per_hour = pacing_limits(
+            self.settings, options.max_per_second, options.max_per_hour
+        )
+        return run_dispatch(
+            self.settings,
+            store,
+            cid,
+            transport,
+            personalize,
+            retry_unknown=options.retry_unknown,
+            concurrency=options.concurrency,
+            per_second=per_second if not options.dry_run else 0,
+            per_hour=per_hour if not options.dry_run else 0,
+            retry_base=options.retry_base,
+            check_suppressions=not options.dry_run,
+            progress=progress,
+            log=self.log,
+        )
 
     def label(self, campaign: Campaign) -> str:
         """How a person names a campaign: "The October 2026 issue", "The blast 'Title'"."""

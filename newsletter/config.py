@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from newsletter.errors import ConfigError
+from newsletter.theme import ThemeSettings, check_theme
 
 DEFAULT_CONFIG_NAME = "newsletter.toml"
 
@@ -58,6 +59,8 @@ class EmailSettings:
     utm_medium: str = "email"
     utm_campaign: str = ""
     why: str = "You are receiving this email because you subscribed to our newsletter."
+    max_html_kb: int = 100  # a longer blast is cut (Gmail clips above 102 KB); 0 = never cut
+    group_by: str = ""  # "" | "category": digest sections by each post's first category
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class Settings:
     store_path: str = "newsletter.db"
     # dotted keys set in the file or by a flag ("site.url"); generator defaults fill the rest
     explicit: frozenset[str] = frozenset()
+    theme: ThemeSettings = field(default_factory=ThemeSettings)
 
     def path(self, value: str) -> Path:
         """Resolve a path setting relative to the folder that holds the config file."""
@@ -143,6 +147,7 @@ _SECTIONS: dict[str, type] = {
     "email": EmailSettings,
     "unsubscribe": UnsubscribeSettings,
     "send": SendSettings,
+    "theme": ThemeSettings,
 }
 
 
@@ -262,6 +267,12 @@ def load_settings(
             "spaces or quotes, e.g. https://example.org/newsletter (links are BASE/u/TOKEN)",
             path=path,
             key="unsubscribe.base_url",
+        )
+    check_theme(settings.theme, path)
+    if settings.email.group_by not in ("", "category"):
+        raise ConfigError(
+            f'{settings.email.group_by!r} is not a grouping; use "category" or leave it empty',
+            **_origin("email.group_by", overrides, path),
         )
     return settings
 

@@ -94,6 +94,11 @@ DESCRIPTIONS: dict[str, str] = {
     "send.outbox_dir": "Folder the outbox transport writes to.",
     "send.sync_suppressions": "Pull SendGrid's suppression lists into the local list before "
     "every SendGrid send. Flag: `--skip-sync` turns it off for one run.",
+    "theme.text": "Body text colour.",
+    "theme.code_background": "Background of code blocks and inline code.",
+    "theme.border": "Lines between cards and around tables.",
+    "theme.font_family": "The body's CSS font stack (system fonts by default).",
+    "theme.code_font_family": "The CSS font stack of code.",
     "store.path": "The SQLite store: subscribers, suppressions, campaigns, ledger.",
 }
 
@@ -153,6 +158,14 @@ def _source_comments(cls: type) -> dict[str, str]:
     return comments
 
 
+def _dark_twin(section: str, key: str) -> str:
+    """``dark_X``: what ``X`` is, in dark mode."""
+    if not key.startswith("dark_"):
+        return ""
+    light = key.removeprefix("dark_")
+    return f"`{light}` in dark mode (clients that honour `prefers-color-scheme: dark`)."
+
+
 def settings_docs() -> Iterator[SettingDoc]:
     """Every key ``newsletter.toml`` may hold, in the order of the settings classes."""
     sections: Mapping[str, type] = config._SECTIONS
@@ -167,7 +180,9 @@ def settings_docs() -> Iterator[SettingDoc]:
                 key=f.name,
                 type=_toml_type(hints[f.name]),
                 default=_toml_value(getattr(defaults, f.name)),
-                description=DESCRIPTIONS.get(dotted) or comments.get(f.name, ""),
+                description=DESCRIPTIONS.get(dotted)
+                or comments.get(f.name, "")
+                or _dark_twin(section, f.name),
             )
     store_default = config.Settings().store_path
     yield SettingDoc(

@@ -387,7 +387,8 @@ def test_since_last_issue_reads_the_store_after_a_real_send(tmp_path: Path) -> N
     after = cli("posts", "--since", "last-issue", "--now", "2026-11-26", "--json")
     assert after.returncode == 0, after.stderr
     got = {d["slug"]: (d["reason"], d["sent_in"]) for d in json.loads(after.stdout)}
-    october = json.loads(sent.stdout.splitlines()[-1].split()[1].rstrip(":").join(['"', '"']))
+    (closing,) = [x for x in sent.stdout.splitlines() if x.startswith("campaign ")]
+    october = closing.split()[1].rstrip(":")
     assert got == {
         "november": (None, []),
         "october": ("before_window", [october]),

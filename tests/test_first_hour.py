@@ -1,4 +1,5 @@
-"""The first hour of a new user, on a Jekyll-shaped site: init, doctor, fix, render, send.
+"""The first hour of a new user, on a Jekyll-shaped site: init, doctor, fix, render, send,
+archive.
 
 Every step runs the real command on real files; the send goes through the SendGrid transport to
 the recording fake on 127.0.0.1, and the test reads what the fake recorded.
@@ -7,6 +8,7 @@ the recording fake on 127.0.0.1, and the test reads what the fake recorded.
 from __future__ import annotations
 
 import email
+import shutil
 import sqlite3
 from email import policy
 from pathlib import Path
@@ -107,7 +109,18 @@ def test_the_first_hour(tmp_path: Path) -> None:
         assert "3 accepted" in send.output
         again = run("send", "--month", "2026-10", "--now", NOW, "--yes", "--no-progress")
         assert again.exit_code == 0 and "already sent" in again.output
-        # 6. (the lead adds `newsletter archive build` here once the archive follows sends)
+        # 6. the archive followed the send; `archive build` writes it again from the store
+        archive = site / "archive"
+        published = (archive / "index.html").read_text(encoding="utf-8")
+        shutil.rmtree(archive)
+        build = run("archive", "build")
+        assert build.exit_code == 0, build.output
+        assert (archive / "index.html").read_text(encoding="utf-8") == published
+        assert "October 2026" in published
+        (page,) = archive.glob("*/index.html")
+        assert "Autumn Meetup Recap" in page.read_text(encoding="utf-8")
+        feed = (archive / "feed.xml").read_text(encoding="utf-8")
+        assert feed.count("<entry>") == 1 and "October 2026" in feed
 
     with sqlite3.connect(tmp_path / "fake.sqlite") as db:
         rows = db.execute("SELECT email, subject, list_unsubscribe FROM messages").fetchall()

@@ -791,6 +791,15 @@ class CampaignStore:
             out.setdefault(slug, []).append(cid)
         return out
 
+    def sent_issues(self) -> list[Campaign]:
+        """Campaigns that went out (to anyone): real ones, or rehearsals while none is real."""
+        rows = self.conn.execute(
+            "SELECT * FROM campaigns WHERE rehearsal = ? AND state IN (?, ?, ?, ?)"
+            " AND transport != 'memory' ORDER BY created_at, id",
+            (self._real_or_rehearsal(), *STARTED),
+        )
+        return [_campaign(r) for r in rows]
+
     def last_digest(self, segment: str) -> Campaign | None:
         """The newest digest to ``segment`` that started sending (blasts never count)."""
         row = self.conn.execute(
