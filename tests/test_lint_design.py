@@ -165,7 +165,7 @@ def test_full_flag_refuses_on_the_command_line(tmp_path: Path, project_root: Pat
     config = tmp_path / "newsletter.toml"
     config.write_text(text, "utf-8")
     args = ["--config", str(config), "render", "--post", "2026-10-05-conference-wrap-up"]
-    args += ["--now", "2026-11-01T09:00:00", "--out", str(tmp_path / "o"), "--no-archive"]
+    args += ["--now", "2026-11-01T09:00:00", "--out", str(tmp_path / "o")]
     whole = CliRunner().invoke(main, [*args, "--json"])
     size_kb = json.loads(whole.stdout)["html_bytes"] // 1024
     # under the size with the longest name and address: room for the layout, not the whole body
