@@ -211,7 +211,7 @@ def test_confirmations_through_sendgrid(tmp_path: Path) -> None:
     """Real mail: the recording fake SendGrid on 127.0.0.1 gets one request per email."""
     import sqlite3
 
-    from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
+    from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 
     settings = write_site(tmp_path, base_url="https://news.example.org", site_url="https://x.org")
     assert settings.config_path is not None
