@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter.transports.sendgrid import SendGridTransport
+from newsletter.providers.sendgrid.transport import SendGridTransport
 from test_contract_prism import prism  # noqa: F401 - the fixture
 
 from newsletter import signup
