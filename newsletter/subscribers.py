@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -496,8 +496,13 @@ def _consent_values(sub: Subscriber, latest: Mapping[str, Consent]) -> list[str]
 
 
 def subscriber_json(sub: Subscriber, suppression: str = "") -> str:
-    """One subscriber as a JSON object (for ``subscribers list --json``)."""
-    data = {
+    """One subscriber as a JSON object (a line of ``subscribers list --jsonl``)."""
+    return json.dumps(subscriber_record(sub, suppression), ensure_ascii=False)
+
+
+def subscriber_record(sub: Subscriber, suppression: str = "") -> dict[str, Any]:
+    """One subscriber as the JSON-ready object ``subscribers list --json`` prints."""
+    return {
         "id": sub.id,
         "email": sub.email,
         "first_name": sub.first_name,
@@ -508,4 +513,3 @@ def subscriber_json(sub: Subscriber, suppression: str = "") -> str:
         "status": sub.status,
         "suppressed": suppression or None,
     }
-    return json.dumps(data, ensure_ascii=False)

@@ -164,10 +164,11 @@ def test_two_concurrent_sends_send_once(tmp_path: Path) -> None:
 
 def test_every_send_command_and_flag_is_in_the_readme() -> None:
     import click
+    from docs_helpers import docs_text
 
     from newsletter.cli import main
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = docs_text()
     ctx = click.Context(main)
     for name in ("send", "resume", "status", "campaigns"):
         command = main.get_command(ctx, name)

@@ -226,7 +226,9 @@ def test_template_error_is_one_line(site: Path, tmp_path: Path) -> None:
 
 
 def test_render_commands_and_settings_are_documented(project_root: Path) -> None:
-    readme = (project_root / "README.md").read_text(encoding="utf-8")
+    from docs_helpers import docs_text
+
+    readme = docs_text()
     for command in ("render", "lint", "preview"):
         assert f"newsletter {command} " in readme, f"`newsletter {command}` missing from README"
         result = CliRunner().invoke(main, [command, "--help"])

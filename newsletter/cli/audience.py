@@ -10,10 +10,11 @@ import click
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.cli import App, main
+from newsletter.cli.output import emit_json, emit_list, iso_time, json_options, local_time
 from newsletter.errors import ConfigError, InputError, SecretMissing
 from newsletter.store import Store, open_store
 from newsletter.store.audience import REASONS
-from newsletter.subscribers import Notice, export_subscribers, import_subscribers, subscriber_json
+from newsletter.subscribers import Notice, export_subscribers, import_subscribers, subscriber_record
 
 
 def _now() -> datetime:
@@ -37,7 +38,7 @@ def subscribers_group() -> None:
 
     \b
     Examples:
-      newsletter subscribers import people.csv --tag conference
+      newsletter subscribers import subscribers.example.csv --tag conference
       newsletter subscribers stats
     """
 
@@ -83,8 +84,8 @@ def import_command(
 
     \b
     Examples:
-      newsletter subscribers import people.csv --tag 2026-conference --dry-run
-      newsletter subscribers import old-list.csv --status pending --send-confirmations
+      newsletter subscribers import subscribers.example.csv --tag 2026-conference --dry-run
+      newsletter subscribers import subscribers.example.csv --status pending --send-confirmations
     """
     if len(delimiter) != 1:
         raise ConfigError("--delimiter must be one character, e.g. ';'")
@@ -126,42 +127,63 @@ def import_command(
 
 @subscribers_group.command("list")
 @click.option("--tag", "tags", multiple=True, help="Only subscribers with this tag (any-of).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@json_options(stream=True)
 @click.option("--active", is_flag=True, help="Leave out suppressed subscribers.")
 @click.pass_obj
-def list_command(app: App, tags: tuple[str, ...], as_json: bool, active: bool) -> None:
+def list_command(app: App, tags: tuple[str, ...], output: str, active: bool) -> None:
     """List subscribers (email, name, tags, and why an address is suppressed).
 
     \b
     Example:
-      newsletter subscribers list --tag speakers --json
+      newsletter subscribers list --tag speaker --json
+      newsletter subscribers list --active --jsonl
     """
     with _store(app) as store:
-        aud = store.audience
-        for sub, reason in aud.iter_subscribers_with_reasons(tags, active_only=active):
-            if as_json:
-                click.echo(subscriber_json(sub, reason))
-            else:
-                name = f"{sub.first_name} {sub.last_name}".strip()
-                status = f"suppressed: {reason}" if reason else "active"
-                if sub.status == "pending":
-                    status = "pending" + (f", suppressed: {reason}" if reason else "")
-                click.echo(f"{sub.email}\t{name}\t{';'.join(sub.tags)}\t{status}")
+        rows = store.audience.iter_subscribers_with_reasons(tags, active_only=active)
+        records = (
+            {**record, "subscribed_at": iso_time(record["subscribed_at"])}
+            for record in (subscriber_record(sub, reason) for sub, reason in rows)
+        )
+        if emit_list(records, output):
+            return
+        for sub, reason in store.audience.iter_subscribers_with_reasons(tags, active_only=active):
+            name = f"{sub.first_name} {sub.last_name}".strip()
+            status = f"suppressed: {reason}" if reason else "active"
+            if sub.status == "pending":
+                status = "pending" + (f", suppressed: {reason}" if reason else "")
+            click.echo(f"{sub.email}\t{name}\t{';'.join(sub.tags)}\t{status}")
 
 
 @subscribers_group.command("stats")
+@json_options()
 @click.pass_obj
-def stats_command(app: App) -> None:
+def stats_command(app: App, output: str) -> None:
     """Count subscribers (pending, confirmed, unsubscribed), active recipients, suppressions by
     reason, and tags.
 
     \b
-    Example:
+    Examples:
       newsletter subscribers stats
+      newsletter subscribers stats --json
     """
     with _store(app) as store:
         st = store.audience.stats()
         total_suppressions = store.audience.count_suppressions()
+    if output != "table":
+        emit_json(
+            {
+                "subscribers": st.subscribers,
+                "pending": st.pending,
+                "confirmed": st.confirmed,
+                "unsubscribed": st.unsubscribed,
+                "active": st.active,
+                "suppressed_subscribers": st.suppressed_subscribers,
+                "suppressed_addresses": total_suppressions,
+                "suppressions_by_reason": dict(st.suppressions_by_reason),
+                "tags": dict(st.tags),
+            }
+        )
+        return
     click.echo(f"subscribers: {st.subscribers}")
     click.echo(f"  pending (signed up, not confirmed): {st.pending}")
     click.echo(f"  confirmed: {st.confirmed}")
@@ -188,7 +210,7 @@ def remove_command(app: App, email: str, suppress: bool) -> None:
 
     \b
     Example:
-      newsletter subscribers remove ann@example.org --suppress
+      newsletter subscribers remove zoe.muller@example.com --suppress
     """
     address = _address(email) if suppress else email  # a bad address: nothing is changed
     with _store(app) as store:
@@ -254,25 +276,42 @@ def suppressions_group() -> None:
 
     \b
     Examples:
-      newsletter suppressions sync
+      newsletter suppressions list
       newsletter suppressions add bounced@example.org
     """
 
 
 @suppressions_group.command("list")
 @click.option("--reason", type=click.Choice(REASONS), help="Only this reason.")
+@json_options(stream=True)
 @click.pass_obj
-def suppressions_list(app: App, reason: str | None) -> None:
-    """List suppressed addresses with reason, source and time.
+def suppressions_list(app: App, reason: str | None, output: str) -> None:
+    """List suppressed addresses with reason, source and time (in the site's time zone).
 
     \b
-    Example:
+    Examples:
       newsletter suppressions list --reason bounced
+      newsletter suppressions list --json
     """
     with _store(app) as store:
+        rows = store.audience.iter_suppressions(reason or "")
+        records = (
+            {
+                "email": s.email,
+                "reason": s.reason,
+                "source": s.source,
+                "created_at": iso_time(s.created_at),
+                "detail": s.detail,
+            }
+            for s in rows
+        )
+        if emit_list(records, output):
+            return
+        tz = app.settings.site.tz  # one tab-separated line per address, easy to cut/grep
         for s in store.audience.iter_suppressions(reason or ""):
             detail = f"\t{s.detail}" if s.detail else ""
-            click.echo(f"{s.email}\t{s.reason}\t{s.source}\t{s.created_at}{detail}")
+            since = local_time(s.created_at, tz, seconds=True)
+            click.echo(f"{s.email}\t{s.reason}\t{s.source}\t{since}{detail}")
 
 
 @suppressions_group.command("add")
@@ -302,7 +341,7 @@ def suppressions_remove(app: App, emails: tuple[str, ...]) -> None:
 
     \b
     Example:
-      newsletter suppressions remove ann@example.org
+      newsletter suppressions remove zoe.muller@example.com
     """
     with _store(app) as store:
         lifted = [e for e in emails if store.audience.unsuppress(e, source="cli", now=_now())]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,9 +14,10 @@ import click
 from newsletter.archive import write_archive
 from newsletter.cli import App, main
 from newsletter.cli.options import load_selection, query_from, resolve_now, selection_options
+from newsletter.cli.output import emit_list, json_options
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, LintFailed, NewsletterError
-from newsletter.lint import Finding, findings_json, has_errors, lint_issue
+from newsletter.lint import Finding, has_errors, lint_issue
 from newsletter.mime import email_for
 from newsletter.rendered import RenderedIssue
 from newsletter.selection import Selection
@@ -139,7 +141,7 @@ def write_email(
     is_flag=True,
     help="Also publish this render in the public archive (sends publish their own pages).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (an object).")
 @click.pass_obj
 def render_command(
     app: App,
@@ -158,7 +160,7 @@ def render_command(
     \b
     Examples:
       newsletter render --month 2026-10 --out build/
-      newsletter render --post conference-wrap-up --as ada@example.org --out build/ --open
+      newsletter render --post conference-wrap-up --as ada.lovelace@example.com --out build/ --open
       newsletter render --since last-issue --out build/ --json
     """
     settings = app.settings
@@ -195,7 +197,12 @@ def render_command(
 
 @main.group("archive")
 def archive_group() -> None:
-    """The public web archive of the issues that went out."""
+    """The public web archive of the issues that went out.
+
+    \b
+    Example:
+      newsletter archive build
+    """
 
 
 @archive_group.command("build")
@@ -220,9 +227,9 @@ def archive_build_command(app: App) -> None:
 @selection_options
 @issue_options
 @design_options
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list.")
+@json_options(stream=True)
 @click.pass_obj
-def lint_command(app: App, as_json: bool, **opts: Any) -> None:
+def lint_command(app: App, output: str, **opts: Any) -> None:
     """Check the issue before it goes out; exit code 3 when there are errors.
 
     Checks Gmail's 102 KB clipping, relative or non-http links and images, missing alt text,
@@ -235,9 +242,7 @@ def lint_command(app: App, as_json: bool, **opts: Any) -> None:
     """
     issue = render_from_options(app, opts)
     findings = lint_issue(issue, app.settings, longest=None)
-    if as_json:
-        click.echo(findings_json(findings))
-    else:
+    if not emit_list((asdict(f) for f in findings), output):
         print_findings(findings)
     if has_errors(findings):
         raise LintFailed("lint found errors; fix them before sending", list(findings))

@@ -321,16 +321,43 @@ async def _json(
     await send({"type": "http.response.body", "body": body})
 
 
+#: what a restricted key made for this tool can do: send, read suppressions and senders
+SENDING_SCOPES = (
+    "mail.send",
+    "mail.batch.create",
+    "user.scheduled_sends.create",
+    "suppression.read",
+    "suppression.unsubscribes.read",
+    "suppression.bounces.read",
+    "suppression.spam_reports.read",
+    "asm.groups.suppressions.read",
+    "sender_verification.read",
+    "whitelabel.read",
+)
+
+
+@dataclass(frozen=True)
+class Account:
+    """The SendGrid account behind the fake's API key: its scopes and sender identities."""
+
+    scopes: tuple[str, ...] = SENDING_SCOPES
+    verified_senders: tuple[str, ...] = ()
+    authenticated_domains: tuple[str, ...] = ()
+
+
 def create_app(
     plan: FaultPlan,
     recorder: Recorder,
     *,
     clock: Callable[[], float] = time.time,
     suppressions: Mapping[str, Sequence[str]] | None = None,
+    account: Account | None = None,
 ) -> Starlette:
     """The fake. ``suppressions`` maps ``unsubscribes``/``bounces``/``spam_reports`` or
-    ``group:ID`` to addresses that SendGrid's paged suppression endpoints list."""
+    ``group:ID`` to addresses that SendGrid's paged suppression endpoints list. ``account`` is
+    what ``GET /v3/scopes``, ``/v3/verified_senders`` and ``/v3/whitelabel/domains`` answer."""
     lists = {k: list(v) for k, v in (suppressions or {}).items()}
+    acct = account or Account()
 
     def page(request: Request, items: list[Any]) -> JSONResponse:
         try:
@@ -399,6 +426,34 @@ def create_app(
             return JSONResponse({"errors": [{"field": "batch_id", "message": "unknown"}]}, 400)
         return JSONResponse({"batch_id": batch_id, "status": status}, 201)
 
+    async def scopes(request: Request) -> JSONResponse:
+        if refused := unauthorized(request):
+            return refused
+        return JSONResponse({"scopes": list(acct.scopes)})
+
+    async def verified_senders(request: Request) -> JSONResponse:
+        if refused := unauthorized(request):
+            return refused
+        if "sender_verification.read" not in acct.scopes:
+            return JSONResponse({"errors": [{"message": "access forbidden"}]}, 403)
+        results = [
+            {"id": n, "nickname": email, "from_email": email, "verified": True}
+            for n, email in enumerate(acct.verified_senders, start=1)
+        ]
+        return JSONResponse({"results": results})
+
+    async def domains(request: Request) -> JSONResponse:
+        if refused := unauthorized(request):
+            return refused
+        if "whitelabel.read" not in acct.scopes:
+            return JSONResponse({"errors": [{"message": "access forbidden"}]}, 403)
+        return JSONResponse(
+            [
+                {"id": n, "domain": d, "subdomain": "em", "valid": True, "default": n == 1}
+                for n, d in enumerate(acct.authenticated_domains, start=1)
+            ]
+        )
+
     async def stats(request: Request) -> JSONResponse:
         with recorder._lock:
             rows = recorder.conn.execute(
@@ -414,6 +469,9 @@ def create_app(
             Route("/v3/user/scheduled_sends", scheduled_send, methods=["POST"]),
             Route("/v3/suppression/{name}", global_list, methods=["GET"]),
             Route("/v3/asm/groups/{group}/suppressions", group_list, methods=["GET"]),
+            Route("/v3/scopes", scopes, methods=["GET"]),
+            Route("/v3/verified_senders", verified_senders, methods=["GET"]),
+            Route("/v3/whitelabel/domains", domains, methods=["GET"]),
         ]
     )
 
@@ -432,12 +490,13 @@ def serve_in_thread(
     *,
     keep_messages: bool = True,
     suppressions: Mapping[str, Sequence[str]] | None = None,
+    account: Account | None = None,
 ) -> Iterator[str]:
     """Run the fake in a background thread; yields its base URL (``http://127.0.0.1:PORT``)."""
     recorder = Recorder(db, keep_messages=keep_messages)
     sock = free_socket()
     port = sock.getsockname()[1]
-    app = create_app(plan, recorder, suppressions=suppressions)
+    app = create_app(plan, recorder, suppressions=suppressions, account=account)
     config = uvicorn.Config(app, log_level="critical", lifespan="off", timeout_keep_alive=30)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -475,6 +534,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="list this address as a global "
         "unsubscribe on GET /v3/suppression/unsubscribes (repeatable)",
     )
+    ap.add_argument(
+        "--scope",
+        action="append",
+        default=None,
+        help="a scope GET /v3/scopes lists (repeatable; default: what sending needs)",
+    )
+    ap.add_argument(
+        "--verified-sender", action="append", default=[], help="a verified single sender"
+    )
+    ap.add_argument(
+        "--authenticated-domain", action="append", default=[], help="an authenticated domain"
+    )
     args = ap.parse_args(argv)
     plan = FaultPlan(
         script=[s for s in args.script.split(",") if s],
@@ -489,7 +560,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     recorder = Recorder(args.db, keep_messages=not args.no_messages)
     sock = free_socket() if args.port == 0 else socket.create_server(("127.0.0.1", args.port))
-    app = create_app(plan, recorder, suppressions={"unsubscribes": args.unsubscribed})
+    account = Account(
+        scopes=tuple(args.scope) if args.scope is not None else SENDING_SCOPES,
+        verified_senders=tuple(args.verified_sender),
+        authenticated_domains=tuple(args.authenticated_domain),
+    )
+    app = create_app(
+        plan, recorder, suppressions={"unsubscribes": args.unsubscribed}, account=account
+    )
     config = uvicorn.Config(app, log_level="critical", lifespan="off", timeout_keep_alive=30)
     print(f"listening on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
     uvicorn.Server(config).run(sockets=[sock])
