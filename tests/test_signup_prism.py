@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter.transports.sendgrid import SendGridTransport
 from test_contract_prism import prism  # noqa: F401 - the fixture
 
 from newsletter import signup
 from newsletter.config import load_settings
+from newsletter.providers.sendgrid.transport import SendGridTransport
 from newsletter.signup.mail import ConfirmationEmail, Mailer, send_queued
 from newsletter.store import open_store
 from newsletter.transports.base import Sender
