@@ -94,7 +94,7 @@ class SendSettings:
 class SignupSettings:
     """``[signup]``: the subscribe form of ``newsletter serve`` (see docs/signup.md)."""
 
-    enabled: bool = True
+    enabled: bool = True  # serve mounts POST /subscribe and the confirmation pages
     tags: tuple[str, ...] = ()  # tags a form may ask for; any other tag is refused
     confirm_days: int = 7  # how long a confirmation link works; purge-pending after that
     per_client_per_hour: int = 20  # sign-ups from one client address (0 = no limit)

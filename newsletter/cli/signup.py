@@ -39,7 +39,7 @@ def snippet_command(
 
     \b
     Example:
-      newsletter snippet --fetch > _includes/signup.html
+      newsletter snippet --fetch                   # a form for the whole list
     """
     from newsletter.signup import SignupInvalid, clean_form
     from newsletter.templating import environment, render_template
