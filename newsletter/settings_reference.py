@@ -99,6 +99,8 @@ DESCRIPTIONS: dict[str, str] = {
     "theme.border": "Lines between cards and around tables.",
     "theme.font_family": "The body's CSS font stack (system fonts by default).",
     "theme.code_font_family": "The CSS font stack of code.",
+    "signup.enabled": "Serve the subscribe form and its confirmation pages from `newsletter "
+    "serve`; false: `serve` answers unsubscribe links and webhooks only.",
     "store.path": "The SQLite store: subscribers, suppressions, campaigns, ledger.",
 }
 
