@@ -9,7 +9,8 @@
      ├── InputError                  a bad user file (CSV row, intro): path, line, field
      ├── FeedError                   a feed cannot be fetched or read: source (exit 2)
      ├── StoreError                  the SQLite store: locked, corrupt, newer schema
-     │    └── CampaignLocked         another process is sending this campaign
+     │    ├── CampaignLocked         another process is sending this campaign
+     │    └── StoreUnavailable       the PostgreSQL server cannot be reached (exit 2)
      └── TransportError              a provider answered badly or not at all
           ├── RateLimited            429: retry after .retry_after seconds
           ├── ProviderUnavailable    5xx or a connection refused before sending: safe to retry
@@ -127,6 +128,12 @@ class CampaignLocked(StoreError):
     """Another process holds the send lock of this campaign."""
 
     exit_code = 4
+
+
+class StoreUnavailable(StoreError):
+    """The PostgreSQL store cannot be reached (host, database and cause; never the password)."""
+
+    exit_code = 2
 
 
 class TransportError(NewsletterError):

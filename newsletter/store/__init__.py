@@ -1,10 +1,11 @@
-"""The store: one SQLite file behind two small interfaces.
+"""The store: one SQLite file, or one PostgreSQL database, behind small interfaces.
 
 - ``store.audience`` (:mod:`newsletter.store.audience`): subscribers, tags, suppressions.
 - ``store.campaigns`` (:mod:`newsletter.store.campaigns`): campaigns, batches, the ledger.
 
-The dispatcher and the web app talk to these two objects only, never to SQL, so a server
-database can replace SQLite by providing the same two interfaces.
+The dispatcher and the web app talk to these objects only, never to SQL. The same classes run
+on PostgreSQL (a ``postgresql://`` URL as the target) through the dialect layer in
+:mod:`newsletter.store.pg`; the migrations are the same named list for both.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from newsletter.errors import StoreError
 from newsletter.store import audience, campaigns, db, feeds
 
 MIGRATIONS: list[db.Migration] = [*audience.MIGRATIONS, *campaigns.MIGRATIONS, *feeds.MIGRATIONS]
+PG_MIGRATIONS: dict[str, str] = {**campaigns.PG_MIGRATIONS}
 
 
 class Store:
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: db.Target) -> None:
         self.conn = conn
-        self.path = path
+        self.path = path  # a Path, or a postgresql:// URL (see db.describe for messages)
         self.audience = audience.AudienceStore(conn)
         self.campaigns = campaigns.CampaignStore(conn)
         self.feeds = feeds.FeedCacheStore(conn)
@@ -35,10 +38,43 @@ class Store:
         self.close()
 
 
-def open_store(path: Path | str) -> Store:
-    """Open (creating and migrating as needed) the store at ``path``."""
-    p = Path(path)
+def open_store(target: db.Target) -> Store:
+    """Open the store at ``target``: a SQLite file (created and migrated as needed) or a
+    ``postgresql://`` URL.
+
+    A PostgreSQL store is shared by several hosts, so start-up only checks its migrations: an
+    empty database is set up, but one that lacks some migrations is refused until
+    ``newsletter store migrate`` runs them (an upgrade is a step an operator takes once, not
+    something every sender does while others run).
+    """
+    if db.is_url(target):
+        conn = db.connect(target)
+        try:
+            missing = db.pending(conn, MIGRATIONS)
+            if len(missing) == len(MIGRATIONS):
+                db.migrate(conn, MIGRATIONS, PG_MIGRATIONS)
+            elif missing:
+                raise StoreError(
+                    f"the store at {db.describe(target)} needs {len(missing)} migration(s) "
+                    f"({', '.join(missing)}); run `newsletter store migrate` once, then retry"
+                )
+        except BaseException:
+            conn.close()
+            raise
+        return Store(conn, target)
+    p = Path(target)
     p.parent.mkdir(parents=True, exist_ok=True)
     conn = db.connect(p)
     db.migrate(conn, MIGRATIONS)
     return Store(conn, p)
+
+
+def migrate_store(target: db.Target) -> list[str]:
+    """Apply the migrations ``target`` lacks; returns their names (``newsletter store migrate``)."""
+    if not db.is_url(target):
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    conn = db.connect(target)
+    try:
+        return db.migrate(conn, MIGRATIONS, PG_MIGRATIONS)
+    finally:
+        conn.close()

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from newsletter.errors import StoreError
 from newsletter.store.audience import RecipientQuery
-from newsletter.store.db import Migration, write
+from newsletter.store.db import IntegrityError, Migration, is_postgres, write
 
 MIGRATIONS: list[Migration] = [
     (
@@ -152,6 +152,20 @@ MIGRATIONS: list[Migration] = [
         """,
     ),
 ]
+
+# PostgreSQL's script where SQLite's cannot be translated (see newsletter.store.pg): a table
+# rebuild that relies on SQLite's type affinity and rowid, and json_each.
+PG_MIGRATIONS: dict[str, str] = {
+    "campaigns.0002_integer_recipient_ids": """
+        ALTER TABLE campaign_ledger ALTER COLUMN recipient_id TYPE INTEGER
+            USING recipient_id::integer;
+        """,
+    "campaigns.0003_identity_and_posts": MIGRATIONS[2][1].replace(
+        "SELECT c.id, j.key, j.value FROM campaigns c, json_each(c.posts) j;",
+        "SELECT c.id, j.n - 1, j.value FROM campaigns c,"
+        " jsonb_array_elements_text(c.posts::jsonb) WITH ORDINALITY AS j(value, n);",
+    ),
+}
 
 # batch (and ledger) states
 PENDING = "pending"
@@ -286,6 +300,9 @@ class CampaignStore:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        # the ledger's own order within a batch: SQLite's rowid is the order rows were written
+        # in; PostgreSQL has none, and ledgers are written in recipient id order
+        self._insertion_order = "recipient_id" if is_postgres(conn) else "rowid"
 
     # -- campaigns -------------------------------------------------------------------------
 
@@ -407,8 +424,9 @@ class CampaignStore:
                     sizes = {batch_no: sizes[batch_no]}
             if chunk or sizes:
                 flush()
-        except sqlite3.IntegrityError as err:
-            if "UNIQUE" not in str(err):  # e.g. no such campaign: begin() was not called
+        except (sqlite3.IntegrityError, IntegrityError) as err:
+            # not a duplicate: e.g. no such campaign (begin() was not called)
+            if "UNIQUE" not in str(err) and not getattr(err, "unique", False):
                 raise StoreError(f"campaign {campaign_id}: cannot add recipients ({err})") from err
             raise StoreError(
                 f"campaign {campaign_id}: the same recipient twice in one campaign ({err}); "
@@ -539,7 +557,8 @@ class CampaignStore:
         cur.row_factory = None  # plain tuples: much cheaper than sqlite3.Row
         cur.execute(
             "SELECT CAST(recipient_id AS TEXT), email, first_name FROM campaign_ledger"
-            " WHERE campaign_id = ? AND batch_no = ? AND state IN (?, ?) ORDER BY rowid",
+            " WHERE campaign_id = ? AND batch_no = ? AND state IN (?, ?) ORDER BY "
+            + self._insertion_order,
             (campaign_id, batch_no, PENDING, SENDING),
         )
         return [LedgerRow._make(r) for r in cur]
@@ -649,7 +668,7 @@ class CampaignStore:
                 (str(e), str(r))
                 for e, r in self.conn.execute(
                     "SELECT email, reason FROM campaign_ledger WHERE campaign_id = ? AND state = ?"
-                    " ORDER BY batch_no, rowid LIMIT 100",
+                    " ORDER BY batch_no, " + self._insertion_order + " LIMIT 100",
                     (campaign_id, REJECTED),
                 )
             ]

@@ -1,4 +1,9 @@
-"""SQLite plumbing: connections, WAL, named forward migrations, write transactions.
+"""Store plumbing: connections (a SQLite file, or PostgreSQL by URL), named forward migrations,
+write transactions.
+
+A store target is a path (SQLite, WAL mode) or a ``postgresql://`` URL; :func:`connect` returns a
+connection with ``sqlite3``'s interface either way (PostgreSQL through :mod:`newsletter.store.pg`,
+the dialect layer), so every store class holds one set of SQL.
 
 Migrations are named (``audience.0001_initial``) and recorded in ``schema_migrations``; each part
 of the store owns its list, and :data:`MIGRATIONS` fixes their order. A database that holds a
@@ -8,17 +13,56 @@ migration this version does not know was written by a newer version: we refuse t
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from newsletter.errors import StoreError
 
 Migration = tuple[str, str]  # (name, SQL script)
+Target = Path | str  # a SQLite file, or a postgresql:// URL
 
 
-def connect(path: Path | str, *, timeout: float = 30.0) -> sqlite3.Connection:
+class IntegrityError(StoreError):
+    """A constraint refused a write on PostgreSQL (SQLite raises ``sqlite3.IntegrityError``)."""
+
+    def __init__(self, message: str, *, unique: bool) -> None:
+        super().__init__(message)
+        self.unique = unique
+
+
+def is_postgres(conn: object) -> bool:
+    return getattr(conn, "dialect", "sqlite") == "postgresql"
+
+
+def is_url(target: object) -> bool:
+    """Whether a store target is a PostgreSQL URL (rather than a SQLite path)."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+def describe(target: Target) -> str:
+    """The target for a message: a path, or a URL without its password."""
+    from newsletter.store import pg
+
+    return pg.redact(str(target)) if pg.is_url(target) else str(target)
+
+
+def connect(target: Target, *, timeout: float = 30.0) -> sqlite3.Connection:
+    """Open the store's database: PostgreSQL for a URL, else the SQLite file at ``target``.
+
+    A PostgreSQL connection is typed as ``sqlite3.Connection`` because it offers the same
+    methods (see :class:`newsletter.store.pg.PgConnection`).
+    """
+    from newsletter.store import pg
+
+    if pg.is_url(target):
+        return cast(sqlite3.Connection, pg.connect(str(target), timeout=timeout))
+    return connect_sqlite(target, timeout=timeout)
+
+
+def connect_sqlite(path: Path | str, *, timeout: float = 30.0) -> sqlite3.Connection:
     """Open the database in WAL mode with a busy timeout; autocommit (we BEGIN ourselves).
 
     A symlink is followed to the real file first, so the WAL and shared-memory files sit beside
@@ -85,25 +129,51 @@ def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("COMMIT")
 
 
-def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[str]:
-    """Apply every migration not yet applied, in order; return the names applied."""
-    applied_now: list[str] = []
-    with write(conn):
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+def _applied(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> set[str]:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
+    known = {name for name, _ in migrations}
+    unknown = sorted(done - known)
+    if unknown:
+        raise StoreError(
+            f"the database has migrations this version does not know ({', '.join(unknown)}); "
+            "it was written by a newer version of newsletter: upgrade the tool"
         )
-        done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
-        known = {name for name, _ in migrations}
-        unknown = sorted(done - known)
-        if unknown:
-            raise StoreError(
-                f"the database has migrations this version does not know ({', '.join(unknown)}); "
-                "it was written by a newer version of newsletter: upgrade the tool"
-            )
+    return done
+
+
+def pending(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[str]:
+    """The names of the migrations not yet applied (a newer database is a StoreError)."""
+    with write(conn):
+        done = _applied(conn, migrations)
+    return [name for name, _ in migrations if name not in done]
+
+
+def migrate(
+    conn: sqlite3.Connection,
+    migrations: Sequence[Migration],
+    overrides: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Apply every migration not yet applied, in order; return the names applied.
+
+    ``overrides`` holds PostgreSQL's script for the few migrations whose SQL must differ
+    (SQLite table rebuilds, ``json_each``); every other script is translated by
+    :func:`newsletter.store.pg.translate_ddl`.
+    """
+    applied_now: list[str] = []
+    postgres = is_postgres(conn)
+    with write(conn):
+        done = _applied(conn, migrations)
         for name, script in migrations:
             if name in done:
                 continue
+            if postgres:
+                from newsletter.store import pg
+
+                script = pg.translate_ddl((overrides or {}).get(name, script))
             for statement in _statements(script):
                 conn.execute(statement)
             conn.execute(
