@@ -24,6 +24,7 @@ from newsletter.campaign.dispatcher import (
     Options,
     Personalizer,
     ProgressFn,
+    Sharing,
     Summary,
 )
 from newsletter.campaign.pacing import Backoff, Pacer, max_batch
@@ -207,8 +208,12 @@ def run_dispatch(
     check_suppressions: bool,
     progress: ProgressFn | None,
     log: Log,
+    sharing: Sharing | None = None,
 ) -> Summary:
     """Send a prepared campaign's remaining batches from its frozen envelope.
+
+    With ``sharing`` (a PostgreSQL store), this process is one of several senders: it claims
+    batches one at a time instead of taking all pending ones.
 
     SIGINT, SIGTERM and SIGHUP (Ctrl-C, ``systemctl stop``, ``docker stop``, a cancelled CI
     job) all pause: no new batch is taken, the requests in flight are answered and recorded,
@@ -234,6 +239,7 @@ def run_dispatch(
         now=lambda: datetime.now(UTC),
         suppressed=store.audience.suppressed_among if check_suppressions else None,
         on_progress=progress,
+        sharing=sharing,
     )
     # Everything alive now (modules, the rendered issue, settings) outlives the send. Sending
     # makes a few short-lived objects per recipient, which start collections that would

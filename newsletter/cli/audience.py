@@ -21,7 +21,7 @@ def _now() -> datetime:
 
 
 def _store(app: App) -> Store:
-    return open_store(app.settings.db_path)
+    return open_store(app.settings.store_target)
 
 
 def _address(email: str) -> str:
@@ -329,7 +329,7 @@ def serve_command(app: App, host: str, port: int, access_log: bool) -> None:
     if unsub.webhook_public_key:
         verifier = Verifier(unsub.webhook_public_key, max_age_seconds=unsub.webhook_max_age_seconds)
     config = WebConfig(
-        store_path=settings.db_path,
+        store_path=settings.store_target,
         secret=secret,
         site_name=settings.site.name,
         verifier=verifier,

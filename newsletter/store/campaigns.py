@@ -153,6 +153,32 @@ MIGRATIONS: list[Migration] = [
     ),
 ]
 
+MIGRATIONS.append(
+    (
+        # Several senders, one campaign (PostgreSQL): a lease per sender process, shared once
+        # the campaign is prepared, and each batch in flight names the lease that claimed it.
+        "campaigns.0005_senders",
+        """
+        CREATE TABLE campaign_leases_new (
+            campaign_id TEXT NOT NULL,
+            token TEXT NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started TEXT NOT NULL DEFAULT '',
+            heartbeat REAL NOT NULL,
+            shared INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (campaign_id, token)
+        );
+        INSERT INTO campaign_leases_new(campaign_id, token, host, pid, started, heartbeat)
+            SELECT campaign_id, token, host, pid, started, heartbeat FROM campaign_leases;
+        DROP TABLE campaign_leases;
+        ALTER TABLE campaign_leases_new RENAME TO campaign_leases;
+        ALTER TABLE campaign_batches ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
+        CREATE INDEX campaign_batches_state ON campaign_batches(campaign_id, state, batch_no);
+        """,
+    )
+)
+
 # PostgreSQL's script where SQLite's cannot be translated (see newsletter.store.pg): a table
 # rebuild that relies on SQLite's type affinity and rowid, and json_each.
 PG_MIGRATIONS: dict[str, str] = {
@@ -511,6 +537,66 @@ class CampaignStore:
                 "UPDATE campaign_batches SET state = ?, error = ?, updated_at = ?"
                 " WHERE campaign_id = ? AND state = ?",
                 (UNKNOWN, note, _iso(now), campaign_id, SENDING),
+            ).rowcount
+        return int(n)
+
+    def claim(
+        self, campaign_id: str, token: str, *, now: datetime, batch_no: int | None = None
+    ) -> int | None:
+        """Take the next pending batch (or batch ``batch_no``, if still pending) for the sender
+        whose lease is ``token``: it becomes ``sending``, claimed by that lease. None when
+        nothing is left to take.
+
+        On PostgreSQL the row is picked with ``FOR UPDATE SKIP LOCKED`` in a transaction of
+        its own (no store-wide write lock), so senders on several hosts claim side by side and
+        never the same batch; on SQLite the store's write lock does the same, one at a time.
+        """
+        pg = is_postgres(self.conn)
+        only = " AND batch_no = ?" if batch_no is not None else ""
+        sql = (
+            "UPDATE campaign_batches SET state = ?, claimed_by = ?, updated_at = ?"
+            " WHERE campaign_id = ? AND batch_no = (SELECT batch_no FROM campaign_batches"
+            f" WHERE campaign_id = ? AND state = ?{only} ORDER BY batch_no LIMIT 1"
+            + (" FOR UPDATE SKIP LOCKED)" if pg else ")")
+            + " RETURNING batch_no"
+        )
+        args: tuple[object, ...] = (SENDING, token, _iso(now), campaign_id, campaign_id, PENDING)
+        if batch_no is not None:
+            args += (batch_no,)
+        with write(self.conn, lock=not pg) as c:
+            row = c.execute(sql, args).fetchone()
+        return None if row is None else int(row[0])
+
+    def unclaim(self, campaign_id: str, token: str, batch_nos: Sequence[int]) -> None:
+        """Give back batches this sender claimed but never sent (it is stopping)."""
+        with write(self.conn) as c:
+            c.executemany(
+                "UPDATE campaign_batches SET state = ?, claimed_by = ''"
+                " WHERE campaign_id = ? AND batch_no = ? AND state = ? AND claimed_by = ?",
+                [(PENDING, campaign_id, b, SENDING, token) for b in batch_nos],
+            )
+
+    def recover_orphans(self, campaign_id: str, *, now: datetime) -> int:
+        """Batches in flight for a sender whose lease is gone (it died) become ``unknown``.
+
+        Call after the dead senders' leases were deleted
+        (:func:`newsletter.campaign.lock.prune`). Returns how many.
+        """
+        note = "in flight when its sender stopped; may or may not have been accepted"
+        orphan = (
+            "SELECT batch_no FROM campaign_batches WHERE campaign_id = ? AND state = ?"
+            " AND claimed_by NOT IN (SELECT token FROM campaign_leases WHERE campaign_id = ?)"
+        )
+        with write(self.conn) as c:
+            c.execute(
+                "UPDATE campaign_ledger SET state = ?, reason = ?"
+                f" WHERE campaign_id = ? AND state IN (?, ?) AND batch_no IN ({orphan})",
+                (UNKNOWN, note, campaign_id, PENDING, SENDING, campaign_id, SENDING, campaign_id),
+            )
+            n = c.execute(
+                "UPDATE campaign_batches SET state = ?, error = ?, updated_at = ?"
+                f" WHERE campaign_id = ? AND batch_no IN ({orphan})",
+                (UNKNOWN, note, _iso(now), campaign_id, campaign_id, SENDING, campaign_id),
             ).rowcount
         return int(n)
 

@@ -117,9 +117,14 @@ def begin(conn: sqlite3.Connection, *, immediate: bool = True) -> None:
 
 
 @contextmanager
-def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction that takes the write lock at once (BEGIN IMMEDIATE)."""
-    begin(conn)
+def write(conn: sqlite3.Connection, *, lock: bool = True) -> Iterator[sqlite3.Connection]:
+    """A write transaction that takes the write lock at once (BEGIN IMMEDIATE).
+
+    ``lock=False`` (PostgreSQL only) skips the store-wide write lock: for transactions whose
+    row locks are enough (claiming a batch with ``FOR UPDATE SKIP LOCKED``). SQLite always
+    locks.
+    """
+    begin(conn, immediate=lock or not is_postgres(conn))
     try:
         yield conn
     except BaseException:

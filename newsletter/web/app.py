@@ -68,7 +68,7 @@ BAD_TOKEN = (
 
 @dataclass
 class WebConfig:
-    store_path: Path
+    store_path: Path | str  # a SQLite file or a postgresql:// URL
     secret: str
     site_name: str = "our newsletter"
     verifier: Verifier | None = None
