@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench golden clean venv
+.PHONY: demo test test-slow lint bench golden clean venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto
+
+# the long fault matrix (kill -9 / SIGTERM / SIGHUP at many moments of a 20,000-recipient send)
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -n auto -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check newsletter tests bench

@@ -29,7 +29,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from newsletter.campaign import identity as ident
-from newsletter.campaign.dispatcher import Envelope, Sharing, prepare
+from newsletter.campaign.dispatcher import Envelope, Personalizer, Sharing, prepare
 from newsletter.campaign.dispatcher import ProgressFn as ProgressFn
 from newsletter.campaign.dispatcher import Summary as Summary
 from newsletter.campaign.lock import CampaignLock, sender_running
@@ -67,6 +67,7 @@ from newsletter.store import campaigns as cs
 from newsletter.store.audience import Subscriber, Suppression
 from newsletter.store.campaigns import Campaign, CampaignStatus, LedgerRow
 from newsletter.subscribers import ImportReport
+from newsletter.transports.base import Transport
 
 PLACEHOLDER_TO = "subscriber@example.com"
 # ledger states, for callers that read a CampaignStatus
@@ -571,21 +572,8 @@ class Newsletter:
                     raise ConfigError("no subscribers to send to (they were all suppressed)")
                 sharing = self._share(lock)
                 workers = self._spawn_senders(cid, options, sharing)
-                summary = run_dispatch(
-                    settings,
-                    store,
-                    cid,
-                    transport,
-                    personalize,
-                    retry_unknown=False,
-                    concurrency=options.concurrency,
-                    per_second=per_second,
-                    per_hour=per_hour,
-                    retry_base=options.retry_base,
-                    check_suppressions=True,
-                    progress=progress,
-                    log=self.log,
-                    sharing=sharing,
+                summary = self._dispatch(
+                    store, cid, transport, personalize, options, progress, sharing
                 )
                 summary = self._join_senders(store, cid, workers, summary, notes, sharing)
             message = f"campaign {cid}: {summary.state}"
@@ -672,27 +660,9 @@ class Newsletter:
             if options.retry_rejected:
                 n = store.campaigns.requeue_rejected(cid, now=datetime.now(UTC))
                 self.log(f"{n:,} rejected recipients will be sent again")
-            per_second, per_hour = pacing_limits(
-                settings, options.max_per_second, options.max_per_hour
-            )
             sharing = self._share(lock)
             workers = self._spawn_senders(cid, options, sharing)
-            summary = run_dispatch(
-                settings,
-                store,
-                cid,
-                transport,
-                personalize,
-                retry_unknown=options.retry_unknown,
-                concurrency=options.concurrency,
-                per_second=per_second,
-                per_hour=per_hour,
-                retry_base=options.retry_base,
-                check_suppressions=True,
-                progress=progress,
-                log=self.log,
-                sharing=sharing,
-            )
+            summary = self._dispatch(store, cid, transport, personalize, options, progress, sharing)
             summary = self._join_senders(store, cid, workers, summary, notes, sharing)
         return SendResult(
             cid,
@@ -839,21 +809,8 @@ class Newsletter:
                 carried=records,
             )
             transport = build_transport(settings, self.secrets, "memory", now=datetime.now(UTC))
-            summary = run_dispatch(
-                settings,
-                scratch,
-                cid,
-                transport,
-                personalizer_for(settings, self.secrets, "memory", cid),
-                retry_unknown=False,
-                concurrency=options.concurrency,
-                per_second=0,
-                per_hour=0,
-                retry_base=options.retry_base,
-                check_suppressions=False,
-                progress=None,
-                log=self.log,
-            )
+            personalize = personalizer_for(settings, self.secrets, "memory", cid)
+            summary = self._dispatch(scratch, cid, transport, personalize, options, None)
         return SendResult(
             cid,
             "dry_run",
@@ -1004,6 +961,41 @@ class Newsletter:
         return CampaignView(status, shown, running)
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _dispatch(
+        self,
+        store: Store,
+        cid: str,
+        transport: Transport,
+        personalize: Personalizer,
+        options: SendOptions,
+        progress: ProgressFn | None,
+        sharing: Sharing | None = None,
+    ) -> Summary:
+        """Send a prepared campaign's remaining batches with the options' pacing and retries.
+
+        A dry run's scratch store is not paced and needs no suppression check (the real
+        store's suppressed addresses were never written to it).
+        """
+        per_second, per_hour = pacing_limits(
+            self.settings, options.max_per_second, options.max_per_hour
+        )
+        return run_dispatch(
+            self.settings,
+            store,
+            cid,
+            transport,
+            personalize,
+            retry_unknown=options.retry_unknown,
+            concurrency=options.concurrency,
+            per_second=per_second if not options.dry_run else 0,
+            per_hour=per_hour if not options.dry_run else 0,
+            retry_base=options.retry_base,
+            check_suppressions=not options.dry_run,
+            progress=progress,
+            log=self.log,
+            sharing=sharing,
+        )
 
     def label(self, campaign: Campaign) -> str:
         """How a person names a campaign: "The October 2026 issue", "The blast 'Title'"."""
