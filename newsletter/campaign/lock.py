@@ -156,12 +156,15 @@ class CampaignLock:
                         continue
                     held = lease.holder
                     where = "" if held.host == socket.gethostname() else f" on {held.host}"
-                    doing = "sent" if lease.shared else "prepared or sent"
                     raise CampaignLocked(
-                        f"campaign {self.campaign_id} is being {doing} by process {held.pid}"
+                        f"campaign {self.campaign_id} is being sent by process {held.pid}"
                         f"{where}; wait for it to finish (see `newsletter status`): only one "
                         "send per campaign runs at a time"
-                        + ("" if lease.shared else " (senders join once it is prepared)")
+                        + (
+                            ""
+                            if lease.shared
+                            else "; on PostgreSQL senders can join once it is prepared"
+                        )
                     )
                 conn.execute(
                     "INSERT INTO campaign_leases(campaign_id, token, host, pid,"
