@@ -62,10 +62,11 @@ from newsletter.lint import Finding, has_errors, lint_issue
 from newsletter.render import load_intro, render_issue
 from newsletter.rendered import RenderedIssue
 from newsletter.selection import Reason, Selection, matches_pick, select
-from newsletter.store import Store, db, open_store
+from newsletter.store import Store, copy_between, db, migrate_store, open_store
 from newsletter.store import campaigns as cs
 from newsletter.store.audience import Subscriber, Suppression
 from newsletter.store.campaigns import Campaign, CampaignStatus, LedgerRow
+from newsletter.store.copy import CopyReport
 from newsletter.subscribers import ImportReport
 from newsletter.transports.base import Transport
 
@@ -278,6 +279,20 @@ class Newsletter:
         """The store, opened (and created, migrated) for the block."""
         with open_store(self.settings.store_target) as store:
             yield store
+
+    def migrate_store(self) -> list[str]:
+        """Apply the store's missing migrations (``newsletter store migrate``); their names."""
+        return migrate_store(self.settings.store_target)
+
+    def copy_store(self, to: str | Path, *, force: bool = False) -> CopyReport:
+        """Copy this store into ``to`` (a ``postgresql://`` URL or a SQLite file), verified by
+        counts and checksums; a non-empty target is refused unless ``force``."""
+        target: str | Path = to if db.is_url(to) else Path(to).expanduser().resolve()
+        return copy_between(self.settings.store_target, target, force=force)
+
+    def store_name(self) -> str:
+        """The store for a message: its path, or its URL without the password."""
+        return db.describe(self.settings.store_target)
 
     @contextmanager
     def _existing_store(self) -> Iterator[Store | None]:

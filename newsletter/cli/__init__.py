@@ -113,5 +113,6 @@ def main(
 # Command modules register themselves on `main` when imported (they import `main` from here,
 # so these imports come last).
 from newsletter.cli import audience, posts, render, send  # noqa: E402
+from newsletter.cli import store as store_commands  # noqa: E402
 
-__all__ = ["App", "audience", "main", "posts", "render", "send"]
+__all__ = ["App", "audience", "main", "posts", "render", "send", "store_commands"]

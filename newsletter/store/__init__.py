@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from newsletter.errors import StoreError
-from newsletter.store import audience, campaigns, db, feeds
+from newsletter.store import audience, campaigns, copy, db, feeds
 
 MIGRATIONS: list[db.Migration] = [*audience.MIGRATIONS, *campaigns.MIGRATIONS, *feeds.MIGRATIONS]
 PG_MIGRATIONS: dict[str, str] = {**campaigns.PG_MIGRATIONS}
@@ -78,3 +78,23 @@ def migrate_store(target: db.Target) -> list[str]:
         return db.migrate(conn, MIGRATIONS, PG_MIGRATIONS)
     finally:
         conn.close()
+
+
+def copy_between(source: db.Target, target: db.Target, *, force: bool = False) -> copy.CopyReport:
+    """Copy the whole store at ``source`` into ``target`` (``newsletter store copy``).
+
+    The target is created and migrated as needed (a PostgreSQL database must exist); a
+    non-empty target is refused unless ``force``. See :mod:`newsletter.store.copy`.
+    """
+    if str(source) == str(target):
+        raise StoreError("the source and the target of the copy are the same store")
+    if not db.is_url(target):
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    with open_store(source) as src, open_store(target) as dst:
+        return copy.copy_store(
+            src.conn,
+            dst.conn,
+            source_name=db.describe(source),
+            target_name=db.describe(target),
+            force=force,
+        )

@@ -148,6 +148,11 @@ class Cursor:
         return self
 
     @property
+    def description(self) -> list[tuple[str, ...]] | None:
+        desc = self._cur.description
+        return None if desc is None else [(c.name,) for c in desc]
+
+    @property
     def rowcount(self) -> int:
         return int(self._cur.rowcount)
 
@@ -237,10 +242,12 @@ def connect(url: str, *, timeout: float = 30.0, application: str = "newsletter")
         )
         raw.execute(f"SET lock_timeout = {max(1, int(timeout * 1000))}")
     except psycopg.Error as err:
-        cause = _scrub(str(err), url)
-        # libpq repeats the address: keep the reason after the last "failed:"
-        if "failed:" in cause:
-            cause = cause.rsplit("failed:", 1)[1].strip()
+        # libpq repeats the address and adds hints on further lines: keep the reason after
+        # the last "failed:", its first line
+        text = str(err)
+        if "failed:" in text:
+            text = text.rsplit("failed:", 1)[1]
+        cause = _scrub(text.strip().splitlines()[0] if text.strip() else "no answer", url)
         raise StoreUnavailable(
             f"cannot connect to PostgreSQL at {describe(url)}: {cause}. Check [store] url or "
             "NEWSLETTER_DATABASE_URL (host, port, database, user) and that the server is running"
