@@ -21,6 +21,7 @@ here, once: a lost connection is a :class:`~newsletter.errors.StoreError` naming
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any, cast
@@ -175,6 +176,9 @@ class PgConnection:
     def __init__(self, raw: psycopg.Connection[Any], url: str) -> None:
         self.raw = raw
         self.url = url
+        # like sqlite3: a connection dropped without close() is closed, not warned about (a
+        # weakref callback runs before the driver's own finalizer, even inside a cycle)
+        self._closer = weakref.finalize(self, raw.close)
 
     def _fail(self, err: psycopg.Error) -> StoreError:
         text = _scrub(str(err), self.url)
@@ -225,7 +229,7 @@ class PgConnection:
         return self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
 
     def close(self) -> None:
-        self.raw.close()
+        self._closer()
 
 
 def connect(url: str, *, timeout: float = 30.0, application: str = "newsletter") -> PgConnection:
