@@ -11,10 +11,16 @@ on PostgreSQL (a ``postgresql://`` URL as the target) through the dialect layer 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from newsletter.errors import StoreError
 from newsletter.store import audience, campaigns, copy, db, feeds
+
+if TYPE_CHECKING:
+    from newsletter.store import pg
 
 MIGRATIONS: list[db.Migration] = [*audience.MIGRATIONS, *campaigns.MIGRATIONS, *feeds.MIGRATIONS]
 PG_MIGRATIONS: dict[str, str] = {**campaigns.PG_MIGRATIONS}
@@ -98,3 +104,43 @@ def copy_between(source: db.Target, target: db.Target, *, force: bool = False) -
             target_name=db.describe(target),
             force=force,
         )
+
+
+class StorePool:
+    """Stores for a server's worker threads (``newsletter serve``).
+
+    SQLite: one connection, used by one thread at a time (SQLite writes one at a time anyway).
+    PostgreSQL: a psycopg-pool of connections, so requests run side by side; a connection the
+    server dropped is replaced on its next use.
+    """
+
+    def __init__(self, target: db.Target, *, size: int = 4) -> None:
+        import threading
+
+        self.target = target
+        open_store(target).close()  # create / migrate (SQLite) or check (PostgreSQL) once
+        self._lock = threading.Lock()
+        self._single: Store | None = None
+        self._pool: pg.Pool | None = None
+        if db.is_url(target):
+            from newsletter.store import pg
+
+            self._pool = pg.Pool(str(target), size=size)
+        else:
+            self._single = open_store(target)
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        if self._pool is not None:
+            with self._pool.connection() as conn:
+                yield Store(cast(sqlite3.Connection, conn), self.target)
+            return
+        assert self._single is not None
+        with self._lock:
+            yield self._single
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        if self._single is not None:
+            self._single.close()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -173,12 +174,13 @@ class PgConnection:
 
     dialect = "postgresql"
 
-    def __init__(self, raw: psycopg.Connection[Any], url: str) -> None:
+    def __init__(self, raw: psycopg.Connection[Any], url: str, *, owned: bool = True) -> None:
         self.raw = raw
         self.url = url
         # like sqlite3: a connection dropped without close() is closed, not warned about (a
-        # weakref callback runs before the driver's own finalizer, even inside a cycle)
-        self._closer = weakref.finalize(self, raw.close)
+        # weakref callback runs before the driver's own finalizer, even inside a cycle). A
+        # connection borrowed from a pool goes back to the pool instead.
+        self._closer = weakref.finalize(self, raw.close if owned else _nothing)
 
     def _fail(self, err: psycopg.Error) -> StoreError:
         text = _scrub(str(err), self.url)
@@ -230,6 +232,51 @@ class PgConnection:
 
     def close(self) -> None:
         self._closer()
+
+
+def _nothing() -> None:
+    pass
+
+
+class Pool:
+    """Connections for a server's worker threads (``newsletter serve``), from psycopg-pool."""
+
+    def __init__(self, url: str, *, size: int = 4, timeout: float = 30.0) -> None:
+        from psycopg_pool import ConnectionPool
+
+        lock_ms = max(1, int(timeout * 1000))
+
+        def configure(conn: psycopg.Connection[Any]) -> None:
+            conn.execute(f"SET lock_timeout = {lock_ms}")
+
+        self.url = url
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=size,
+            kwargs={"autocommit": True, "application_name": "newsletter serve"},
+            configure=configure,
+            check=ConnectionPool.check_connection,  # a server restart costs one reconnect
+            timeout=10,
+            open=False,
+        )
+        self._pool.open(wait=False)
+
+    @contextmanager
+    def connection(self) -> Iterator[PgConnection]:
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self._pool.connection() as raw:
+                yield PgConnection(raw, self.url, owned=False)
+        except PoolTimeout as err:
+            raise StoreUnavailable(
+                f"cannot connect to PostgreSQL at {describe(self.url)}: no connection within "
+                "10 s (is the server running and reachable?)"
+            ) from err
+
+    def close(self) -> None:
+        self._pool.close()
 
 
 def connect(url: str, *, timeout: float = 30.0, application: str = "newsletter") -> PgConnection:

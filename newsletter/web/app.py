@@ -17,7 +17,6 @@ from __future__ import annotations
 import html
 import logging
 import re
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from newsletter.errors import NewsletterError
-from newsletter.store import Store, open_store
+from newsletter.store import Store, StorePool
 from newsletter.unsubscribe import InvalidToken, token_matches_email, verify_token
 from newsletter.webhooks import (
     MAX_BODY_BYTES,
@@ -76,16 +75,15 @@ class WebConfig:
 
 
 class _Db:
-    """One connection, used by one worker thread at a time."""
+    """The store for worker threads: SQLite's one connection in turn, or a PostgreSQL pool."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.lock = threading.Lock()
+    def __init__(self, pool: StorePool) -> None:
+        self.pool = pool
 
     async def run(self, fn: Callable[[Store], T]) -> T:
         def call() -> T:
-            with self.lock:
-                return fn(self.store)
+            with self.pool.store() as store:
+                return fn(store)
 
         return await run_in_threadpool(call)
 
@@ -136,7 +134,7 @@ def create_app(config: WebConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = open_store(config.store_path)
+        store = StorePool(config.store_path)
         holder["db"] = _Db(store)
         if config.verifier is None:
             log.warning(
