@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -245,10 +246,18 @@ def run_dispatch(
     # makes a few short-lived objects per recipient, which start collections that would
     # otherwise walk all of those again and again (about 10% of a send's CPU).
     gc.freeze()
+    # On PostgreSQL every store call is a network round trip: the main thread gives up the GIL
+    # to wait for the answer, then waits up to the switch interval (5 ms) to get it back from
+    # the request threads. Several calls per batch made that most of a send's time; a shorter
+    # interval while sending hands the GIL back sooner.
+    interval = sys.getswitchinterval()
+    if sharing is not None:
+        sys.setswitchinterval(0.0005)
     try:
         with signals_pause(dispatcher, log):
             return dispatcher.run(campaign_id, retry_unknown=retry_unknown)
     finally:
+        sys.setswitchinterval(interval)
         gc.unfreeze()  # collectable again (matters when the caller goes on, as tests do)
         transport.close()
 

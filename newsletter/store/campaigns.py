@@ -651,7 +651,7 @@ class CampaignStore:
 
     def skip(self, campaign_id: str, recipient_ids: Sequence[str], reason: str) -> None:
         """Recipients that must not be sent any more (suppressed since preparation)."""
-        with write(self.conn) as c:
+        with write(self.conn, pipeline=True) as c:
             c.executemany(
                 "UPDATE campaign_ledger SET state = ?, reason = ?"
                 " WHERE campaign_id = ? AND recipient_id = ?",
@@ -675,7 +675,7 @@ class CampaignStore:
         ``rejected`` lists ``(email, reason)`` of recipients the provider refused individually
         inside an otherwise accepted batch.
         """
-        with write(self.conn) as c:
+        with write(self.conn, pipeline=True) as c:
             c.execute(
                 "UPDATE campaign_batches SET state = ?, error = ?, updated_at = ?,"
                 " provider_message_id = CASE WHEN ? != '' THEN ? ELSE provider_message_id END,"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
@@ -117,13 +117,20 @@ def begin(conn: sqlite3.Connection, *, immediate: bool = True) -> None:
 
 
 @contextmanager
-def write(conn: sqlite3.Connection, *, lock: bool = True) -> Iterator[sqlite3.Connection]:
+def write(
+    conn: sqlite3.Connection, *, lock: bool = True, pipeline: bool = False
+) -> Iterator[sqlite3.Connection]:
     """A write transaction that takes the write lock at once (BEGIN IMMEDIATE).
 
     ``lock=False`` (PostgreSQL only) skips the store-wide write lock: for transactions whose
     row locks are enough (claiming a batch with ``FOR UPDATE SKIP LOCKED``). SQLite always
-    locks.
+    locks. ``pipeline=True`` (PostgreSQL only; for transactions that read nothing back) sends
+    the whole transaction in one round trip instead of one per statement.
     """
+    if pipeline and is_postgres(conn):
+        with _pipelined(conn, lock=lock):
+            yield conn
+        return
     begin(conn, immediate=lock or not is_postgres(conn))
     try:
         yield conn
@@ -132,6 +139,20 @@ def write(conn: sqlite3.Connection, *, lock: bool = True) -> Iterator[sqlite3.Co
         raise
     else:
         conn.execute("COMMIT")
+
+
+@contextmanager
+def _pipelined(conn: sqlite3.Connection, *, lock: bool) -> Iterator[None]:
+    pipeline = conn.pipeline  # type: ignore[attr-defined]  # PgConnection
+    try:
+        with pipeline():
+            begin(conn, immediate=lock)
+            yield
+            conn.execute("COMMIT")
+    except BaseException:
+        with suppress(StoreError):
+            conn.execute("ROLLBACK")  # a failed statement left the transaction aborted
+        raise
 
 
 def _applied(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> set[str]:

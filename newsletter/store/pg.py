@@ -220,6 +220,15 @@ class PgConnection:
     def cursor(self) -> Cursor:
         return Cursor(self)
 
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """Statements inside are sent without waiting for each answer (one round trip)."""
+        try:
+            with self.raw.pipeline():
+                yield
+        except psycopg.Error as err:
+            raise self._fail(err) from err
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         return self.cursor().execute(sql, params)
 
