@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint bench golden clean venv
+.PHONY: demo test test-slow lint bench golden clean venv screenshots docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,7 +21,8 @@ demo: $(STAMP)
 	$(BIN)/newsletter posts --month 2026-10 --now $(DEMO_NOW)
 	$(BIN)/newsletter subscribers import subscribers.example.csv
 	$(BIN)/newsletter send --month 2026-10 --now $(DEMO_NOW) --transport outbox --yes --no-progress
-	@echo "Open the outbox index above (outbox/<campaign>/index.html) in a browser; each .eml opens in a mail client."
+	@echo "Outbox index: $$(ls -t $(CURDIR)/outbox/*/index.html | head -n 1)"
+	@echo "  open it in a browser (each .eml opens in a mail client). Run the tool as .venv/bin/newsletter, or '. .venv/bin/activate' first."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto
@@ -38,8 +39,22 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# The documentation site (docs/ -> site/); --strict turns every warning into an error.
+DOCS_STAMP := $(VENV)/.installed-docs
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 golden: $(STAMP)
 	$(BIN)/python -m pytest -q tests --update-golden
 
 clean:
-	rm -rf $(VENV) outbox archive .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) outbox archive site .pytest_cache .mypy_cache .ruff_cache
+
+# The rendering gallery in docs/gallery/: blast and digest at 600 and 375 px, light and dark,
+# in headless Chromium (apt-get install chromium). See docs/email-design.md.
+screenshots: $(STAMP)
+	$(BIN)/python tests/make_gallery.py

@@ -7,7 +7,9 @@ Goals (issue #4): 1,000,000 rows in < 60 s with peak RSS < 200 MB; >= 500 one-cl
 with p99 < 50 ms and no request lost. Every figure comes with a baseline measured in the same
 run: the import against a bare ``csv.reader`` pass over the same file (and the RSS of a process
 that only imported the modules), tokens against one bare HMAC-SHA256, the one-click POST against
-``GET /healthz`` on the same server with the same load generator.
+``GET /healthz`` on the same server with the same load generator. Then ``GET /healthz`` again
+while two helper processes hold 20,000 connections that never send a request (issue 10): the
+server runs as ``newsletter serve`` does (:func:`newsletter.web.app.run_server`).
 """
 
 from __future__ import annotations
@@ -60,14 +62,40 @@ IMPORT_SCRIPT = textwrap.dedent(
     """
 )
 
+# the server as `newsletter serve` runs it (connection guard, limits, quiet logs)
 SERVER_SCRIPT = textwrap.dedent(
     """
-    import sys, uvicorn
+    import sys
     from pathlib import Path
-    from newsletter.web.app import WebConfig, create_app
+    from newsletter.web.app import WebConfig, create_app, run_server
     db, secret, port = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     app = create_app(WebConfig(store_path=db, secret=secret))
-    uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
+    run_server(app, host="127.0.0.1", port=port)
+    """
+)
+
+# Holds N connections to 127.0.0.1:PORT that never send a request (every 4th sends half a
+# request head); prints how many connects were started, then waits for stdin to close (or 120 s).
+HALF_OPEN_SCRIPT = textwrap.dedent(
+    """
+    import contextlib, resource, select, socket, sys
+    port, n = int(sys.argv[1]), int(sys.argv[2])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    socks = []
+    for i in range(min(n, hard - 32)):
+        s = socket.socket()
+        s.setblocking(False)
+        with contextlib.suppress(BlockingIOError, OSError):
+            s.connect(("127.0.0.1", port))
+        if i % 4 == 3:
+            with contextlib.suppress(OSError):
+                s.send(b"GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n")
+        socks.append(s)
+    print(len(socks), flush=True)
+    select.select([sys.stdin], [], [], 120)
+    for s in socks:
+        s.close()
     """
 )
 
@@ -209,8 +237,11 @@ def bench_endpoint(tmp: Path) -> None:
     (tmp / "post.txt").write_text("\n".join(paths))
     (tmp / "get.txt").write_text("\n".join(["/healthz"] * n))
     port = _free_port()
+    log = tmp / "server.log"
     server = subprocess.Popen(
-        [sys.executable, "-c", SERVER_SCRIPT, str(db), secret, str(port)], cwd=ROOT
+        [sys.executable, "-c", SERVER_SCRIPT, str(db), secret, str(port)],
+        cwd=ROOT,
+        stderr=log.open("wb"),
     )
     try:
         deadline = time.monotonic() + 20
@@ -233,6 +264,7 @@ def bench_endpoint(tmp: Path) -> None:
                 f"p50 {r['p50']:.1f} ms  p99 {r['p99']:.1f} ms  max {r['max']:.1f} ms  "
                 f"status {r['status']}"
             )
+        _during_half_open(tmp, port, server.pid, conns, log)
     finally:
         server.terminate()
         server.wait(10)
@@ -241,6 +273,42 @@ def bench_endpoint(tmp: Path) -> None:
         sources = {s.source for s in store.audience.iter_suppressions()}
     lost = n - count
     print(f"  suppressions after the load: {count} of {n} POSTs ({lost} lost), sources {sources}")
+
+
+def _during_half_open(tmp: Path, port: int, pid: int, conns: int, log: Path) -> None:
+    """GET /healthz while 20,000 connections that never send a request are held open.
+
+    Two holder processes of 10,000 each, since one process may not have 20,000 files."""
+    want = 20_000
+    before = log.stat().st_size
+    holders = [
+        subprocess.Popen(
+            [sys.executable, "-c", HALF_OPEN_SCRIPT, str(port), str(want // 2)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        held = sum(int(h.stdout.readline() or 0) for h in holders if h.stdout is not None)
+        r = _py(LOAD_SCRIPT, str(port), "GET", str(tmp / "get.txt"), str(conns))
+        rate = float(r["n"]) / float(r["seconds"])  # type: ignore[arg-type]
+        fds = len(os.listdir(f"/proc/{pid}/fd")) if Path(f"/proc/{pid}/fd").exists() else -1
+        print(
+            f"{'GET /healthz, ' + f'{held:,} half-open':<26} {r['n']:>6} requests, {conns} "
+            f"connections: {rate:7,.0f} req/s  p50 {r['p50']:.1f} ms  p99 {r['p99']:.1f} ms  "
+            f"max {r['max']:.1f} ms  status {r['status']}"
+        )
+        print(
+            f"  server open files during the flood: {fds:,}; server log grew "
+            f"{log.stat().st_size - before:,} bytes"
+        )
+    finally:
+        for h in holders:
+            if h.stdin is not None:
+                h.stdin.close()
+            h.wait(30)
 
 
 def run() -> None:

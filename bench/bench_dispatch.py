@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LATENCY = 0.02
-SECRET = "bench-secret-not-a-real-one"
+SECRET = "bench-secret-not-a-real-one-0123456789"
 GOALS = "goals: 1,000,000 in < 60 s, peak memory < 250 MB, >= 3x the baseline's recipients/s"
 
 
@@ -71,7 +71,7 @@ def _start_fake(db: Path) -> tuple[subprocess.Popen[str], str]:
         [
             sys.executable,
             "-m",
-            "newsletter.fakes.sendgrid",
+            "newsletter.providers.sendgrid.fake",
             "--db",
             str(db),
             "--latency",
@@ -155,9 +155,9 @@ def _connections(url: str, requests: int = 100) -> None:
     """The transport alone: the same 1000-recipient batch, 4 threads, keep-alive or not."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from newsletter.providers.sendgrid.transport import SendGridTransport
     from newsletter.rendered import RenderedIssue
     from newsletter.transports.base import Batch, Recipient, Sender
-    from newsletter.transports.sendgrid import SendGridTransport
 
     issue = RenderedIssue(
         subject="Bench", preheader="", html="<p>%%FIRST_NAME%%</p>" * 500, text="x", layout="digest"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -56,6 +57,7 @@ from newsletter.errors import (
     ConfigError,
     LintFailed,
     NewsletterError,
+    StoreFault,
 )
 from newsletter.issue import IssueQuery, normalize_segment
 from newsletter.lint import Finding, has_errors, lint_issue
@@ -67,6 +69,7 @@ from newsletter.store import campaigns as cs
 from newsletter.store.audience import Subscriber, Suppression
 from newsletter.store.campaigns import Campaign, CampaignStatus, LedgerRow
 from newsletter.store.copy import CopyReport
+from newsletter.store.db import fault
 from newsletter.subscribers import ImportReport
 from newsletter.transports.base import Transport
 
@@ -423,8 +426,14 @@ class Newsletter:
         name = " ".join(p for p in (sub.first_name, sub.last_name) if p)
         return sub.email, name, values
 
-    def render(self, picked: Picked) -> RenderedIssue:
-        """Render the picked posts once (tokens left in for each recipient)."""
+    def render(
+        self, picked: Picked, *, group_by: str | None = None, full: bool = False
+    ) -> RenderedIssue:
+        """Render the picked posts once (tokens left in for each recipient).
+
+        ``group_by`` ("category" or "") replaces ``email.group_by``; ``full`` refuses an issue
+        over ``email.max_html_kb`` instead of cutting it (see :func:`render_issue`).
+        """
         query = picked.query
         return render_issue(
             picked.selection.selected,
@@ -434,6 +443,8 @@ class Newsletter:
             subject=query.subject,
             intro=load_intro(self.settings, query.intro),
             issue_date=picked.selection.since if query.month else None,
+            group_by=group_by,
+            full=full,
         )
 
     # -- sending ---------------------------------------------------------------------------
@@ -592,6 +603,7 @@ class Newsletter:
                 )
                 summary = self._join_senders(store, cid, workers, summary, notes, sharing)
             message = f"campaign {cid}: {summary.state}"
+            notes += self._publish(store, cid, summary)
             if send_at and envelope.batch_id and name == "sendgrid":
                 when = datetime.fromtimestamp(send_at, UTC).isoformat(timespec="minutes")
                 notes.append(
@@ -679,6 +691,7 @@ class Newsletter:
             workers = self._spawn_senders(cid, options, sharing)
             summary = self._dispatch(store, cid, transport, personalize, options, progress, sharing)
             summary = self._join_senders(store, cid, workers, summary, notes, sharing)
+            notes = [*notes, *self._publish(store, cid, summary)]
         return SendResult(
             cid,
             "resumed",
@@ -892,7 +905,7 @@ class Newsletter:
     def cancel(self, campaign_id: str, *, now: datetime | None = None) -> str:
         """Call off a campaign: a scheduled SendGrid send before its time, or give up an
         unfinished one (its remaining recipients are not sent). Returns what was done."""
-        from newsletter.transports.sendgrid import SendGridTransport
+        from newsletter.providers.sendgrid.transport import SendGridTransport
 
         settings = self.settings
         moment = now or datetime.now(UTC)
@@ -940,6 +953,41 @@ class Newsletter:
                     "record it."
                 )
         return f"campaign {campaign_id}: {note}"
+
+    # -- the public archive ----------------------------------------------------------------
+
+    def archive_build(self) -> list[Path]:
+        """Write the archive page of every campaign that went out, the index and the feed.
+
+        The pages come from the content each campaign froze when it started, dated by its
+        send; rehearsals (outbox) count while nothing was sent through SendGrid.
+        """
+        from newsletter.archive import write_feed, write_index
+
+        pages = []
+        with self.store() as store:
+            for campaign in sorted(store.campaigns.sent_issues(), key=lambda c: c.created_at):
+                pages.append(self._write_page(store, campaign))
+        root = self.settings.path(self.settings.email.archive_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        write_index(self.settings)
+        write_feed(self.settings)
+        return pages
+
+    def _publish(self, store: Store, cid: str, summary: Summary) -> list[str]:
+        """After a send that finished: its public page (a note naming it), else nothing."""
+        campaign = store.campaigns.get(cid)
+        if summary.state != cs.DONE or campaign is None or campaign.transport == "memory":
+            return []
+        page = self._write_page(store, campaign)
+        return [f"archive page: {page}"]
+
+    def _write_page(self, store: Store, campaign: Campaign) -> Path:
+        from newsletter.archive import write_archive
+
+        envelope = Envelope.from_json(store.campaigns.envelope(campaign.id))
+        sent = datetime.fromisoformat(campaign.created_at).astimezone(self.settings.site.tz)
+        return write_archive(envelope.issue, self.settings, now=sent, campaign=campaign.id)
 
     # -- following campaigns ---------------------------------------------------------------
 
@@ -1120,9 +1168,15 @@ class Newsletter:
         """Pull SendGrid's own suppression lists first (when there is a key and it is on)."""
         if name != "sendgrid":
             return []
-        from newsletter.suppression_sync import sync_before_send
+        from newsletter.providers.sendgrid.suppression_sync import sync_before_send
 
-        line = sync_before_send(self.settings, self.secrets, store.audience, skip=options.skip_sync)
+        line = sync_before_send(
+            self.settings,
+            self.secrets,
+            store.audience,
+            skip=options.skip_sync,
+            on_wait=lambda wait: self.log(wait.describe()),
+        )
         if line:
             self.log(f"suppressions: {line}")
         return []
@@ -1175,8 +1229,14 @@ def _send_at_epoch(when: datetime | None) -> int:
 
 def _new_batch(transport: object) -> str:
     """A SendGrid batch id for a scheduled campaign (``newsletter cancel`` needs one)."""
-    from newsletter.transports.sendgrid import SendGridTransport
+    from newsletter.providers.sendgrid.transport import SendGridTransport
 
     if not isinstance(transport, SendGridTransport):
         return ""  # the outbox and dry runs have nothing to cancel
     return transport.create_batch()
+
+
+def store_fault(path: Path | str, err: sqlite3.Error) -> StoreFault:
+    """An SQLite error that escaped a command, as the one line that names the store file and
+    says what to do (for the CLI's last resort; the store translates what it can itself)."""
+    return fault(path, err)

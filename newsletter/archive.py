@@ -1,9 +1,15 @@
-"""The public web archive: each issue's page without personal data, and an index of issues.
+"""The public web archive: each issue's page without personal data, an index and a feed.
+
+The archive follows sends: a campaign that goes out (through the outbox or SendGrid) publishes
+its page, dated by the send, from the content frozen when it started; ``newsletter archive
+build`` writes every page again from the store. A render enters the archive only with
+``render --archive``.
 
 ``archive/<slug>/index.html`` is the email filled with generic values (no name, no address, a
 generic unsubscribe link); ``archive/<slug>/issue.json`` remembers its subject and date so
-``archive/index.html`` can list every issue, newest first. Publish the folder with the site at
-``email.archive_url``; the "View in browser" link in every email points there.
+``archive/index.html`` and the Atom feed ``archive/feed.xml`` list every issue, newest first.
+Publish the folder with the site at ``email.archive_url`` (``email.archive_dir`` may point into
+the site's output folder); the "View in browser" link in every email points there.
 """
 
 from __future__ import annotations
@@ -23,8 +29,13 @@ class ArchiveError(NewsletterError):
     """The archive folder cannot be written."""
 
 
-def write_archive(issue: RenderedIssue, settings: Settings, *, now: datetime) -> Path:
-    """Write the issue's public page and refresh the index; returns the page's path."""
+def write_archive(
+    issue: RenderedIssue, settings: Settings, *, now: datetime, campaign: str = ""
+) -> Path:
+    """Write the issue's public page and refresh the index and feed; returns the page's path.
+
+    ``now`` is the date the page shows (the send's); ``campaign`` the campaign it went out in.
+    """
     root = settings.path(settings.email.archive_dir)
     page_dir = root / issue.slug
     if page_dir.resolve().parent != root.resolve():
@@ -32,12 +43,19 @@ def write_archive(issue: RenderedIssue, settings: Settings, *, now: datetime) ->
             f"issue slug {issue.slug!r} is not one folder name; it would be written outside {root}"
         )
     subject, html, _ = personalize_email(issue, generic_values(settings))
-    meta = {"slug": issue.slug, "subject": subject, "date": now.isoformat(), "layout": issue.layout}
+    meta = {
+        "slug": issue.slug,
+        "subject": subject,
+        "date": now.isoformat(),
+        "layout": issue.layout,
+        "campaign": campaign,
+    }
     try:
         page_dir.mkdir(parents=True, exist_ok=True)
         (page_dir / "index.html").write_text(html, encoding="utf-8")
         (page_dir / "issue.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         write_index(settings)
+        write_feed(settings)
     except OSError as err:
         raise ArchiveError(f"{root}: cannot write the archive ({err.strerror})") from err
     return page_dir / "index.html"
@@ -69,4 +87,27 @@ def write_index(settings: Settings) -> Path:
     )
     path = root / "index.html"
     path.write_text(html, encoding="utf-8")
+    return path
+
+
+def write_feed(settings: Settings) -> Path:
+    """``archive/feed.xml``: an Atom feed of the issues, for readers who follow by feed."""
+    root = settings.path(settings.email.archive_dir)
+    env = environment(settings.path(settings.email.templates))
+    base = (settings.email.archive_url or settings.site.url.rstrip("/") + "/newsletter/").rstrip(
+        "/"
+    )
+    entries = read_entries(root)
+    xml = render_template(
+        env,
+        "archive_feed.xml.j2",
+        {
+            "site": {"name": settings.site.name, "url": settings.site.url},
+            "base": base,
+            "updated": entries[0]["date"] if entries else "1970-01-01T00:00:00+00:00",
+            "issues": entries,
+        },
+    )
+    path = root / "feed.xml"
+    path.write_text(xml, encoding="utf-8")
     return path

@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from newsletter.errors import ConfigError
+from newsletter.theme import ThemeSettings, check_theme
 
 DEFAULT_CONFIG_NAME = "newsletter.toml"
 
@@ -58,6 +59,8 @@ class EmailSettings:
     utm_medium: str = "email"
     utm_campaign: str = ""
     why: str = "You are receiving this email because you subscribed to our newsletter."
+    max_html_kb: int = 100  # a longer blast is cut (Gmail clips above 102 KB); 0 = never cut
+    group_by: str = ""  # "" | "category": digest sections by each post's first category
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,21 @@ class SendSettings:
     asm_group_id: int = 0  # SendGrid unsubscribe group; 0 = none
     outbox_dir: str = "outbox"
     sync_suppressions: bool = True
+    max_wait_seconds: float = 900.0  # longest wait a 429 (or a retry) may impose at once
+
+
+@dataclass(frozen=True)
+class SignupSettings:
+    """``[signup]``: the subscribe form of ``newsletter serve`` (see docs/signup.md)."""
+
+    enabled: bool = True  # serve mounts POST /subscribe and the confirmation pages
+    tags: tuple[str, ...] = ()  # tags a form may ask for; any other tag is refused
+    confirm_days: int = 7  # how long a confirmation link works; purge-pending after that
+    per_client_per_hour: int = 20  # sign-ups from one client address (0 = no limit)
+    per_minute: int = 300  # sign-ups from everyone together (0 = no limit)
+    allowed_origin: str = ""  # the site allowed to post the form; default: site.url's origin
+    thank_you_url: str = ""  # where the plain form goes next; default: serve's own page
+    confirmed_url: str = ""  # where a confirmed reader goes next; default: serve's own page
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,8 @@ class Settings:
     store_url: str = field(default="", repr=False)
     # dotted keys set in the file or by a flag ("site.url"); generator defaults fill the rest
     explicit: frozenset[str] = frozenset()
+    theme: ThemeSettings = field(default_factory=ThemeSettings)
+    signup: SignupSettings = field(default_factory=SignupSettings)
 
     def path(self, value: str) -> Path:
         """Resolve a path setting relative to the folder that holds the config file."""
@@ -156,6 +176,8 @@ _SECTIONS: dict[str, type] = {
     "email": EmailSettings,
     "unsubscribe": UnsubscribeSettings,
     "send": SendSettings,
+    "theme": ThemeSettings,
+    "signup": SignupSettings,
 }
 
 
@@ -311,6 +333,12 @@ def load_settings(
             f"site URL {settings.site.url!r} must start with https:// or http://",
             **_origin("site.url", overrides, path),
         )
+    if not 0 < settings.send.max_wait_seconds <= 86400:
+        raise ConfigError(
+            "expected seconds between 1 and 86400 (default 900, 15 min)",
+            path=path,
+            key="send.max_wait_seconds",
+        )
     base = settings.unsubscribe.base_url
     if not base.startswith(("http://", "https://")) or any(c in base for c in "&<>\"' ?#"):
         # the URL goes unescaped into HTML attributes, headers and SendGrid substitutions
@@ -319,6 +347,12 @@ def load_settings(
             "spaces or quotes, e.g. https://example.org/newsletter (links are BASE/u/TOKEN)",
             path=path,
             key="unsubscribe.base_url",
+        )
+    check_theme(settings.theme, path)
+    if settings.email.group_by not in ("", "category"):
+        raise ConfigError(
+            f'{settings.email.group_by!r} is not a grouping; use "category" or leave it empty',
+            **_origin("email.group_by", overrides, path),
         )
     return settings
 

@@ -148,24 +148,77 @@ def compile_mjml(
         ) from err
 
 
+_KEEP_STYLE = re.compile(
+    r"<style\b[^>]*\bdata-nl-keep\b[^>]*>(.*?)</style>"
+    # MJML's reset (#outlook a, body, table, td, img, p): MJML keeps it in <head>, and inlined
+    # it would add the same declarations to every table and cell (and most of the inline time)
+    r"|<style type=\"text/css\">(\s*#outlook a\s*\{.*?)</style>",
+    re.DOTALL | re.I,
+)
+_KEEP_MARK = "<!--nl-keep-{}-->"
+_KEEP_MARK_RE = re.compile(r"<!--nl-keep-(\d+)-->")
+# Every comment except Outlook's conditional comments (``<!--[if mso]>``, ``<!--<![endif]-->``).
+
+
+def strip_comments(html: str) -> str:
+    """Drop every HTML comment but Outlook's conditional ones: nothing from a template or a post
+    (notes, paths, markers) reaches a subscriber.
+
+    A comment runs from ``<!--`` to the next ``-->``, so ``<!--[if !mso]><!-->`` is one (kept)
+    comment, as a browser reads it.
+    """
+    out: list[str] = []
+    done = 0
+    start = html.find("<!--")
+    while start != -1:
+        end = html.find("-->", start + 4)
+        if end == -1:
+            break
+        if html.startswith(("[if", "<![endif]"), start + 4):
+            out.append(html[done : end + 3])
+        else:
+            out.append(html[done:start])
+        done = end + 3
+        start = html.find("<!--", done)
+    out.append(html[done:])
+    return "".join(out)
+
+
 def inline_css(html: str, inliner: str) -> str:
-    """Move CSS from ``<style>`` into ``style=""`` attributes; media queries stay in ``<style>``."""
+    """Move CSS from ``<style>`` into ``style=""`` attributes, the same way with either inliner.
+
+    ``<style data-nl-keep>`` blocks (media queries, dark mode, Outlook.com's ``[data-ogsc]``
+    rules) are set aside first and put back untouched afterwards: neither inliner may inline,
+    reorder or drop them. Both inliners keep the doctype, MJML's pixel ``width`` attributes
+    (Outlook for Windows sizes images by them) and the ``@media`` rules of the other styles.
+    """
+    kept: list[str] = []
+
+    def shelve(m: re.Match[str]) -> str:
+        kept.append(m.group(1) if m.group(1) is not None else m.group(2))
+        return _KEEP_MARK.format(len(kept) - 1)
+
+    shelved = _KEEP_STYLE.sub(shelve, html)
     if inliner == "css-inline":
         import css_inline
 
         try:
-            return str(
-                css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False).inline(
-                    html
-                )
+            out = str(
+                css_inline.CSSInliner(
+                    keep_style_tags=False, keep_at_rules=True, load_remote_stylesheets=False
+                ).inline(shelved)
             )
         except ValueError as err:
             raise RenderError(f"css-inline failed: {err}", template="inline CSS") from err
-    if inliner == "premailer":
-        return _premailer(html)
-    raise RenderError(
-        f"unknown inliner {inliner!r}; set email.inliner to one of: {', '.join(INLINERS)}",
-        template="newsletter.toml",
+    elif inliner == "premailer":
+        out = _premailer(shelved)
+    else:
+        raise RenderError(
+            f"unknown inliner {inliner!r}; set email.inliner to one of: {', '.join(INLINERS)}",
+            template="newsletter.toml",
+        )
+    return _KEEP_MARK_RE.sub(
+        lambda m: f'<style type="text/css">{kept[int(m.group(1))]}</style>', out
     )
 
 
@@ -184,7 +237,14 @@ def _premailer(html: str) -> str:
                 cache_css_parsing=True,
                 align_floating_images=False,
                 remove_classes=False,
-            ).transform()
+                # width/height from CSS would overwrite MJML's pixel widths (width="600" becomes
+                # "100%"), which Outlook for Windows needs to size images and columns
+                disable_basic_attributes=["width", "height"],
+            ).transform(
+                # lxml writes the doctype only when asked (MJML's lower-case one is not
+                # recognised); without it the email renders in quirks mode
+                doctype="<!DOCTYPE html>"
+            )
         )
     except (ValueError, TypeError) as err:
         raise RenderError(f"premailer failed: {err}", template="inline CSS") from err

@@ -2,14 +2,19 @@
 
 The posts stage hands over sanitized HTML with absolute URLs (:func:`newsletter.content.body_html`).
 This module owns what only matters in email: no active content even if some slipped through,
-images that shrink to the screen and keep their alt text, tables that scroll instead of widening
-the email on a 375 px phone, code blocks that keep their line breaks, and headings demoted below
-the post's own title.
+images with a pixel width (Outlook for Windows sizes them by it) that shrink to the screen and
+keep their alt text, tables in a box that scrolls instead of widening the email on a 375 px
+phone, and headings demoted below the post's own title.
+
+It adds structure, not looks: colours, fonts and sizes of code, tables, quotes and images are in
+the templates' CSS (``partials/styles.mjml.j2``), filled from ``[theme]``.
 """
 
 from __future__ import annotations
 
+import functools
 import html
+import itertools
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -22,14 +27,9 @@ _VOID = frozenset({"area", "br", "col", "hr", "img", "wbr", "source", "track", "
 _URL_ATTRS = frozenset({"href", "src"})
 _HEADING = re.compile(r"^h([1-6])$")
 
-IMG_STYLE = "max-width:100%;height:auto;border:0;"
-TABLE_WRAP_STYLE = "width:100%;max-width:100%;overflow-x:auto;"
-TABLE_STYLE = "width:100%;border-collapse:collapse;"
-CELL_STYLE = "padding:4px 6px;border:1px solid #dddddd;word-break:break-word;vertical-align:top;"
-PRE_STYLE = (
-    "white-space:pre-wrap;word-wrap:break-word;overflow-x:auto;font-family:Menlo,Consolas,"
-    "monospace;font-size:13px;line-height:1.45;background:#f4f4f5;padding:12px;border-radius:4px;"
-)
+# the width an in-body image gets when its own is unknown or wider than the text column
+DEFAULT_IMAGE_WIDTH = 552
+SCROLL_CLASS = "nl-scroll"  # the box around a table: it scrolls sideways on a phone
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ def _same_site(host: str, domain: str) -> bool:
     return bool(host) and host == domain
 
 
+@functools.lru_cache(maxsize=4096)
 def tag_url(url: str, utm: UtmTags) -> str:
     """``url`` with UTM parameters when it points to the site; never overwrites existing ones."""
     if not utm.enabled or not url.startswith(("http://", "https://")):
@@ -112,10 +113,17 @@ def _style(existing: str | None, add: str, *, drop: tuple[str, ...] = ()) -> str
 
 class _EmailRewriter(HTMLParser):
     def __init__(
-        self, *, base_url: str, heading_shift: int, min_heading: int, styled: bool
+        self,
+        *,
+        base_url: str,
+        heading_shift: int,
+        min_heading: int,
+        styled: bool,
+        image_width: int = DEFAULT_IMAGE_WIDTH,
     ) -> None:
         super().__init__(convert_charrefs=False)
         self.styled = styled
+        self.image_width = image_width
         self.out: list[str] = []
         self.base_url = base_url
         self.heading_shift = heading_shift
@@ -170,9 +178,14 @@ class _EmailRewriter(HTMLParser):
             self.skip_depth += 1
             return
         if tag == "img":
-            a["style"] = _style(a.get("style"), IMG_STYLE, drop=("float", "width", "height"))
-            a.pop("width", None)
+            own = (a.pop("width", None) or "").strip().removesuffix("px")
             a.pop("height", None)
+            width = int(own) if own.isdigit() and 0 < int(own) < self.image_width else 0
+            a["width"] = str(width or self.image_width)
+            kept = _style(a.get("style"), "", drop=("float", "width", "height", "max-width"))
+            a["style"] = "height:auto;" + kept if self.styled else kept
+            if not a["style"]:
+                del a["style"]
             self._emit("img", a, close=True)
             return
         if tag in _VOID:
@@ -181,16 +194,13 @@ class _EmailRewriter(HTMLParser):
         if tag == "code" and not self.styled and "pre" in self.stack:
             return  # text conversion collapses spaces in <code>, even inside <pre>
         if tag == "table":
-            self.out.append(f'<div style="{TABLE_WRAP_STYLE}">' if self.styled else "<div>")
-        if not self.styled:
-            pass
-        elif tag == "table":
-            a["style"] = _style(a.get("style"), TABLE_STYLE, drop=("width",))
+            self.out.append(f'<div class="{SCROLL_CLASS}">' if self.styled else "<div>")
             a.setdefault("role", "table")
-        elif tag in ("td", "th"):
-            a["style"] = _style(a.get("style"), CELL_STYLE)
-        elif tag == "pre":
-            a["style"] = _style(a.get("style"), PRE_STYLE, drop=("white-space",))
+        if tag in ("table", "pre", "td", "th") and "style" in a:
+            # the theme's CSS styles these; a post's own width or white-space would undo it
+            a["style"] = _style(a["style"], "", drop=("width", "white-space", "min-width"))
+            if not a["style"]:
+                del a["style"]
         tag = self._heading(tag)
         self.stack.append(tag)
         self._emit(tag, a)
@@ -248,17 +258,76 @@ def top_heading_level(markup: str) -> int | None:
 
 
 def email_safe_html(
-    markup: str, *, base_url: str, title_level: int = 1, styled: bool = True
+    markup: str,
+    *,
+    base_url: str,
+    title_level: int = 1,
+    styled: bool = True,
+    image_width: int = DEFAULT_IMAGE_WIDTH,
 ) -> str:
     """Rewrite a post's HTML for email; headings start one level below ``title_level``.
 
-    ``styled=False`` leaves out the inline styles (for making the plain-text part).
+    Images get ``width`` = their own width or ``image_width`` (the text column), whichever is
+    smaller. ``styled=False`` leaves out the email-only structure (for making the text part).
     """
     top = top_heading_level(markup)
     shift = 0 if top is None else max(0, title_level + 1 - top)
     parser = _EmailRewriter(
-        base_url=base_url, heading_shift=shift, min_heading=title_level + 1, styled=styled
+        base_url=base_url,
+        heading_shift=shift,
+        min_heading=title_level + 1,
+        styled=styled,
+        image_width=image_width,
     )
     parser.feed(markup)
     parser.close()
     return "".join(parser.out)
+
+
+class _BlockSplitter(HTMLParser):
+    """Offsets where a top-level element of an HTML fragment ends."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.depth = 0
+        self.ends: list[tuple[int, int]] = []  # (line, column) after each top-level element
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _VOID:
+            self.depth += 1
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.depth == 0:
+            self._mark()
+
+    def handle_endtag(self, tag: str) -> None:
+        self.depth = max(0, self.depth - 1)
+        if self.depth == 0:
+            self._mark()
+
+    def _mark(self) -> None:
+        self.ends.append(self.getpos())
+
+
+def split_blocks(markup: str) -> list[str]:
+    """``markup`` (our own rewritten post HTML) cut into its top-level elements, in order;
+    joining them gives ``markup`` back."""
+    splitter = _BlockSplitter()
+    splitter.feed(markup)
+    splitter.close()
+    starts = [0]
+    line_offsets = [0]
+    for text in markup.splitlines(keepends=True):
+        line_offsets.append(line_offsets[-1] + len(text))
+    for line, col in splitter.ends:
+        pos = line_offsets[line - 1] + col
+        end = markup.find(">", pos) + 1  # getpos() is where the end tag starts
+        if end > starts[-1]:
+            starts.append(end)
+    blocks = [markup[a:b] for a, b in itertools.pairwise(starts)]
+    rest = markup[starts[-1] :]
+    if rest.strip() or not blocks:
+        blocks.append(rest)
+    else:
+        blocks[-1] += rest
+    return blocks

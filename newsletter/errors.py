@@ -9,7 +9,9 @@
      ├── InputError                  a bad user file (CSV row, intro): path, line, field
      ├── FeedError                   a feed cannot be fetched or read: source (exit 2)
      ├── StoreError                  the SQLite store: locked, corrupt, newer schema
-     │    ├── CampaignLocked         another process is sending this campaign
+     │    ├── CampaignLocked         another process is sending this campaign (exit 4)
+     │    ├── StoreFault             the store file is damaged, read-only, locked too long,
+     │    │                          emptied or missing (exit 7): what to do, in one line
      │    └── StoreUnavailable       the PostgreSQL server cannot be reached (exit 2)
      └── TransportError              a provider answered badly or not at all
           ├── RateLimited            429: retry after .retry_after seconds
@@ -128,6 +130,12 @@ class CampaignLocked(StoreError):
     """Another process holds the send lock of this campaign."""
 
     exit_code = 4
+
+
+class StoreFault(StoreError):
+    """The store file itself cannot be used; the message names it and says what to do."""
+
+    exit_code = 7
 
 
 class StoreUnavailable(StoreError):

@@ -27,6 +27,21 @@ TEXT_TOKENS = (UNSUBSCRIBE_URL, FIRST_NAME_TEXT, EMAIL_TEXT)
 ALL_TOKENS = (UNSUBSCRIBE_URL, FIRST_NAME, FIRST_NAME_TEXT, EMAIL, EMAIL_TEXT)
 
 _TOKEN_RE = re.compile("|".join(re.escape(t) for t in ALL_TOKENS))
+# what ends a line somewhere (str.splitlines, the email package, mail clients): CR, LF, VT, FF,
+# FS/GS/RS, NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR, and the other C0/C1 controls
+_LINE_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(value: str) -> str:
+    """``value`` with every line break and control character turned into one space.
+
+    A header value (a subject, a name in ``To:``) with a line break would end the header, or
+    make the email package refuse to build the message; a name like ``"Ann\u2028Lee"`` reads
+    as ``"Ann Lee"`` instead.
+    """
+    if value.isprintable():  # the common case, checked in C
+        return value
+    return _LINE_BREAKING.sub(" ", value).strip()
 
 
 @dataclass(frozen=True)
@@ -47,7 +62,7 @@ def values_for(
     email: str, first_name: str, unsubscribe_url: str, first_name_fallback: str = "there"
 ) -> dict[str, str]:
     """:func:`token_values` without building a :class:`Personal` (once per recipient in a send)."""
-    name = first_name.strip() or first_name_fallback
+    name = one_line(first_name.strip()) or first_name_fallback
     return {
         UNSUBSCRIBE_URL: unsubscribe_url,
         FIRST_NAME: html.escape(name, quote=True),

@@ -14,6 +14,8 @@ fills them for one recipient.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import html as htmlmod
 import re
 from collections.abc import Mapping, Sequence
@@ -23,25 +25,33 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from inscriptis import get_text
-from inscriptis.model.config import ParserConfig
 from markupsafe import Markup
 
 from newsletter import content
 from newsletter import personalize as tok
 from newsletter.config import Settings
 from newsletter.content import Post, markdown_to_email_html
-from newsletter.emailcompile import compile_mjml, inline_css
-from newsletter.emailhtml import UtmTags, email_safe_html, tag_html_links, tag_text_links
+from newsletter.emailcompile import compile_mjml, inline_css, strip_comments
+from newsletter.emailhtml import (
+    UtmTags,
+    email_safe_html,
+    split_blocks,
+    tag_html_links,
+    tag_text_links,
+)
 from newsletter.errors import ConfigError, InputError, RenderError
 from newsletter.rendered import RenderedIssue
 from newsletter.templating import environment, render_string, render_template
+from newsletter.textpart import post_text
+from newsletter.theme import ThemeSettings
 
 LAYOUTS = ("digest", "post")
+STYLES_TEMPLATE = "partials/styles.mjml.j2"
+CONTENTS_FROM = 5  # a digest with this many posts starts with a list of them
+GROUPINGS = ("", "category")
 PREHEADER_MAX = 140
 # Invisible characters after the preheader so the inbox preview stops there.
 PREHEADER_PADDING = "&#847;&zwnj;&nbsp;" * 60
-_TEXT_CONFIG = ParserConfig(display_links=True, display_images=True)
 _SLOT = "%%NLSLOT{}%%"
 _SLOT_RE = re.compile(r"%%NLSLOT(\d+)%%")
 
@@ -62,6 +72,7 @@ class PostView:
     body: str | Markup
     categories: tuple[str, ...]
     tags: tuple[str, ...]
+    continued: bool = False  # the body was cut to fit the size limit; the rest is on the site
 
 
 def load_intro(settings: Settings, intro_file: Path | None) -> str | None:
@@ -122,6 +133,27 @@ def _quote_post_braces(html: str) -> str:
     )
 
 
+def _unmark(html: str) -> tuple[str, tuple[tuple[str, int, int], ...]]:
+    """``html`` without the slot marks and any other comment but Outlook's conditional ones,
+    and where each post body now sits in it: (post path, start, end)."""
+    out: list[str] = []
+    sources: list[tuple[str, int, int]] = []
+    size = 0
+    last = 0
+    for m in _SOURCE_REGION.finditer(html):
+        before = strip_comments(html[last : m.start()])
+        body = strip_comments(m.group(2))
+        out += [before, body]
+        size += len(before)
+        path = htmlmod.unescape(m.group(1)[len("<!-- source: ") : -len(" -->")])
+        if body and path != "intro":
+            sources.append((path, size, size + len(body)))
+        size += len(body)
+        last = m.end()
+    out.append(strip_comments(html[last:]))
+    return "".join(out), tuple(sources)
+
+
 _FIRST_NAME_CODE = re.compile(r"\{\{-?\s*(?:subscriber\.)?first_name\s*-?\}\}")
 
 
@@ -161,9 +193,15 @@ def _authors(authors: Sequence[str]) -> str:
 
 def _relpath(post: Post, settings: Settings) -> str:
     try:
-        return str(post.path.resolve().relative_to(settings.root.resolve()))
+        return str(_resolved(post.path).relative_to(_resolved(settings.root)))
     except ValueError:
         return str(post.path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolved(path: Path) -> Path:
+    """``path.resolve()``, once per path (each costs system calls, and every render asks)."""
+    return path.resolve()
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -205,6 +243,64 @@ def _archive_link(settings: Settings, slug: str) -> str:
     return base.rstrip("/") + "/" + slug + "/"
 
 
+_TAG = re.compile(r"<([a-z][a-z0-9]*)")
+
+
+def _styles(env: jinja2.Environment, theme: ThemeSettings, layout: str, slots: _Slots) -> Markup:
+    """``partials/styles.mjml.j2`` for this theme and the elements the post bodies and intro
+    use (``issue.uses``): rendered once per combination (a changed template file is a new
+    template object, so edits still show)."""
+    uses = frozenset(_TAG.findall("".join(slots.items)))
+    try:
+        template = env.get_template(STYLES_TEMPLATE)
+    except jinja2.TemplateError:
+        return Markup(render_template(env, STYLES_TEMPLATE, {}))  # raises with template:line
+    return _rendered_styles(env, template, theme, layout, uses)
+
+
+@functools.lru_cache(maxsize=64)
+def _rendered_styles(
+    env: jinja2.Environment,
+    template: jinja2.Template,
+    theme: ThemeSettings,
+    layout: str,
+    uses: frozenset[str],
+) -> Markup:
+    ctx = {"theme": theme, "issue": {"layout": layout, "uses": uses}}
+    return Markup(render_template(env, STYLES_TEMPLATE, ctx))
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """How much of an issue to leave out so its HTML stays under ``email.max_html_kb``."""
+
+    blocks: int | None = None  # a blast: keep this many top-level blocks of the body
+    no_excerpts: int = 0  # a digest: the last n posts lose their excerpt
+
+
+@dataclass(frozen=True)
+class Section:
+    """Posts under one heading in a digest (``name`` empty: not grouped)."""
+
+    name: str
+    posts: tuple[PostView, ...]
+
+
+def _sections(views: Sequence[PostView], group_by: str) -> list[Section]:
+    """The digest's posts after the lead: one section, or one per first category in order of
+    appearance (posts without a category last, under "More")."""
+    if not views:
+        return []
+    if group_by != "category":
+        return [Section("", tuple(views))]
+    groups: dict[str, list[PostView]] = {}
+    for view in views:
+        groups.setdefault(view.categories[0] if view.categories else "", []).append(view)
+    named = [Section(name, tuple(group)) for name, group in groups.items() if name]
+    rest = groups.get("", [])
+    return named + ([Section("More" if named else "", tuple(rest))] if rest else [])
+
+
 @dataclass
 class _Prepared:
     """An issue after Jinja: the MJML source, the slots to put back, the text context."""
@@ -234,6 +330,8 @@ def _prepare(
     subject: str | None,
     intro: str | None,
     issue_date: datetime | None = None,
+    group_by: str | None = None,
+    cut: _Cut | None = None,
 ) -> _Prepared:
     if layout not in LAYOUTS:
         raise ConfigError(f"unknown layout {layout!r}; use one of: {', '.join(LAYOUTS)}")
@@ -244,6 +342,9 @@ def _prepare(
             f"the post layout shows one post but {len(posts)} were selected; pick one with --post"
         )
     email = settings.email
+    group_by = email.group_by if group_by is None else group_by
+    if group_by not in GROUPINGS:
+        raise ConfigError(f"unknown grouping {group_by!r}; use: category")
     env = environment(settings.path(email.templates))
     warnings: list[str] = []
     lead = posts[0]
@@ -257,9 +358,11 @@ def _prepare(
     )
     intro_md = email.intro if intro is None else intro
     if intro_md and layout == "post":
-        warnings.append("the post layout has no intro; the intro was not used")
+        if intro is not None:  # asked for (--intro); email.intro is meant for digests
+            warnings.append("the post layout has no intro; the intro was not used")
         intro_md = ""
 
+    cut = cut or _Cut()
     html_slots = _Slots()
     html_views: list[PostView] = []
     text_views: list[PostView] = []
@@ -269,9 +372,13 @@ def _prepare(
         body_text = ""
         if layout == "post":
             source = content.body_html(post, settings)
-            email_body = email_safe_html(source, base_url=post.url)
+            email_body = email_safe_html(
+                source, base_url=post.url, image_width=settings.theme.content_width
+            )
+            if cut.blocks is not None:
+                email_body = "".join(split_blocks(email_body)[: cut.blocks])
             plain = email_safe_html(source, base_url=post.url, styled=False)
-            body_text = _quote_template_braces(get_text(plain, _TEXT_CONFIG).strip(), text=True)
+            body_text = _quote_template_braces(post_text(plain), text=True)
         if layout == "digest" and index > 0 and not content.excerpt_of(post):
             warnings.append(f"{rel}: post has no excerpt; its card shows only the title")
         common: dict[str, Any] = {
@@ -282,13 +389,16 @@ def _prepare(
             "date_display": _display_date(post.date, settings),
             "authors": tuple(post.authors),
             "authors_display": _authors(post.authors),
-            "excerpt": content.excerpt_of(post),
+            "excerpt": "" if index >= len(posts) - cut.no_excerpts else content.excerpt_of(post),
             "cover": {"url": post.cover.url, "alt": post.cover.alt} if post.cover else None,
             "categories": tuple(post.categories),
             "tags": tuple(post.tags),
         }
-        html_views.append(PostView(body=html_slots.add(email_body, rel), **common))
-        text_views.append(PostView(body=body_text, **common))
+        continued = layout == "post" and cut.blocks is not None
+        html_views.append(
+            PostView(body=html_slots.add(email_body, rel), continued=continued, **common)
+        )
+        text_views.append(PostView(body=body_text, continued=False, **common))
 
     intro_html = ""
     intro_text = ""
@@ -297,7 +407,7 @@ def _prepare(
         intro_html = email_safe_html(
             markdown_to_email_html(intro_md, settings.site.url), base_url=settings.site.url
         )
-        intro_text = get_text(intro_html, _TEXT_CONFIG).strip()
+        intro_text = post_text(intro_html)
         intro_text = intro_text.replace(tok.FIRST_NAME, tok.FIRST_NAME_TEXT)
     site = {
         "name": settings.site.name,
@@ -329,6 +439,9 @@ def _prepare(
         "view_in_browser_url": _archive_link(settings, slug),
     }
     issue_ctx = {
+        "title": f"{named:%B %Y}" if layout == "digest" else "",
+        "date_display": _display_date(now, settings),
+        "contents": layout == "digest" and len(posts) >= CONTENTS_FROM,
         "subject": final_subject,
         "preheader": preheader,
         "preheader_padding": Markup(PREHEADER_PADDING),
@@ -349,6 +462,9 @@ def _prepare(
         },
         "lead": html_views[0],
         "posts": html_views[1:],
+        "sections": _sections(html_views[1:], group_by),
+        "theme": settings.theme,
+        "styles": _styles(env, settings.theme, layout, html_slots),
         "first_name": Markup(tok.FIRST_NAME),
         "email": Markup(tok.EMAIL),
         "footer": {**footer, "unsubscribe_url": Markup(tok.UNSUBSCRIBE_URL)},
@@ -359,6 +475,7 @@ def _prepare(
         "issue": {**issue_ctx, "intro": intro_text},
         "lead": text_views[0],
         "posts": text_views[1:],
+        "sections": _sections(text_views[1:], group_by),
         "first_name": tok.FIRST_NAME_TEXT,
         "email": tok.EMAIL_TEXT,
         "footer": footer,
@@ -388,26 +505,56 @@ def render_issue(
     subject: str | None = None,
     intro: str | None = None,
     issue_date: datetime | None = None,
+    group_by: str | None = None,
+    full: bool = False,
 ) -> RenderedIssue:
     """Render ``posts`` (the lead first) once, with per-recipient tokens left in.
 
     ``intro`` is Markdown (for the digest); ``None`` uses ``email.intro`` from the settings.
     ``subject`` replaces the subject from the settings (it may use the same Jinja variables).
     ``issue_date`` is the date the issue is named after (``--month``); ``None`` uses ``now``.
+    ``group_by`` ("category" or "") replaces ``email.group_by`` for a digest's sections.
+
+    An issue whose HTML would pass ``email.max_html_kb`` (Gmail clips at 102 KB) is shortened:
+    a blast is cut at a block boundary with "Continue reading on the website"; a digest drops
+    excerpts, last post first. Each cut is in ``warnings``. ``full=True`` refuses instead.
     """
-    prep = _prepare(
-        posts,
-        settings,
-        layout=layout,
-        now=now,
-        subject=subject,
-        intro=intro,
-        issue_date=issue_date,
+    args: dict[str, Any] = {
+        "layout": layout,
+        "now": now,
+        "subject": subject,
+        "intro": intro,
+        "issue_date": issue_date,
+        "group_by": group_by,
+    }
+    issue = _render(posts, settings, args, _Cut())
+    limit = settings.email.max_html_kb * 1024
+    size = _size(issue, settings)
+    if not limit or size <= limit:
+        return issue
+    over = (
+        f"the HTML is {size / 1024:.1f} KB, over email.max_html_kb = "
+        f"{settings.email.max_html_kb} (Gmail clips emails above 102 KB)"
     )
+    if full:
+        raise RenderError(
+            f"{over}; shorten the {'post' if layout == 'post' else 'issue'}, raise the "
+            "setting, or leave out --full to cut it and link to the rest",
+            template="email.max_html_kb",
+        )
+    if layout == "post":
+        return _cut_blast(posts, settings, args, limit, over)
+    return _shorten_digest(posts, settings, args, limit, over)
+
+
+def _render(
+    posts: Sequence[Post], settings: Settings, args: Mapping[str, Any], cut: _Cut
+) -> RenderedIssue:
+    prep = _prepare(posts, settings, cut=cut, **args)
     compiled = compile_mjml(prep.mjml_src, prep.env, prep.template_names)
     inlined = inline_css(prep.slots.fill(compiled), settings.email.inliner)
-    final_html = _quote_post_braces(tag_html_links(inlined, prep.utm))
-    text = render_template(prep.env, f"{layout}.txt.j2", prep.text_ctx)
+    final_html, sources = _unmark(_quote_post_braces(tag_html_links(inlined, prep.utm)))
+    text = render_template(prep.env, f"{prep.layout}.txt.j2", prep.text_ctx)
     final_text = tag_text_links(_tidy_text(text), prep.utm)
     newest = max(p.date for p in posts)
     return RenderedIssue(
@@ -415,11 +562,74 @@ def render_issue(
         preheader=prep.preheader,
         html=final_html,
         text=final_text,
-        layout=layout,
+        layout=prep.layout,
         post_paths=tuple(_relpath(p, settings) for p in posts),
         slug=prep.slug,
         newest_post_date=newest.isoformat(),
         warnings=tuple(prep.warnings),
+        sources=sources,
+    )
+
+
+def _size(issue: RenderedIssue, settings: Settings) -> int:
+    """The HTML's size in bytes for the longest realistic name, address and unsubscribe link."""
+    from newsletter.lint import default_longest
+
+    return len(issue.html_template.fill(default_longest(settings)).encode("utf-8"))
+
+
+CLIPPED = "clipped: "  # the start of a warning that says what was cut to fit
+
+
+def _cut_blast(
+    posts: Sequence[Post], settings: Settings, args: Mapping[str, Any], limit: int, over: str
+) -> RenderedIssue:
+    """The most top-level blocks of the post that fit, found by bisection (a few renders)."""
+    body = email_safe_html(
+        content.body_html(posts[0], settings),
+        base_url=posts[0].url,
+        image_width=settings.theme.content_width,
+    )
+    total = len(split_blocks(body))
+    low, high = 1, total - 1  # keep at least the first block: a post is never empty
+    best: RenderedIssue | None = None
+    kept = 0
+    while low <= high:
+        mid = (low + high) // 2
+        trial = _render(posts, settings, args, _Cut(blocks=mid))
+        if _size(trial, settings) <= limit:
+            best, kept, low = trial, mid, mid + 1
+        else:
+            high = mid - 1
+    if best is None:
+        raise RenderError(
+            f"{over}, and even the first paragraph of the post does not fit: raise "
+            "email.max_html_kb or shorten the templates",
+            template="email.max_html_kb",
+        )
+    message = (
+        f"{CLIPPED}{over}: the email shows the first {kept} of {total} blocks of "
+        f'{_relpath(posts[0], settings)} and links to the rest ("Continue reading on the '
+        'website"); send with --full to refuse instead'
+    )
+    return dataclasses.replace(best, warnings=(*best.warnings, message))
+
+
+def _shorten_digest(
+    posts: Sequence[Post], settings: Settings, args: Mapping[str, Any], limit: int, over: str
+) -> RenderedIssue:
+    """Excerpts go before posts: the last posts lose theirs first; the posts all stay."""
+    for dropped in range(1, len(posts) + 1):
+        trial = _render(posts, settings, args, _Cut(no_excerpts=dropped))
+        if _size(trial, settings) <= limit:
+            message = (
+                f"{CLIPPED}{over}: the excerpts of the last {dropped} of {len(posts)} posts "
+                "were left out; select fewer posts or send with --full to refuse instead"
+            )
+            return dataclasses.replace(trial, warnings=(*trial.warnings, message))
+    raise RenderError(
+        f"{over} even without excerpts; select fewer posts (--limit) or raise the setting",
+        template="email.max_html_kb",
     )
 
 

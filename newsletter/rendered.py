@@ -23,11 +23,17 @@ class RenderedIssue:
     slug: str = ""  # archive slug, e.g. "2026-11" or the post's slug
     newest_post_date: str = ""  # ISO 8601; what "since last-issue" reads back
     warnings: tuple[str, ...] = ()
+    # (post path, start, end): where each post body sits in ``html``, for lint to say which post
+    # a bad link comes from (the HTML itself carries no marks or paths)
+    sources: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
     html_template: Template = field(init=False, repr=False, compare=False)
     text_template: Template = field(init=False, repr=False, compare=False)
     subject_template: Template = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # read back from JSON (a campaign's stored envelope) the positions are lists
+        sources = tuple((str(p), int(a), int(b)) for p, a, b in self.sources)
+        object.__setattr__(self, "sources", sources)
         object.__setattr__(self, "html_template", Template(self.html))
         object.__setattr__(self, "text_template", Template(self.text))
         object.__setattr__(self, "subject_template", Template(self.subject))

@@ -18,14 +18,16 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -33,6 +35,7 @@ from newsletter.errors import InputError
 from newsletter.store.audience import AudienceStore, Subscriber
 from newsletter.store.bulk import NewSubscriber
 from newsletter.store.keys import email_key
+from newsletter.store.signup import Consent, SignupStore
 
 KNOWN_COLUMNS = ("email", "first_name", "last_name", "tags", "subscribed_at")
 CHUNK_ROWS = 2000
@@ -40,6 +43,13 @@ CHUNK_ROWS = 2000
 # (substitutions), which must stay under 10,000 bytes in all, and no real name is this long.
 MAX_NAME_CHARS = 200
 MAX_FIELD_CHARS = 1000
+# A subscriber list has a handful of columns; a header past these is not one (and each column
+# becomes a custom field sent with every email)
+MAX_COLUMNS = 1000
+MAX_HEADER_BYTES = 1024 * 1024
+NOT_A_LIST = (
+    "Is this the subscriber list? Its first line must name the columns (email, first_name, ...)"
+)
 _CONTROL = {chr(c) for c in range(32)} | {"\x7f"}
 
 
@@ -116,7 +126,15 @@ class _Lines:
         self.had_bom = False
 
     def __iter__(self) -> Iterator[str]:
-        for n, raw in enumerate(self.f, start=1):
+        first = self.f.readline(MAX_HEADER_BYTES + 1)
+        if len(first) > MAX_HEADER_BYTES:
+            raise InputError(
+                f"the header line is longer than {MAX_HEADER_BYTES // (1024 * 1024)} MB. "
+                + NOT_A_LIST,
+                path=self.path,
+                line=1,
+            )
+        for n, raw in enumerate(itertools.chain([first] if first else [], self.f), start=1):
             if n == 1:
                 for bom, name in _UTF16_32:
                     if raw.startswith(bom):
@@ -201,7 +219,9 @@ class _RowReader:
         self.columns = [_column(h) for h in header]
         self.width = len(header)
         self.extra_tags = tuple(extra_tags)
-        self.custom = [(i, c) for i, c in enumerate(self.columns) if c not in KNOWN_COLUMNS]
+        # an export's consent and suppression columns describe the old store, not the person
+        skip = {*KNOWN_COLUMNS, *CONSENT_COLUMNS, "suppressed"}
+        self.custom = [(i, c) for i, c in enumerate(self.columns) if c not in skip]
         self.index = {c: i for i, c in enumerate(self.columns)}
 
     def read(self, line: int, row: list[str]) -> NewSubscriber | str:
@@ -269,8 +289,15 @@ def _header(path: str, reader: Iterator[list[str]], delimiter: str) -> list[str]
             break
     else:
         raise InputError("the file is empty; expected a header row with an email column", path=path)
+    if len(header) > MAX_COLUMNS:
+        raise InputError(
+            f"the header has {len(header):,} columns; at most {MAX_COLUMNS:,} are allowed. "
+            + NOT_A_LIST,
+            path=path,
+            line=1,
+        )
     columns = [_column(h) for h in header]
-    dupes = sorted({c for c in columns if columns.count(c) > 1})
+    dupes = sorted(c for c, n in Counter(columns).items() if n > 1)
     if dupes:
         raise InputError(f"column {dupes[0]!r} appears twice in the header", path=path, line=1)
     if "email" not in columns:
@@ -279,7 +306,9 @@ def _header(path: str, reader: Iterator[list[str]], delimiter: str) -> list[str]
         elif len(header) == 1 and delimiter != ";" and ";" in header[0]:
             hint = "the columns look separated by ';': pass --delimiter ';'"
         else:
-            hint = f"the header has {', '.join(repr(h) for h in header)}; name one column email"
+            named = ", ".join(repr(h[:40]) for h in header[:10])
+            more = f" and {len(header) - 10:,} more" if len(header) > 10 else ""
+            hint = f"the header has {named}{more}; name one column email"
         raise InputError(f"no 'email' column: {hint}", path=path, line=1)
     if "" in columns:
         raise InputError(
@@ -299,13 +328,20 @@ def import_subscribers(
     delimiter: str = ",",
     on_notice: Callable[[Notice], None] = lambda n: None,
     chunk_rows: int = CHUNK_ROWS,
+    status: str = "confirmed",
 ) -> ImportReport:
-    """Import a CSV of subscribers; every row not imported is reported through ``on_notice``."""
+    """Import a CSV of subscribers; every row not imported is reported through ``on_notice``.
+
+    ``status="pending"`` is for a list with no recorded consent: new subscribers are not mailed
+    until they confirm (see :func:`newsletter.signup.queue_confirmations`), and each gets a
+    consent record "imported" naming the file (its name only, not the folder).
+    """
     name = str(path)
     enc = _check_encoding(encoding, name)
     if tags and any(not t.strip() or ";" in t for t in tags):
         raise InputError("a --tag must be non-empty and must not contain ';'", path=name)
     report = ImportReport(path=name, dry_run=dry_run)
+    source = f"import:{path.name}"
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed below; streaming
     except OSError as err:
@@ -330,7 +366,9 @@ def import_subscribers(
         last_line = reader.line_num
 
         def flush() -> None:
-            counts = session.apply(chunk, now=now, dry_run=dry_run)
+            counts = session.apply(
+                chunk, now=now, dry_run=dry_run, status=status, consent_source=source
+            )
             report.added += counts.added
             report.updated += counts.updated
             report.unchanged += counts.unchanged
@@ -379,36 +417,92 @@ def _csv_line(values: Sequence[str]) -> str:
     return buf.getvalue()
 
 
+# Consent columns of an export. A later import reads them back as custom fields, so they are
+# named apart from anything a template would use.
+CONSENT_COLUMNS = (
+    "status",
+    "consent_at",
+    "consent_source",
+    "consent_page",
+    "consent_client_hash",
+    "confirmed_at",
+)
+
+
 def export_subscribers(
-    store: AudienceStore, out: IO[str], *, segments: Sequence[str] = (), include_suppressed: bool
+    store: AudienceStore,
+    out: IO[str],
+    *,
+    segments: Sequence[str] = (),
+    include_suppressed: bool,
+    consents: SignupStore | None = None,
 ) -> int:
-    """Write subscribers as CSV in the import format (custom fields as extra columns)."""
+    """Write subscribers as CSV in the import format (custom fields as extra columns).
+
+    With ``consents``, each row also says its status (pending or confirmed) and its latest
+    consent: when and where it was given ("imported" or the form's request), the page, the
+    keyed hash of the client address, and when the reader confirmed. Pending subscribers are
+    exported only with ``include_suppressed`` (they are not on the mailing list yet).
+    """
     custom = store.custom_field_names()
     columns = [*KNOWN_COLUMNS, *custom]
+    if consents is not None:
+        columns.extend(CONSENT_COLUMNS)
     if include_suppressed:
         columns.append("suppressed")
     out.write(_csv_line(columns))
     n = 0
     rows = store.iter_subscribers_with_reasons(segments, active_only=not include_suppressed)
-    for sub, reason in rows:
-        values = [
-            sub.email,
-            sub.first_name,
-            sub.last_name,
-            ";".join(sub.tags),
-            sub.subscribed_at or "",
-            *(sub.fields.get(c, "") for c in custom),
-        ]
-        if include_suppressed:
-            values.append(reason)
-        out.write(_csv_line(values))
+    page: list[tuple[Subscriber, str]] = []
+
+    def flush() -> None:
+        found = consents.latest_consents([s.email for s, _ in page]) if consents else {}
+        for sub, reason in page:
+            values = [
+                sub.email,
+                sub.first_name,
+                sub.last_name,
+                ";".join(sub.tags),
+                sub.subscribed_at or "",
+                *(sub.fields.get(c, "") for c in custom),
+            ]
+            if consents is not None:
+                values.extend(_consent_values(sub, found.get(email_key(sub.email), {})))
+            if include_suppressed:
+                values.append(reason)
+            out.write(_csv_line(values))
+        page.clear()
+
+    for item in rows:
+        page.append(item)
         n += 1
+        if len(page) >= 1000:
+            flush()
+    flush()
     return n
 
 
+def _consent_values(sub: Subscriber, latest: Mapping[str, Consent]) -> list[str]:
+    given = latest.get("requested") or latest.get("imported")
+    confirmed = latest.get("confirmed")
+    return [
+        sub.status,
+        given.at if given else "",
+        given.source if given else "",
+        given.page if given else "",
+        given.client_hash if given else "",
+        confirmed.at if confirmed else "",
+    ]
+
+
 def subscriber_json(sub: Subscriber, suppression: str = "") -> str:
-    """One subscriber as a JSON object (for ``subscribers list --json``)."""
-    data = {
+    """One subscriber as a JSON object (a line of ``subscribers list --jsonl``)."""
+    return json.dumps(subscriber_record(sub, suppression), ensure_ascii=False)
+
+
+def subscriber_record(sub: Subscriber, suppression: str = "") -> dict[str, Any]:
+    """One subscriber as the JSON-ready object ``subscribers list --json`` prints."""
+    return {
         "id": sub.id,
         "email": sub.email,
         "first_name": sub.first_name,
@@ -416,6 +510,6 @@ def subscriber_json(sub: Subscriber, suppression: str = "") -> str:
         "tags": list(sub.tags),
         "fields": dict(sub.fields),
         "subscribed_at": sub.subscribed_at,
+        "status": sub.status,
         "suppressed": suppression or None,
     }
-    return json.dumps(data, ensure_ascii=False)

@@ -45,9 +45,19 @@ def _environment(dirs: tuple[str, ...]) -> jinja2.Environment:
         autoescape=_autoescape,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        auto_reload=True,  # the preview edits templates while the process runs
+        # no mtime check per template and include (a stat each): the preview calls
+        # forget_templates() whenever a file changes
+        auto_reload=False,
     )
+    env.filters["wrap"] = _wrap_filter
     return env
+
+
+def _wrap_filter(text: str, width: int = 76, indent: str = "") -> str:
+    """``{{ post.excerpt | wrap }}`` in text templates: lines of at most ``width`` columns."""
+    from newsletter.textpart import wrap
+
+    return wrap(str(text), width, first=indent, rest=indent)
 
 
 def forget_templates() -> None:
@@ -140,12 +150,17 @@ def render_template(env: jinja2.Environment, name: str, context: Mapping[str, An
 
 def render_string(source: str, context: Mapping[str, Any], *, setting: str) -> str:
     """Render a one-line Jinja expression from the settings (a subject line) as plain text."""
-    env = _string_environment()
     try:
-        return env.from_string(source).render(context)
+        return _compiled_string(source).render(context)
     except jinja2.TemplateError as err:
         message = getattr(err, "message", None) or str(err)
         raise RenderError(f"{message}; fix the setting", template=setting) from err
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_string(source: str) -> jinja2.Template:
+    """A setting's template, compiled once per process (a subject is rendered every issue)."""
+    return _string_environment().from_string(source)
 
 
 @functools.lru_cache(maxsize=1)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from newsletter.config import Secrets
-from newsletter.errors import NewsletterError, SecretMissing
+from newsletter.errors import ConfigError, NewsletterError, SecretMissing
 
 VERSION = 1
 TAG_BYTES = 4
@@ -200,13 +200,36 @@ def list_unsubscribe_headers(url: str, mailto: str = "") -> dict[str, str]:
     return {"List-Unsubscribe": ", ".join(parts), "List-Unsubscribe-Post": _ONE_CLICK}
 
 
-def signing_secret(secrets: Secrets, *, allow_generated: bool, keep_at: Path) -> str:
+MIN_SECRET_BYTES = 32
+MAKE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def check_secret_strength(secret: str) -> None:
+    """Refuse a ``NEWSLETTER_SECRET`` shorter than 32 bytes: every unsubscribe token is signed
+    with it, so a short one can be guessed and any address unsubscribed by a stranger."""
+    size = len(secret.encode("utf-8"))
+    if size < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"too short ({size} bytes): the server needs at least "
+            f"{MIN_SECRET_BYTES} bytes, or anyone could forge unsubscribe links. Make one with: "
+            f"{MAKE_SECRET}",
+            key="NEWSLETTER_SECRET",
+        )
+
+
+def signing_secret(
+    secrets: Secrets, *, allow_generated: bool, keep_at: Path, strict: bool = False
+) -> str:
     """``NEWSLETTER_SECRET`` from the environment, or (outbox/demo only) a generated one.
 
     A generated secret is kept in ``keep_at`` (mode 0600) so links in mail already written keep
-    working after a restart. Without either, :class:`SecretMissing` says what to do.
+    working after a restart. Without either, :class:`SecretMissing` says what to do. ``strict``
+    (``serve``) refuses a short one; real sends check it with their other unsafe settings
+    (:func:`newsletter.campaign.wiring.unsafe_settings`).
     """
     if secrets.signing_key:
+        if strict:
+            check_secret_strength(secrets.signing_key)
         return secrets.signing_key
     if not allow_generated:
         raise SecretMissing(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections import Counter
 from datetime import datetime
@@ -13,7 +14,7 @@ from send_cli_helpers import make_site, query, run
 
 from newsletter import CampaignUnfinished, ConfigError, IssueQuery, Newsletter, SendOptions
 from newsletter.config import Secrets, load_settings
-from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 
 LA = ZoneInfo("America/Los_Angeles")
 NOW = datetime(2026, 11, 1, 9, 0, tzinfo=LA)
@@ -136,3 +137,30 @@ def test_a_campaign_interrupted_before_the_upgrade_can_still_be_resumed(tmp_path
         assert f"since the last issue {cid}" in listing.stdout
     sent = Counter(e for (e,) in query(fake_db, "SELECT email FROM messages"))
     assert len(sent) == 40 and set(sent.values()) == {1}
+
+
+def test_the_archive_follows_sends_not_renders(tmp_path: Path) -> None:
+    site = make_site(tmp_path, subscribers=3)
+    archive = site / "archive"
+    run(site, "render", "--month", "2026-09", "--now", "2026-10-01T09:00", "--out", "build")
+    assert not archive.exists()  # a test render is not published
+    out = run(site, "send", "--month", "2026-10", "--now", "2026-11-01T09:00", "--yes",
+              "--no-progress", "--transport", "outbox")  # fmt: skip
+    page = archive / "2026-10" / "index.html"
+    assert f"archive page: {page}" in out.stdout.replace(str(site) + "/", str(site) + "/")
+    html = page.read_text(encoding="utf-8")
+    assert "All Talk Videos Are Online" in html and "@example.net" not in html  # no reader
+    index = (archive / "index.html").read_text(encoding="utf-8")
+    assert 'href="2026-10/"' in index and "2026-09" not in index
+    feed = (archive / "feed.xml").read_text(encoding="utf-8")
+    assert "<title>NorthBay PyConf — October 2026</title>" in feed
+    assert "https://northbay-pyconf.example.org/newsletter/2026-10/" in feed
+    # the archive is gone (a fresh deploy): rebuilt from the store, from the frozen content
+    shutil.rmtree(archive)
+    post = site / "content" / "2026-10-21-talk-videos-online.md"
+    post.write_text(post.read_text(encoding="utf-8").replace("All Talk Videos", "Edited Videos"))
+    built = run(site, "archive", "build")
+    assert "1 issue page(s)" in built.stdout
+    rebuilt = page.read_text(encoding="utf-8")
+    assert "All Talk Videos Are Online" in rebuilt and "Edited Videos" not in rebuilt
+    assert (archive / "feed.xml").exists()

@@ -322,9 +322,9 @@ def test_example_site_through_the_installed_command(project_root: Path) -> None:
 
 
 def test_every_selection_flag_and_posts_option_is_documented(project_root: Path) -> None:
-    readme = (project_root / "README.md").read_text("utf-8")
-    # the README or a page of the docs site (docs/reading-posts.md has the reading flags)
-    readme += "".join(p.read_text("utf-8") for p in sorted((project_root / "docs").rglob("*.md")))
+    from docs_helpers import docs_text
+
+    readme = docs_text()
     command = main.commands["posts"]
     flags = [opt for param in command.params for opt in getattr(param, "opts", [])]
     assert "--json" in flags and "--since" in flags
@@ -387,7 +387,8 @@ def test_since_last_issue_reads_the_store_after_a_real_send(tmp_path: Path) -> N
     after = cli("posts", "--since", "last-issue", "--now", "2026-11-26", "--json")
     assert after.returncode == 0, after.stderr
     got = {d["slug"]: (d["reason"], d["sent_in"]) for d in json.loads(after.stdout)}
-    october = json.loads(sent.stdout.splitlines()[-1].split()[1].rstrip(":").join(['"', '"']))
+    (closing,) = [x for x in sent.stdout.splitlines() if x.startswith("campaign ")]
+    october = closing.split()[1].rstrip(":")
     assert got == {
         "november": (None, []),
         "october": ("before_window", [october]),

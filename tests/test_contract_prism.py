@@ -18,8 +18,8 @@ import pytest
 from dispatch_helpers import ISSUE, SENDER
 
 from newsletter.errors import ProviderRejected, RateLimited
+from newsletter.providers.sendgrid.transport import SendGridTransport, build_payload
 from newsletter.transports.base import Batch, Recipient, Status
-from newsletter.transports.sendgrid import SendGridTransport, build_payload
 
 START = Path(__file__).resolve().parents[2] / "shared" / "sendgrid" / "start-prism"
 if not START.exists():

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from send_cli_helpers import SEND, command, env, make_site, query, run
 
-from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 
-SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "crash-test-secret"}
+SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "crash-test-secret-0123456789abcdef"}
 PEOPLE = 6000
 
 

@@ -28,14 +28,14 @@ from newsletter.campaign.dispatcher import Envelope, Options, prepare
 from newsletter.campaign.lock import CampaignLock
 from newsletter.campaign.pacing import Pacer, max_batch
 from newsletter.errors import RateLimited
-from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.transport import SendGridTransport
 from newsletter.store import campaigns as cs
 from newsletter.store import open_store
 from newsletter.transports.base import Batch, Recipient, Status
 from newsletter.transports.memory import MemoryTransport
-from newsletter.transports.sendgrid import SendGridTransport
 
-SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "test-secret-value"}
+SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "test-secret-value-0123456789abcdef"}
 
 
 def states(store, cid: str) -> dict[str, int]:  # type: ignore[no-untyped-def]

@@ -26,9 +26,9 @@ import pytest
 from audience_helpers import WebhookSigner, serve
 from send_cli_helpers import command, env, make_site, query, run
 
-from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.webhooks import Verifier
 from newsletter.web.app import WebConfig, create_app
-from newsletter.webhooks import Verifier
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from send_cli_helpers import command, env, make_site, query, run
 
-from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 
 SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "journey-secret-0123456789abcdef0123"}
 FLAGS = ["--yes", "--no-progress", "--transport", "sendgrid"]

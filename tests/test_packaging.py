@@ -35,6 +35,7 @@ def test_a_wheel_renders_an_issue_with_its_own_default_templates(tmp_path: Path)
     for name in ("digest.mjml.j2", "post.txt.j2", "partials/footer.mjml.j2"):
         assert f"newsletter/default_templates/{name}" in names
     assert "newsletter/web/preview_assets/preview.js" in names
+    assert "newsletter/transports/templates/outbox_index.html.j2" in names
 
     # a site with posts and settings but no templates/ folder: the defaults come from the wheel
     site = tmp_path / "site"

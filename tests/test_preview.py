@@ -27,7 +27,7 @@ def test_preview_serves_email_tabs_and_reloads_on_edit(tmp_path: Path, project_r
         first = state(url)
         assert first["error"] == ""
         assert first["subject"] == "NorthBay PyConf — October 2026"
-        assert "Read more: https://northbay-pyconf.example.org/" in str(first["text"])
+        assert "Online”:\nhttps://northbay-pyconf.example.org/" in str(first["text"])
         headers = dict(first["headers"])  # type: ignore[arg-type]
         assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert headers["To"] == "subscriber@example.com"

@@ -69,7 +69,9 @@ def test_digest_has_lead_cards_and_footer(tmp_path: Path, inliner: str) -> None:
     assert issue.preheader == "The excerpt of lead."
     # relative to the site folder: the campaign id must not depend on where the site is checked out
     assert issue.post_paths == tuple(str(p.path.relative_to(tmp_path)) for p in posts)
-    assert html.count("Read more") == 3
+    for title in ("Post lead", "Post second", "Post third"):  # link text says where it goes
+        assert html.count(f"Read “{title}”") == 1
+    assert "Read more" not in html
     assert 'alt="Lead photo"' in html
     assert "<em>back</em>" in html
     for title in ("Post lead", "Post second", "Post third"):
@@ -107,11 +109,12 @@ def test_post_layout_renders_body_safely(tmp_path: Path, inliner: str) -> None:
     # images shrink to the screen and keep alt text; relative URLs made absolute
     img = re.search(r'<img[^>]*alt="An x"[^>]*>', html)
     assert img and "max-width:100%" in img.group(0).replace(" ", "")
+    assert 'width="552"' in img.group(0)  # its own 900 px, narrowed to the text column
     assert f"{SITE}/img/x.png" in img.group(0) and "float" not in img.group(0)
     # tables sit in a scrolling wrapper; code keeps its line breaks
     assert re.search(r"overflow-x:\s*auto", html)
     assert "line one\n    indented two" in html
-    assert "line one\n    indented two" in issue.text
+    assert "\n    line one\n        indented two\n" in issue.text  # code: four spaces in
     # UTM on the site's own links only; mailto untouched
     assert (
         f"{SITE}/about/?utm_source=newsletter&amp;utm_medium=email&amp;utm_campaign=hello" in html
@@ -130,7 +133,7 @@ def test_tokens_survive_mjml_and_inliner_in_hrefs(tmp_path: Path, inliner: str) 
         "</mj-column></mj-section>",
         encoding="utf-8",
     )
-    settings = make_settings(tmp_path, inliner=inliner)
+    settings = make_settings(tmp_path, inliner=inliner, intro="Hello.")
     issue = render_issue([make_post(tmp_path)], settings, layout="digest", now=NOW)
     assert issue.html.count(f'href="{tok.UNSUBSCRIBE_URL}"') == 2
     assert "Unsubscribe %%FIRST_NAME%%" in issue.html
@@ -142,7 +145,7 @@ def test_tokens_survive_mjml_and_inliner_in_hrefs(tmp_path: Path, inliner: str) 
 @pytest.mark.parametrize("name", ["<script>alert(1)</script>", "O'Brien & Co"])
 def test_first_name_is_text_in_html(tmp_path: Path, name: str) -> None:
     settings = make_settings(tmp_path, subject_digest="Hi {{ first_name }}: news")
-    issue = render_issue([make_post(tmp_path)], settings, layout="digest", now=NOW)
+    issue = render_issue([make_post(tmp_path)], settings, layout="digest", now=NOW, intro="News.")
     values = tok.token_values(
         tok.Personal(
             email="a&b@example.org", first_name=name, unsubscribe_url="https://u.example/u/t0k3n"
@@ -160,7 +163,7 @@ def test_first_name_is_text_in_html(tmp_path: Path, name: str) -> None:
 
 
 def test_first_name_fallback(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, first_name_fallback="friend")
+    settings = make_settings(tmp_path, first_name_fallback="friend", intro="News.")
     issue = render_issue([make_post(tmp_path)], settings, layout="digest", now=NOW)
     _, html, text = personalize_email(issue, generic_values(settings))
     assert "Hi friend," in html and "Hi friend," in text

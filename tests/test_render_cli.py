@@ -36,7 +36,7 @@ def run(config: Path, *args: str, env: dict[str, str] | None = None) -> tuple[in
 def test_render_writes_html_text_eml_and_archive(site: Path, tmp_path: Path) -> None:
     out = tmp_path / "build"
     code, stdout, stderr = run(
-        site, "render", "--month", "2026-10", "--now", NOW, "--out", str(out)
+        site, "render", "--month", "2026-10", "--now", NOW, "--out", str(out), "--archive"
     )
     assert code == 0, stderr
     assert "subject: NorthBay PyConf — October 2026" in stdout
@@ -77,7 +77,6 @@ def test_render_json_summary(site: Path, tmp_path: Path) -> None:
         "--out",
         str(tmp_path / "o"),
         "--json",
-        "--no-archive",
     )
     assert code == 0
     data = json.loads(stdout)
@@ -114,7 +113,6 @@ def test_render_as_subscriber(site: Path, tmp_path: Path, project_root: Path) ->
         "ada.lovelace@example.com",
         "--out",
         str(out),
-        "--no-archive",
         env=env,
     )
     assert code == 0, stderr
@@ -186,7 +184,6 @@ def test_intro_file_appears_in_digest(site: Path, tmp_path: Path) -> None:
         str(intro),
         "--out",
         str(tmp_path / "x"),
-        "--no-archive",
     )
     assert code == 0
     html = (tmp_path / "x" / "email.html").read_text(encoding="utf-8")
@@ -229,7 +226,9 @@ def test_template_error_is_one_line(site: Path, tmp_path: Path) -> None:
 
 
 def test_render_commands_and_settings_are_documented(project_root: Path) -> None:
-    readme = (project_root / "README.md").read_text(encoding="utf-8")
+    from docs_helpers import docs_text
+
+    readme = docs_text()
     for command in ("render", "lint", "preview"):
         assert f"newsletter {command} " in readme, f"`newsletter {command}` missing from README"
         result = CliRunner().invoke(main, [command, "--help"])

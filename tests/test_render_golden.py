@@ -33,7 +33,6 @@ def test_example_site_matches_golden(
         NOW,
         "--out",
         str(tmp_path),
-        "--no-archive",
     ]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from send_cli_helpers import SEND, make_site, run
 
-from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 
 API_KEY = "SG.leak-canary-api-key-0123456789"
-SECRET = "leak-canary-signing-secret-9876543210"
+SECRET = "leak-canary-signing-secret-9876543210abc"
 
 
 def test_a_whole_send_writes_neither_the_api_key_nor_the_signing_secret(tmp_path: Path) -> None:

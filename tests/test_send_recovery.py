@@ -17,9 +17,9 @@ from send_cli_helpers import command, env, make_site, query, run
 
 from newsletter.campaign.dispatcher import _about_recipients
 from newsletter.errors import ProviderRejected
-from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.webhooks import Verifier
 from newsletter.web.app import WebConfig, create_app
-from newsletter.webhooks import Verifier
 
 SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "recovery-secret-0123456789abcdefgh"}
 UNKNOWN = "SELECT email FROM campaign_ledger WHERE state = 'unknown'"
@@ -29,6 +29,19 @@ SEND = ["send", "--month", "2026-10", "--now", "2026-11-01T09:00", "--yes", "--n
 
 def sent(fake_db: Path) -> Counter[str]:
     return Counter(e for (e,) in query(fake_db, "SELECT email FROM messages"))
+
+
+def settle(fake_db: Path) -> None:
+    """Wait until the fake has recorded every request that reached it (its count holds still)."""
+    last, still_since = -1, time.monotonic()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        n = query(fake_db, "SELECT count(*) FROM requests")[0][0]
+        if n != last:
+            last, still_since = n, time.monotonic()
+        elif time.monotonic() - still_since > 0.6:
+            return
+        time.sleep(0.05)
 
 
 def test_a_refused_address_costs_only_itself_and_can_be_retried(tmp_path: Path) -> None:
@@ -112,7 +125,7 @@ def test_lost_answers_are_settled_by_webhook_events_then_only_the_rest_resent(
         # a second SIGTERM kills at once: the two batches in flight are left behind
         code = _kill_mid_send(site, url, fake_db, after=4, sig=signal.SIGTERM)
         assert code == -signal.SIGTERM
-        time.sleep(0.4)  # let the fake finish answering what was in flight
+        settle(fake_db)  # let the fake finish answering what was in flight
         rerun = run(site, *SEND, check=False, SENDGRID_API_URL=url, **SG)
         assert rerun.returncode == 6, rerun.stderr  # done, with unknown recipients
         (cid,) = query(db, "SELECT id FROM campaigns")[0]

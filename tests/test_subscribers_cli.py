@@ -39,8 +39,10 @@ def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_list_stats_and_json(cli) -> None:  # type: ignore[no-untyped-def]
     run, _ = cli
-    rows = [json.loads(line) for line in run("subscribers", "list", "--json").splitlines()]
+    rows = json.loads(run("subscribers", "list", "--json"))
     assert [r["email"] for r in rows] == ["ann@x.org", "bob@x.org", "cy@x.org"]
+    lines = [json.loads(line) for line in run("subscribers", "list", "--jsonl").splitlines()]
+    assert lines == rows
     assert rows[0]["fields"] == {"city": "Oslo"} and rows[0]["tags"] == ["events", "news"]
     assert run("subscribers", "list", "--tag", "events").startswith("ann@x.org\tAnn Lee\t")
     run("suppressions", "add", "bob@x.org", "--reason", "bounced")

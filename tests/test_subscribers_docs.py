@@ -1,15 +1,14 @@
-"""Every audience command is in the README and has help with an example."""
+"""Every audience command is in the docs and has help with an example."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 import pytest
+from docs_helpers import docs_text
 
 from newsletter.cli import main
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+README = docs_text()
 COMMANDS = [
     ("subscribers", "import"),
     ("subscribers", "list"),

@@ -224,7 +224,7 @@ def test_cli_import_prints_rejections_and_exits_nonzero(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert f"{path}:3: invalid email address 'nope'" in result.output
     assert "1 added" in result.output and "1 rejected" in result.output
-    result = runner.invoke(main, [*cfg, "subscribers", "list", "--json"])
+    result = runner.invoke(main, [*cfg, "subscribers", "list", "--jsonl"])
     assert '"email": "a@x.org"' in result.output and '"tags": ["t"]' in result.output
     result = runner.invoke(main, [*cfg, "subscribers", "import", str(tmp_path / "missing.csv")])
     assert result.exit_code == 2

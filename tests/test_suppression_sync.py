@@ -25,8 +25,8 @@ from starlette.routing import Route
 
 from newsletter.cli import main
 from newsletter.errors import ProviderRejected, ProviderUnavailable, RateLimited, TransportError
+from newsletter.providers.sendgrid.suppression_sync import SuppressionClient, sync_suppressions
 from newsletter.store import Store, open_store
-from newsletter.suppression_sync import SuppressionClient, sync_suppressions
 
 NOW = datetime(2026, 11, 4, 8, 0, tzinfo=UTC)
 KEY = "SG.test-key"
@@ -179,7 +179,7 @@ def test_http_errors_are_translated(
     sg.faults = [fault]
     with (
         open_store(tmp_path / "n.db") as store,
-        SuppressionClient(KEY, url) as client,
+        SuppressionClient(KEY, url, max_retries=0) as client,  # retries: test_hardening_waits
         pytest.raises(error) as err,
     ):
         sync_suppressions(store.audience, client, now=NOW)
@@ -193,7 +193,7 @@ def test_unreachable_and_slow_servers(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     with (
         open_store(tmp_path / "n.db") as store,
-        SuppressionClient(KEY, f"http://127.0.0.1:{port}", timeout=2) as client,
+        SuppressionClient(KEY, f"http://127.0.0.1:{port}", timeout=2, max_retries=0) as client,
         pytest.raises(ProviderUnavailable, match="cannot reach SendGrid"),
     ):
         sync_suppressions(store.audience, client, now=NOW)
@@ -203,7 +203,7 @@ def test_unreachable_and_slow_servers(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
         with (
             open_store(tmp_path / "n.db") as store,
-            SuppressionClient(KEY, url, timeout=0.3) as client,
+            SuppressionClient(KEY, url, timeout=0.3, max_retries=0) as client,
             pytest.raises(ProviderUnavailable, match="did not answer"),
         ):
             sync_suppressions(store.audience, client, now=NOW)
@@ -346,7 +346,7 @@ def test_sync_before_send_runs_only_with_a_key_and_the_setting(
     fake: tuple[FakeSendGrid, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from newsletter.cli import App
-    from newsletter.suppression_sync import sync_before_send as sync
+    from newsletter.providers.sendgrid.suppression_sync import sync_before_send as sync
 
     def sync_before_send(app: App, store: Store, *, skip: bool = False) -> str | None:
         return sync(app.settings, app.secrets, store.audience, skip=skip)
@@ -375,7 +375,7 @@ def test_sync_before_send_with_a_mail_send_only_key_says_the_way_out(
     fake: tuple[FakeSendGrid, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int
 ) -> None:
     from newsletter.cli import App
-    from newsletter.suppression_sync import sync_before_send as sync
+    from newsletter.providers.sendgrid.suppression_sync import sync_before_send as sync
 
     def sync_before_send(app: App, store: Store, *, skip: bool = False) -> str | None:
         return sync(app.settings, app.secrets, store.audience, skip=skip)

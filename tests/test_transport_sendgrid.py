@@ -18,14 +18,14 @@ from dispatch_helpers import ISSUE, SENDER, dispatcher, fresh_store, people, pre
 from newsletter.campaign.dispatcher import Options
 from newsletter.campaign.pacing import Backoff
 from newsletter.errors import DeliveryUnknown, ProviderRejected, ProviderUnavailable, RateLimited
-from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
-from newsletter.transports.base import Batch, Recipient, Status
-from newsletter.transports.sendgrid import (
+from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.transport import (
     SendGridTransport,
     build_body,
     build_payload,
     check_limits,
 )
+from newsletter.transports.base import Batch, Recipient, Status
 
 KEY = "SG.test-key"
 

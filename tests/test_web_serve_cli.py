@@ -14,7 +14,7 @@ import httpx
 from newsletter.store import open_store
 from newsletter.unsubscribe import SECRET_FILE, make_token
 
-SECRET = "serve-cli-secret-0123456789"
+SECRET = "serve-cli-secret-0123456789abcdefghij"
 
 
 def _port() -> int:

@@ -13,9 +13,9 @@ import pytest
 from audience_helpers import WebhookSigner, serve
 
 from newsletter.errors import ConfigError
+from newsletter.providers.sendgrid.webhooks import Event, Verifier, parse_events, suppression_for
 from newsletter.store import open_store
 from newsletter.web.app import WebConfig, create_app
-from newsletter.webhooks import Event, Verifier, parse_events, suppression_for
 
 NOW = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 TS = int(NOW.timestamp())
@@ -183,11 +183,18 @@ def test_malformed_body_is_400(site: Site) -> None:
         assert r.status_code == 400
 
 
-def test_unsigned_events_are_accepted_when_no_key_is_configured(tmp_path: Path) -> None:
+def test_unsigned_events_are_refused_without_a_key_unless_insecure(tmp_path: Path) -> None:
     db = tmp_path / "n.db"
+    body = json.dumps([ev("spamreport", "x@x.org")]).encode()
     app = create_app(WebConfig(store_path=db, secret="s" * 20, clock=lambda: NOW))
     with serve(app) as url:
-        body = json.dumps([ev("spamreport", "x@x.org")]).encode()
+        r = httpx.post(f"{url}/webhooks/sendgrid", content=body)
+        assert (r.status_code, r.text) == (
+            403,
+            "webhook refused: no verification key is configured (unsubscribe.webhook_public_key)\n",
+        )
+    config = WebConfig(store_path=db, secret="s" * 20, clock=lambda: NOW, insecure_webhook=True)
+    with serve(create_app(config)) as url:
         r = httpx.post(f"{url}/webhooks/sendgrid", content=body)
         assert r.status_code == 200 and r.json()["suppressed"] == 1
 

@@ -27,9 +27,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from newsletter.campaign.pacing import Backoff, Pacer
+from newsletter.campaign.pacing import Backoff, Pacer, Wait
 from newsletter.errors import (
     DeliveryUnknown,
     ProviderRejected,
@@ -265,6 +265,9 @@ class Dispatcher:
         self.sleep = sleep
         self.suppressed = suppressed
         self.on_progress = on_progress
+        # the wait the send is in (429 or a retry backoff), for a progress line to show
+        self.waiting: Wait | None = None
+        self.on_wait: Callable[[Wait], None] | None = None
         # set (e.g. by a SIGINT handler) to stop submitting and pause once in-flight requests
         # are answered; a flag rather than an exception, which could strike inside a lock
         self.stop = stop or threading.Event()
@@ -345,6 +348,7 @@ class Dispatcher:
                                     break
                                 # nothing in flight: wait here, noticing a Ctrl-C within
                                 # _STOP_POLL seconds even when the pacing wait is an hour
+                                self._pacing_wait(self.pacer.wait_time(size))
                                 if not self.pacer.wait_for(size, self.stop, _STOP_POLL):
                                     break
                             queue.popleft()
@@ -533,6 +537,7 @@ class Dispatcher:
         self.store.mark(campaign_id, batch_no, cs.PENDING, now=now, error=err.format())
         delay = self.backoff.delay(attempt - 1, retry_after)
         due = self.monotonic() + delay
+        self._wait_started(err, batch_no, delay, retry_after)
         if retry_after is not None:
             self.pacer.hold_until(due)
         heapq.heappush(retries, (due, batch_no))
@@ -543,6 +548,32 @@ class Dispatcher:
             self._progress()
             return ""
         return self._failure(err)
+
+    def _wait_started(
+        self, err: TransportError, batch_no: int, delay: float, asked: float | None
+    ) -> None:
+        if isinstance(err, RateLimited):
+            reason = f"the rate limit of {self.transport.name} (HTTP 429)"
+        else:
+            reason = f"a retry of batch {batch_no} after: {err.format()}"
+        self._announce(Wait(reason, self.now() + timedelta(seconds=delay), delay, asked))
+
+    def _pacing_wait(self, seconds: float) -> None:
+        until = self.now() + timedelta(seconds=seconds)
+        if self.waiting is not None and self.waiting.until >= until - timedelta(seconds=1):
+            return  # the hold of a 429, already announced
+        self._announce(Wait("the sending limit (max per second / per hour)", until, seconds))
+
+    def _announce(self, wait: Wait) -> None:
+        previous, self.waiting = self.waiting, wait
+        if (
+            previous is not None
+            and previous.reason == wait.reason
+            and abs((wait.until - previous.until).total_seconds()) < 1
+        ):
+            return  # the same wait seen by several requests in flight: said once
+        if self.on_wait is not None:
+            self.on_wait(wait)
 
     def _failure(self, err: TransportError) -> str:
         self._consecutive += 1

@@ -12,18 +12,28 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 
 
+MAX_WAIT_SECONDS = 900.0  # the longest single wait a provider can make us take (15 min)
+
+
 @dataclass
 class Backoff:
-    """Exponential backoff with full jitter: ``base * 2**attempt`` capped, times U(0.5, 1)."""
+    """Exponential backoff with full jitter: ``base * 2**attempt`` capped, times U(0.5, 1).
+
+    A wait the provider asks for (``retry_after``) is honoured up to ``max_wait`` seconds: a
+    ``X-RateLimit-Reset`` misread by anyone (milliseconds, a clock far off) cannot stall a send
+    for more than that before the next try.
+    """
 
     base: float = 1.0
     cap: float = 60.0
     rng: random.Random = field(default_factory=random.Random)
+    max_wait: float = MAX_WAIT_SECONDS
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 0)."""
@@ -31,8 +41,42 @@ class Backoff:
         jittered = wait * (0.5 + self.rng.random() / 2)
         if retry_after is not None:
             # the provider said when; add a little jitter so parallel senders do not stampede
-            return max(retry_after, 0.0) + self.rng.random() * min(1.0, self.base)
-        return jittered
+            asked = max(retry_after, 0.0) + self.rng.random() * min(1.0, self.base)
+            return min(asked, self.max_wait)
+        return min(jittered, self.max_wait)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A wait a send (or the suppression sync) is in: what for and until when."""
+
+    reason: str  # "the sendgrid rate limit (HTTP 429)", "a retry of batch 3 after: ..."
+    until: datetime  # aware, UTC
+    seconds: float
+    asked: float | None = None  # what the provider asked for, when more than we wait
+
+    def describe(self) -> str:
+        until = self.until.strftime("%H:%M:%S UTC")
+        line = f"waiting for {self.reason} until {until} ({duration(self.seconds)})"
+        if self.asked is not None and self.asked > self.seconds + 1:
+            line += (
+                f"; the provider asked for {duration(self.asked)}, more than the cap "
+                "(send.max_wait_seconds): trying again then"
+            )
+        return line
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``15 min``, ``3.5 h``, ``55,000 years``: a wait as a person reads it."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    if seconds < 2 * 365 * 86400:
+        return f"{seconds / 86400:,.0f} days"
+    return f"{seconds / (365.25 * 86400):,.0f} years"
 
 
 class Pacer:

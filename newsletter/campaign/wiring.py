@@ -28,13 +28,14 @@ from newsletter.campaign.dispatcher import (
     Sharing,
     Summary,
 )
-from newsletter.campaign.pacing import Backoff, Pacer, max_batch
+from newsletter.campaign.pacing import Backoff, Pacer, Wait, max_batch
 from newsletter.config import Secrets, Settings
 from newsletter.errors import ConfigError, SecretMissing
 from newsletter.rendered import RenderedIssue
 from newsletter.store import Store
 from newsletter.transports.base import Sender, Transport
 from newsletter.unsubscribe import (
+    MIN_SECRET_BYTES,
     SECRET_FILE,
     UnsubscribeLinks,
     signing_secret,
@@ -44,7 +45,6 @@ from newsletter.unsubscribe import (
 TRANSPORTS = ("auto", "outbox", "sendgrid")
 TEST_RECIPIENT = "0"
 PLACEHOLDER_DOMAINS = ("example.com", "example.org", "example.net", "example.edu", "localhost")
-MIN_SECRET_BYTES = 32
 Log = Callable[[str], None]
 
 
@@ -105,7 +105,7 @@ def unsafe_settings(settings: Settings, secrets: Secrets) -> list[str]:
 
 def build_transport(settings: Settings, secrets: Secrets, name: str, *, now: datetime) -> Transport:
     if name == "sendgrid":
-        from newsletter.transports.sendgrid import SendGridTransport
+        from newsletter.providers.sendgrid.transport import SendGridTransport
 
         if not secrets.sendgrid_api_key:
             raise SecretMissing(
@@ -236,12 +236,15 @@ def run_dispatch(
             batch_size=s.batch_size,
         ),
         pacer=pacer,
-        backoff=Backoff(base=retry_base) if retry_base is not None else Backoff(),
+        backoff=Backoff(
+            base=1.0 if retry_base is None else retry_base, max_wait=s.max_wait_seconds
+        ),
         now=lambda: datetime.now(UTC),
         suppressed=store.audience.suppressed_among if check_suppressions else None,
         on_progress=progress,
         sharing=sharing,
     )
+    dispatcher.on_wait = lambda wait: announce_wait(wait, log)
     # Everything alive now (modules, the rendered issue, settings) outlives the send. Sending
     # makes a few short-lived objects per recipient, which start collections that would
     # otherwise walk all of those again and again (about 10% of a send's CPU).
@@ -260,6 +263,16 @@ def run_dispatch(
         sys.setswitchinterval(interval)
         gc.unfreeze()  # collectable again (matters when the caller goes on, as tests do)
         transport.close()
+
+
+# waits at least this long are logged (a 429's wait always is: SendGrid asked for it)
+ANNOUNCE_WAIT_SECONDS = 5.0
+
+
+def announce_wait(wait: Wait, log: Log) -> None:
+    """Say what the send waits for and until when (``waiting for ... until 14:05:12 UTC``)."""
+    if wait.seconds >= ANNOUNCE_WAIT_SECONDS or wait.asked is not None:
+        log(wait.describe())
 
 
 PAUSING_SIGNALS = {

@@ -8,6 +8,7 @@ suppressions, serve), ``send`` (send, resume, status, campaigns).
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,26 +61,103 @@ class NewsletterGroup(click.Group):
         except NewsletterError as err:
             click.echo(f"error: {err.format()}", err=True)
             sys.exit(err.exit_code)
+        except sqlite3.Error as err:  # the store failed mid-command (a damaged page, the disk)
+            from newsletter.api import store_fault
+
+            fault = store_fault(_store_path(ctx), err)
+            click.echo(f"error: {fault.format()}", err=True)
+            sys.exit(fault.exit_code)
 
 
-@click.group(cls=NewsletterGroup)
-@click.option(
-    "--config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Settings file (default: ./newsletter.toml).",
-)
-@click.option("--content", "content", multiple=True, help="Posts folder (repeatable).")
-@click.option("--site-url", help="Base URL of the site, e.g. https://example.org.")
-@click.option("--permalink", help="Permalink pattern, e.g. /news/:year/:slug/.")
-@click.option("--timezone", help="IANA time zone for dates without one, e.g. America/New_York.")
-@click.option(
-    "--generator",
-    metavar="NAME",
-    help="Site generator whose config gives defaults: auto (default), jekyll, hugo, ..., none.",
-)
-@click.option(
-    "--feed", "feeds", multiple=True, metavar="URL_OR_FILE", help="Read posts from a feed."
-)
+def _store_path(ctx: click.Context) -> Path | str:
+    try:
+        return ctx.obj.settings.db_path if isinstance(ctx.obj, App) else "the store"
+    except NewsletterError:
+        return "the store"
+
+
+_SITE_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (
+        ("--config",),
+        {
+            "type": click.Path(dir_okay=False, path_type=Path),
+            "help": "Settings file (default: ./newsletter.toml).",
+        },
+    ),
+    (("--content", "content"), {"multiple": True, "help": "Posts folder (repeatable)."}),
+    (("--site-url",), {"help": "Base URL of the site, e.g. https://example.org."}),
+    (("--permalink",), {"help": "Permalink pattern, e.g. /news/:year/:slug/."}),
+    (
+        ("--timezone",),
+        {"help": "IANA time zone for dates without one, e.g. America/New_York."},
+    ),
+    (
+        ("--generator",),
+        {
+            "metavar": "NAME",
+            "help": "Site generator whose config gives defaults: auto (default), jekyll, hugo, "
+            "..., none.",
+        },
+    ),
+    (
+        ("--feed", "feeds"),
+        {"multiple": True, "metavar": "URL_OR_FILE", "help": "Read posts from a feed."},
+    ),
+]
+_OVERRIDE_KEYS = {
+    "content": "site.content",
+    "site_url": "site.url",
+    "permalink": "site.permalink",
+    "timezone": "site.timezone",
+    "generator": "site.generator",
+    "feeds": "site.feeds",
+}
+
+
+def _site_flag_given(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """A site flag given after the command: set it on the App, as if given before."""
+    if value is None or value == ():
+        return
+    app = ctx.find_object(App)
+    if app is None:  # parsed without running `main` (e.g. only checked)
+        return
+    if param.name == "config":
+        app.config = value
+    elif param.name in _OVERRIDE_KEYS:
+        app.overrides[_OVERRIDE_KEYS[param.name]] = list(value) if param.multiple else value
+    app._settings = None
+
+
+def install_site_flags(command: click.Command) -> None:
+    """Let every command below ``command`` take the site flags after its name too.
+
+    ``newsletter posts --content DIR`` then means ``newsletter --content DIR posts``. A command
+    that has an option of the same name keeps its own.
+    """
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            install_site_flags(sub)
+        return
+    taken = {opt for p in command.params for opt in getattr(p, "opts", [])}
+    for decls, attrs in _SITE_FLAGS:
+        if decls[0] in taken:
+            continue
+        command.params.append(
+            click.Option(list(decls), expose_value=False, callback=_site_flag_given, **attrs)
+        )
+
+
+_site_options = [click.option(*decls, **attrs) for decls, attrs in _SITE_FLAGS]
+
+
+def site_options(f: Any) -> Any:
+    for option in reversed(_site_options):
+        f = option(f)
+    return f
+
+
+@click.group(cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@site_options
 @click.version_option(package_name="newsletter")
 @click.pass_context
 def main(
@@ -94,10 +172,13 @@ def main(
 ) -> None:
     """Turn a website's Markdown posts into an email and send it to subscribers.
 
+    Run `newsletter init` in a site's folder to set it up, `newsletter doctor` before a real send.
+
     \b
-    Example:
+    Examples:
       newsletter posts --month 2026-10
-      newsletter send --since last-issue --yes
+      newsletter send --month 2026-10 --yes
+      newsletter posts --site-url https://blog.example.net --content content --json
     """
     overrides: dict[str, Any] = {
         "site.content": list(content) or None,
@@ -112,7 +193,20 @@ def main(
 
 # Command modules register themselves on `main` when imported (they import `main` from here,
 # so these imports come last).
-from newsletter.cli import audience, posts, render, send  # noqa: E402
+from newsletter.cli import audience, posts, render, send, setup, signup  # noqa: E402
 from newsletter.cli import store as store_commands  # noqa: E402
 
-__all__ = ["App", "audience", "main", "posts", "render", "send", "store_commands"]
+install_site_flags(main)
+
+__all__ = [
+    "App",
+    "audience",
+    "install_site_flags",
+    "main",
+    "posts",
+    "render",
+    "send",
+    "setup",
+    "signup",
+    "store_commands",
+]

@@ -10,10 +10,11 @@ import click
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.cli import App, main
+from newsletter.cli.output import emit_json, emit_list, iso_time, json_options, local_time
 from newsletter.errors import ConfigError, InputError, SecretMissing
 from newsletter.store import Store, open_store
 from newsletter.store.audience import REASONS
-from newsletter.subscribers import Notice, export_subscribers, import_subscribers, subscriber_json
+from newsletter.subscribers import Notice, export_subscribers, import_subscribers, subscriber_record
 
 
 def _now() -> datetime:
@@ -37,7 +38,7 @@ def subscribers_group() -> None:
 
     \b
     Examples:
-      newsletter subscribers import people.csv --tag conference
+      newsletter subscribers import subscribers.example.csv --tag conference
       newsletter subscribers stats
     """
 
@@ -51,6 +52,18 @@ def subscribers_group() -> None:
 @click.option(
     "--quiet", is_flag=True, help="Do not list suppressed rows (rejected rows still are)."
 )
+@click.option(
+    "--status",
+    type=click.Choice(["confirmed", "pending"]),
+    default="confirmed",
+    show_default=True,
+    help="pending: a list with no recorded consent; not mailed until each reader confirms.",
+)
+@click.option(
+    "--send-confirmations",
+    is_flag=True,
+    help="With --status pending: email each new reader a confirmation link now.",
+)
 @click.pass_obj
 def import_command(
     app: App,
@@ -60,6 +73,8 @@ def import_command(
     encoding: str,
     delimiter: str,
     quiet: bool,
+    status: str,
+    send_confirmations: bool,
 ) -> None:
     """Import subscribers from a CSV file (columns: email, first_name, last_name, tags,
     subscribed_at, and any custom column).
@@ -68,11 +83,17 @@ def import_command(
     rejected (the other rows are still imported).
 
     \b
-    Example:
-      newsletter subscribers import people.csv --tag 2026-conference --dry-run
+    Examples:
+      newsletter subscribers import subscribers.example.csv --tag 2026-conference --dry-run
+      newsletter subscribers import subscribers.example.csv --status pending --send-confirmations
     """
     if len(delimiter) != 1:
         raise ConfigError("--delimiter must be one character, e.g. ';'")
+    if send_confirmations and status != "pending":
+        raise ConfigError(
+            "--send-confirmations asks readers to confirm: use it with --status pending",
+            key="--send-confirmations",
+        )
 
     def notice(n: Notice) -> None:
         if n.kind == "rejected" or not quiet:
@@ -88,52 +109,85 @@ def import_command(
             encoding=encoding,
             delimiter=delimiter,
             on_notice=notice,
+            status=status,
         )
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
     if report.custom_fields:
         click.echo(f"custom fields: {', '.join(report.custom_fields)}")
     click.echo(report.summary() + (" (dry run: nothing written)" if dry_run else ""))
+    if send_confirmations and not dry_run:
+        from newsletter.signup.ops import send_confirmations as send_now
+
+        sent, queued = send_now(app.settings, app.secrets, log=lambda m: click.echo(m, err=True))
+        click.echo(f"{queued} confirmation emails queued; {sent} sent")
     if report.rejected:
         sys.exit(1)
 
 
 @subscribers_group.command("list")
 @click.option("--tag", "tags", multiple=True, help="Only subscribers with this tag (any-of).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@json_options(stream=True)
 @click.option("--active", is_flag=True, help="Leave out suppressed subscribers.")
 @click.pass_obj
-def list_command(app: App, tags: tuple[str, ...], as_json: bool, active: bool) -> None:
+def list_command(app: App, tags: tuple[str, ...], output: str, active: bool) -> None:
     """List subscribers (email, name, tags, and why an address is suppressed).
 
     \b
     Example:
-      newsletter subscribers list --tag speakers --json
+      newsletter subscribers list --tag speaker --json
+      newsletter subscribers list --active --jsonl
     """
     with _store(app) as store:
-        aud = store.audience
-        for sub, reason in aud.iter_subscribers_with_reasons(tags, active_only=active):
-            if as_json:
-                click.echo(subscriber_json(sub, reason))
-            else:
-                name = f"{sub.first_name} {sub.last_name}".strip()
-                status = f"suppressed: {reason}" if reason else "active"
-                click.echo(f"{sub.email}\t{name}\t{';'.join(sub.tags)}\t{status}")
+        rows = store.audience.iter_subscribers_with_reasons(tags, active_only=active)
+        records = (
+            {**record, "subscribed_at": iso_time(record["subscribed_at"])}
+            for record in (subscriber_record(sub, reason) for sub, reason in rows)
+        )
+        if emit_list(records, output):
+            return
+        for sub, reason in store.audience.iter_subscribers_with_reasons(tags, active_only=active):
+            name = f"{sub.first_name} {sub.last_name}".strip()
+            status = f"suppressed: {reason}" if reason else "active"
+            if sub.status == "pending":
+                status = "pending" + (f", suppressed: {reason}" if reason else "")
+            click.echo(f"{sub.email}\t{name}\t{';'.join(sub.tags)}\t{status}")
 
 
 @subscribers_group.command("stats")
+@json_options()
 @click.pass_obj
-def stats_command(app: App) -> None:
-    """Count subscribers, active recipients, suppressions by reason, and tags.
+def stats_command(app: App, output: str) -> None:
+    """Count subscribers (pending, confirmed, unsubscribed), active recipients, suppressions by
+    reason, and tags.
 
     \b
-    Example:
+    Examples:
       newsletter subscribers stats
+      newsletter subscribers stats --json
     """
     with _store(app) as store:
         st = store.audience.stats()
         total_suppressions = store.audience.count_suppressions()
+    if output != "table":
+        emit_json(
+            {
+                "subscribers": st.subscribers,
+                "pending": st.pending,
+                "confirmed": st.confirmed,
+                "unsubscribed": st.unsubscribed,
+                "active": st.active,
+                "suppressed_subscribers": st.suppressed_subscribers,
+                "suppressed_addresses": total_suppressions,
+                "suppressions_by_reason": dict(st.suppressions_by_reason),
+                "tags": dict(st.tags),
+            }
+        )
+        return
     click.echo(f"subscribers: {st.subscribers}")
+    click.echo(f"  pending (signed up, not confirmed): {st.pending}")
+    click.echo(f"  confirmed: {st.confirmed}")
+    click.echo(f"  unsubscribed: {st.unsubscribed}")
     click.echo(f"active (will be mailed): {st.active}")
     click.echo(f"suppressed subscribers: {st.suppressed_subscribers}")
     click.echo(f"suppressed addresses: {total_suppressions}")
@@ -156,7 +210,7 @@ def remove_command(app: App, email: str, suppress: bool) -> None:
 
     \b
     Example:
-      newsletter subscribers remove ann@example.org --suppress
+      newsletter subscribers remove zoe.muller@example.com --suppress
     """
     address = _address(email) if suppress else email  # a bad address: nothing is changed
     with _store(app) as store:
@@ -178,11 +232,15 @@ def remove_command(app: App, email: str, suppress: bool) -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
 @click.option("--tag", "tags", multiple=True, help="Only subscribers with this tag (any-of).")
 @click.option(
-    "--include-suppressed", is_flag=True, help="Also export suppressed subscribers (with reason)."
+    "--include-suppressed",
+    is_flag=True,
+    help="Also export suppressed and pending subscribers (with reason).",
 )
 @click.pass_obj
 def export_command(app: App, file: Path, tags: tuple[str, ...], include_suppressed: bool) -> None:
-    """Export subscribers as CSV in the import format ('-' for standard output).
+    """Export subscribers as CSV in the import format ('-' for standard output), with each one's
+    status and consent (when and where it was given, the page, the keyed hash of the client
+    address, when it was confirmed). Pending and suppressed ones only with --include-suppressed.
 
     \b
     Example:
@@ -191,13 +249,21 @@ def export_command(app: App, file: Path, tags: tuple[str, ...], include_suppress
     with _store(app) as store:
         if str(file) == "-":
             n = export_subscribers(
-                store.audience, sys.stdout, segments=tags, include_suppressed=include_suppressed
+                store.audience,
+                sys.stdout,
+                segments=tags,
+                include_suppressed=include_suppressed,
+                consents=store.signup,
             )
             return
         try:
             with open(file, "w", encoding="utf-8", newline="") as out:
                 n = export_subscribers(
-                    store.audience, out, segments=tags, include_suppressed=include_suppressed
+                    store.audience,
+                    out,
+                    segments=tags,
+                    include_suppressed=include_suppressed,
+                    consents=store.signup,
                 )
         except OSError as err:
             raise InputError(f"cannot write the file ({err.strerror})", path=file) from err
@@ -210,25 +276,42 @@ def suppressions_group() -> None:
 
     \b
     Examples:
-      newsletter suppressions sync
+      newsletter suppressions list
       newsletter suppressions add bounced@example.org
     """
 
 
 @suppressions_group.command("list")
 @click.option("--reason", type=click.Choice(REASONS), help="Only this reason.")
+@json_options(stream=True)
 @click.pass_obj
-def suppressions_list(app: App, reason: str | None) -> None:
-    """List suppressed addresses with reason, source and time.
+def suppressions_list(app: App, reason: str | None, output: str) -> None:
+    """List suppressed addresses with reason, source and time (in the site's time zone).
 
     \b
-    Example:
+    Examples:
       newsletter suppressions list --reason bounced
+      newsletter suppressions list --json
     """
     with _store(app) as store:
+        rows = store.audience.iter_suppressions(reason or "")
+        records = (
+            {
+                "email": s.email,
+                "reason": s.reason,
+                "source": s.source,
+                "created_at": iso_time(s.created_at),
+                "detail": s.detail,
+            }
+            for s in rows
+        )
+        if emit_list(records, output):
+            return
+        tz = app.settings.site.tz  # one tab-separated line per address, easy to cut/grep
         for s in store.audience.iter_suppressions(reason or ""):
             detail = f"\t{s.detail}" if s.detail else ""
-            click.echo(f"{s.email}\t{s.reason}\t{s.source}\t{s.created_at}{detail}")
+            since = local_time(s.created_at, tz, seconds=True)
+            click.echo(f"{s.email}\t{s.reason}\t{s.source}\t{since}{detail}")
 
 
 @suppressions_group.command("add")
@@ -258,7 +341,7 @@ def suppressions_remove(app: App, emails: tuple[str, ...]) -> None:
 
     \b
     Example:
-      newsletter suppressions remove ann@example.org
+      newsletter suppressions remove zoe.muller@example.com
     """
     with _store(app) as store:
         lifted = [e for e in emails if store.audience.unsuppress(e, source="cli", now=_now())]
@@ -279,21 +362,15 @@ def suppressions_sync(app: App, groups: tuple[int, ...]) -> None:
     Example:
       SENDGRID_API_KEY=SG.xxx newsletter suppressions sync
     """
-    from newsletter.suppression_sync import SuppressionClient, sync_suppressions
+    from newsletter.providers.sendgrid.suppression_sync import client_for, sync_suppressions
 
     secrets = app.secrets
     if not secrets.sendgrid_api_key:
         raise SecretMissing("SENDGRID_API_KEY is not set; export it to sync suppressions")
     settings = app.settings
     group_ids = list(dict.fromkeys([*groups, settings.send.asm_group_id]))
-    with (
-        _store(app) as store,
-        SuppressionClient(
-            secrets.sendgrid_api_key,
-            secrets.sendgrid_api_url,
-            timeout=settings.send.timeout_seconds,
-        ) as client,
-    ):
+    say = lambda wait: click.echo(wait.describe(), err=True)  # noqa: E731
+    with _store(app) as store, client_for(settings, secrets, on_wait=say) as client:
         report = sync_suppressions(store.audience, client, now=_now(), group_ids=group_ids)
     click.echo(report.summary())
 
@@ -302,36 +379,50 @@ def suppressions_sync(app: App, groups: tuple[int, ...]) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--access-log", is_flag=True, help="Log every request (URLs contain tokens).")
+@click.option(
+    "--insecure-webhook",
+    is_flag=True,
+    help="Accept unsigned SendGrid events when no verification key is set (testing only).",
+)
 @click.pass_obj
-def serve_command(app: App, host: str, port: int, access_log: bool) -> None:
-    """Run the unsubscribe page, one-click unsubscribe and the SendGrid event webhook.
+def serve_command(app: App, host: str, port: int, access_log: bool, insecure_webhook: bool) -> None:
+    """Run the unsubscribe page, one-click unsubscribe, the SendGrid event webhook and the
+    subscribe form (POST /subscribe, double opt-in; see `newsletter snippet`).
 
-    Needs NEWSLETTER_SECRET (the same one used to send). Put it behind HTTPS at
-    unsubscribe.base_url.
+    Needs NEWSLETTER_SECRET (the same one used to send, at least 32 bytes). Put it behind
+    HTTPS at unsubscribe.base_url. Without unsubscribe.webhook_public_key the event webhook
+    refuses every request unless --insecure-webhook is given.
 
     \b
     Example:
       NEWSLETTER_SECRET=... newsletter serve --host 0.0.0.0 --port 8000
     """
+    from newsletter.providers.sendgrid.webhooks import Verifier
     from newsletter.unsubscribe import SECRET_FILE, signing_secret
     from newsletter.web.app import WebConfig, create_app, run_server
-    from newsletter.webhooks import Verifier
 
     settings = app.settings
+    _store(app).close()  # a damaged or vanished store: one line now, not a failed startup
     kept = settings.db_path.parent / SECRET_FILE
     # a secret generated by an outbox (demo) send is reused; the server never makes a new one,
     # since links signed with a secret nobody sent with would all be refused
-    secret = signing_secret(app.secrets, allow_generated=kept.exists(), keep_at=kept)
+    secret = signing_secret(app.secrets, allow_generated=kept.exists(), keep_at=kept, strict=True)
     if not app.secrets.signing_key:
         click.echo(f"note: NEWSLETTER_SECRET is not set; using the demo secret in {kept}", err=True)
     unsub = settings.unsubscribe
     verifier = None
     if unsub.webhook_public_key:
         verifier = Verifier(unsub.webhook_public_key, max_age_seconds=unsub.webhook_max_age_seconds)
+    from newsletter.signup.ops import signup_for_serve
+
     config = WebConfig(
         store_path=settings.store_target,
         secret=secret,
         site_name=settings.site.name,
         verifier=verifier,
+        insecure_webhook=insecure_webhook,
+        signup=signup_for_serve(
+            settings, app.secrets, secret, log=lambda m: click.echo(m, err=True)
+        ),
     )
     run_server(create_app(config), host=host, port=port, access_log=access_log)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import click
 from newsletter.api import Campaign
 from newsletter.cli import App, main
 from newsletter.cli.options import load_selection, selection_options
+from newsletter.cli.output import emit_list, json_options
 from newsletter.content import Post, excerpt_of
 from newsletter.content.generators import describe
 from newsletter.selection import Reason, Selection, sort_newest_first
@@ -60,7 +60,7 @@ def _cut(text: str, width: int) -> str:
 
 @main.command("posts")
 @selection_options
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@json_options(stream=True)
 @click.option("--selected", is_flag=True, help="List only the posts the issue would contain.")
 @click.option(
     "--warnings",
@@ -68,7 +68,7 @@ def _cut(text: str, width: int) -> str:
     help="Print the warnings about every post, not only about the selected ones.",
 )
 @click.pass_obj
-def posts_command(app: App, as_json: bool, selected: bool, **opts: Any) -> None:
+def posts_command(app: App, output: str, selected: bool, **opts: Any) -> None:
     """List the posts and whether each would be in the issue, with the reason if not.
 
     \b
@@ -88,11 +88,10 @@ def posts_command(app: App, as_json: bool, selected: bool, **opts: Any) -> None:
     reasons.update({id(p): r for p, r in selection.skipped})
     others = [] if selected else [p for p, _ in selection.skipped]
     ordered = sort_newest_first([*selection.selected, *others])
-    if as_json:
-        data = [
-            post_json(p, reasons[id(p)], selection, picked.sent_in.get(p.slug, [])) for p in ordered
-        ]
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    rows_json = (
+        post_json(p, reasons[id(p)], selection, picked.sent_in.get(p.slug, [])) for p in ordered
+    )
+    if emit_list(rows_json, output):
         return
     tz = app.settings.site.tz
     rows = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,9 +14,10 @@ import click
 from newsletter.archive import write_archive
 from newsletter.cli import App, main
 from newsletter.cli.options import load_selection, query_from, resolve_now, selection_options
+from newsletter.cli.output import emit_list, json_options
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, LintFailed, NewsletterError
-from newsletter.lint import Finding, findings_json, has_errors, lint_issue
+from newsletter.lint import Finding, has_errors, lint_issue
 from newsletter.mime import email_for
 from newsletter.rendered import RenderedIssue
 from newsletter.selection import Selection
@@ -44,6 +46,25 @@ def issue_options(f: F) -> F:
     return f
 
 
+def design_options(f: F) -> F:
+    """Flags of render, lint and preview for trying the design (send reads the settings)."""
+    options = [
+        click.option(
+            "--group-by",
+            type=click.Choice(["category", "none"]),
+            help="Digest sections by each post's first category (default: email.group_by).",
+        ),
+        click.option(
+            "--full",
+            is_flag=True,
+            help="Refuse an issue over email.max_html_kb instead of cutting it to fit.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def render_from_options(app: App, opts: dict[str, Any]) -> RenderedIssue:
     """Select posts with the flags and render them once."""
     return select_and_render(app, opts)[1]
@@ -60,7 +81,9 @@ def select_and_render(app: App, opts: Mapping[str, Any]) -> tuple[Selection, Ren
         click.echo("no --month, --since or --post given: showing --since last-issue", err=True)
         opts = {**opts, "since": "last-issue"}
     picked = load_selection(app, opts)
-    return picked.selection, app.newsletter.render(picked)
+    group_by = {None: None, "none": ""}.get(opts.get("group_by"), opts.get("group_by"))
+    issue = app.newsletter.render(picked, group_by=group_by, full=bool(opts.get("full")))
+    return picked.selection, issue
 
 
 def recipient_values(app: App, email: str | None) -> tuple[str, str, dict[str, str]]:
@@ -103,6 +126,7 @@ def write_email(
 @main.command("render")
 @selection_options
 @issue_options
+@design_options
 @click.option("--as", "as_email", metavar="EMAIL", help="Personalize for this subscriber.")
 @click.option(
     "--out",
@@ -111,26 +135,32 @@ def write_email(
     help="Folder for email.html, email.txt and email.eml.",
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open email.html in the browser.")
-@click.option("--no-archive", is_flag=True, help="Do not write the public archive page.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option(
+    "--archive",
+    "to_archive",
+    is_flag=True,
+    help="Also publish this render in the public archive (sends publish their own pages).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (an object).")
 @click.pass_obj
 def render_command(
     app: App,
     as_email: str | None,
     out: Path,
     open_browser: bool,
-    no_archive: bool,
+    to_archive: bool,
     as_json: bool,
     **opts: Any,
 ) -> None:
     """Render the selected posts into email.html, email.txt and email.eml, and lint them.
 
-    Also writes the issue's public page to the archive folder (email.archive_dir).
+    With --archive, also writes the issue's public page to the archive folder
+    (email.archive_dir); a send publishes its page by itself.
 
     \b
     Examples:
       newsletter render --month 2026-10 --out build/
-      newsletter render --post conference-wrap-up --as ada@example.org --out build/ --open
+      newsletter render --post conference-wrap-up --as ada.lovelace@example.com --out build/ --open
       newsletter render --since last-issue --out build/ --json
     """
     settings = app.settings
@@ -138,7 +168,7 @@ def render_command(
     now = resolve_now(opts, settings.site.tz)
     to, to_name, values = recipient_values(app, as_email)
     paths = write_email(out, issue, settings, to=to, to_name=to_name, values=values, now=now)
-    if not no_archive:
+    if to_archive:
         page = write_archive(issue, settings, now=now)
         if not as_json:
             click.echo(f"archive page: {page}")
@@ -165,12 +195,41 @@ def render_command(
         click.launch(str(paths["html"].resolve()))
 
 
+@main.group("archive")
+def archive_group() -> None:
+    """The public web archive of the issues that went out.
+
+    \b
+    Example:
+      newsletter archive build
+    """
+
+
+@archive_group.command("build")
+@click.pass_obj
+def archive_build_command(app: App) -> None:
+    """Write every sent issue's page, the index and the Atom feed again, from the store.
+
+    Pages use the content each campaign froze when it started and are dated by its send.
+
+    \b
+    Example:
+      newsletter archive build
+    """
+    pages = app.newsletter.archive_build()
+    root = app.settings.path(app.settings.email.archive_dir)
+    click.echo(
+        f"{len(pages)} issue page(s); index: {root / 'index.html'}; feed: {root / 'feed.xml'}"
+    )
+
+
 @main.command("lint")
 @selection_options
 @issue_options
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list.")
+@design_options
+@json_options(stream=True)
 @click.pass_obj
-def lint_command(app: App, as_json: bool, **opts: Any) -> None:
+def lint_command(app: App, output: str, **opts: Any) -> None:
     """Check the issue before it goes out; exit code 3 when there are errors.
 
     Checks Gmail's 102 KB clipping, relative or non-http links and images, missing alt text,
@@ -183,9 +242,7 @@ def lint_command(app: App, as_json: bool, **opts: Any) -> None:
     """
     issue = render_from_options(app, opts)
     findings = lint_issue(issue, app.settings, longest=None)
-    if as_json:
-        click.echo(findings_json(findings))
-    else:
+    if not emit_list((asdict(f) for f in findings), output):
         print_findings(findings)
     if has_errors(findings):
         raise LintFailed("lint found errors; fix them before sending", list(findings))
@@ -194,6 +251,7 @@ def lint_command(app: App, as_json: bool, **opts: Any) -> None:
 @main.command("preview")
 @selection_options
 @issue_options
+@design_options
 @click.option("--port", type=click.IntRange(0, 65535), default=8025, show_default=True)
 @click.option("--open", "open_browser", is_flag=True, help="Open the preview in the browser.")
 @click.pass_obj

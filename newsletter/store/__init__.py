@@ -2,6 +2,7 @@
 
 - ``store.audience`` (:mod:`newsletter.store.audience`): subscribers, tags, suppressions.
 - ``store.campaigns`` (:mod:`newsletter.store.campaigns`): campaigns, batches, the ledger.
+- ``store.signup`` (:mod:`newsletter.store.signup`): sign-ups, consent, rate limits, mail queue.
 
 The dispatcher and the web app talk to these objects only, never to SQL. The same classes run
 on PostgreSQL (a ``postgresql://`` URL as the target) through the dialect layer in
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from newsletter.errors import StoreError
-from newsletter.store import audience, campaigns, copy, db, feeds
+from newsletter.store import audience, campaigns, copy, db, feeds, signup
 
 if TYPE_CHECKING:
     from newsletter.store import pg
@@ -32,6 +33,7 @@ class Store:
         self.path = path  # a Path, or a postgresql:// URL (see db.describe for messages)
         self.audience = audience.AudienceStore(conn)
         self.campaigns = campaigns.CampaignStore(conn)
+        self.signup = signup.SignupStore(conn)
         self.feeds = feeds.FeedCacheStore(conn)
 
     def close(self) -> None:
@@ -44,17 +46,19 @@ class Store:
         self.close()
 
 
-def open_store(target: db.Target) -> Store:
+def open_store(target: db.Target, *, timeout: float = 30.0) -> Store:
     """Open the store at ``target``: a SQLite file (created and migrated as needed) or a
     ``postgresql://`` URL.
 
-    A PostgreSQL store is shared by several hosts, so start-up only checks its migrations: an
-    empty database is set up, but one that lacks some migrations is refused until
-    ``newsletter store migrate`` runs them (an upgrade is a step an operator takes once, not
-    something every sender does while others run).
+    A damaged, read-only, emptied or vanished SQLite store is a
+    :class:`~newsletter.errors.StoreFault` that says what to do; a new store is only made where
+    none was before. A PostgreSQL store is shared by several hosts, so start-up only checks its
+    migrations: an empty database is set up, but one that lacks some migrations is refused
+    until ``newsletter store migrate`` runs them (an upgrade is a step an operator takes once,
+    not something every sender does while others run).
     """
     if db.is_url(target):
-        conn = db.connect(target)
+        conn = db.connect(target, timeout=timeout)
         try:
             missing = db.pending(conn, MIGRATIONS)
             if len(missing) == len(MIGRATIONS):
@@ -69,9 +73,21 @@ def open_store(target: db.Target) -> Store:
             raise
         return Store(conn, target)
     p = Path(target)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    conn = db.connect(p)
-    db.migrate(conn, MIGRATIONS)
+    db.check_file(p)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreError(f"{p}: cannot create the folder for the store ({err.strerror})") from err
+    conn = db.connect(p, timeout=timeout)
+    try:
+        db.migrate(conn, MIGRATIONS)
+    except sqlite3.Error as err:
+        conn.close()
+        raise db.fault(p, err, timeout=timeout) from err
+    except BaseException:
+        conn.close()
+        raise
+    db.mark(p)
     return Store(conn, p)
 
 

@@ -88,6 +88,56 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    (
+        # Double opt-in (issue #14). Everyone already on the list was imported by the list's
+        # owner and stays a recipient: the column defaults to 'confirmed'. A reader who signs up
+        # on the site is 'pending' until they follow the link in the confirmation email, and a
+        # pending subscriber is never a recipient (see AudienceStore._where). Unsubscribed and
+        # suppressed stay what they were: a row in ``suppressions``, whatever the status.
+        "audience.0003_signup",
+        """
+        ALTER TABLE subscribers ADD COLUMN status TEXT NOT NULL DEFAULT 'confirmed'
+            CHECK (status IN ('pending', 'confirmed'));
+        ALTER TABLE subscribers ADD COLUMN confirmed_at TEXT;
+        ALTER TABLE subscribers ADD COLUMN confirmation_sent_at TEXT;
+        CREATE INDEX subscribers_pending ON subscribers(id) WHERE status = 'pending';
+        -- What a person agreed to, when, where: one row per request and per confirmation.
+        -- client_hash is a keyed hash (HMAC with NEWSLETTER_SECRET) of the client address,
+        -- never the address itself.
+        CREATE TABLE consents (
+            id INTEGER PRIMARY KEY,
+            email_key TEXT NOT NULL,
+            action TEXT NOT NULL,
+            at TEXT NOT NULL,
+            source TEXT NOT NULL,
+            page TEXT NOT NULL DEFAULT '',
+            client_hash TEXT NOT NULL DEFAULT '',
+            tags TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX consents_by_key ON consents(email_key, id);
+        -- Fixed-window counters shared by every process that serves the form.
+        CREATE TABLE rate_limits (
+            bucket TEXT NOT NULL,
+            window_start INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            hits INTEGER NOT NULL,
+            PRIMARY KEY (bucket, window_start)
+        ) WITHOUT ROWID;
+        CREATE INDEX rate_limits_by_expiry ON rate_limits(expires_at);
+        -- Confirmation emails to send: written in the signup's transaction, sent by a worker,
+        -- deleted once the transport took them (a crash between the two sends it on restart).
+        CREATE TABLE confirmation_queue (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            subscriber_id INTEGER NOT NULL,
+            email TEXT NOT NULL,
+            queued_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            not_before INTEGER NOT NULL DEFAULT 0,
+            claimed_until INTEGER NOT NULL DEFAULT 0
+        );
+        """,
+    ),
 ]
 
 # Why an address must not be mailed. "unsubscribed" is the only reason a person can undo
@@ -122,6 +172,7 @@ class Subscriber:
     tags: tuple[str, ...] = ()
     fields: Mapping[str, str] = field(default_factory=dict)
     subscribed_at: str | None = None
+    status: str = "confirmed"  # or "pending" (signed up, not yet confirmed: never mailed)
 
 
 @dataclass(frozen=True)
@@ -140,6 +191,9 @@ class AudienceStats:
     suppressed_subscribers: int
     suppressions_by_reason: Mapping[str, int]
     tags: Mapping[str, int]  # tag -> active subscribers with it
+    pending: int = 0  # signed up, not confirmed yet (never mailed)
+    confirmed: int = 0  # confirmed or imported, suppressed or not
+    unsubscribed: int = 0  # subscribers whose address is suppressed as "unsubscribed"
 
 
 @dataclass(frozen=True)
@@ -153,7 +207,7 @@ class WebhookEventRow:
     raw: str
 
 
-_SUB_COLS = "s.id, s.email, s.first_name, s.last_name, s.fields, s.subscribed_at"
+_SUB_COLS = "s.id, s.email, s.first_name, s.last_name, s.fields, s.subscribed_at, s.status"
 
 
 class AudienceStore:
@@ -185,6 +239,7 @@ class AudienceStore:
                 tags=tuple(tags.get(r[0], ())),
                 fields=json.loads(r[4]),
                 subscribed_at=r[5],
+                status=r[6],
             )
             for r in rows
         ]
@@ -215,6 +270,7 @@ class AudienceStore:
             )
             params.extend(t.casefold() for t in segments)
         if active_only:
+            clauses.append("s.status = 'confirmed'")
             clauses.append(
                 "NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_key = s.email_key)"
             )
@@ -238,7 +294,7 @@ class AudienceStore:
             last = rows[-1][0]
 
     def iter_recipients(self, segments: Sequence[str] = ()) -> Iterator[Subscriber]:
-        """Active (not suppressed) subscribers, any-of ``segments`` when given, ordered by id.
+        """Active (confirmed, not suppressed) subscribers, any-of ``segments``, ordered by id.
 
         Each address appears once (``email_key`` is unique); memory holds one page at a time.
         """
@@ -284,16 +340,17 @@ class AudienceStore:
     def count_recipients(self, segments: Sequence[str] = ()) -> int:
         """How many :meth:`iter_recipients` yields.
 
-        Counted as subscribers minus suppressed subscribers (one statement, one snapshot): the
-        suppression list is short next to the audience, and probing it once per subscriber
-        took a second for a million.
+        Counted as subscribers minus pending ones minus suppressed confirmed ones (one
+        statement, one snapshot): the suppression list and the pending ones (a partial index)
+        are short next to the audience, and probing each subscriber took a second for a million.
         """
         where, params = self._where(tuple(segments), active_only=False)
         row = self.conn.execute(
             f"SELECT (SELECT count(*) FROM subscribers s WHERE TRUE{where})"
+            f" - (SELECT count(*) FROM subscribers s WHERE s.status = 'pending'{where})"
             " - (SELECT count(*) FROM suppressions x JOIN subscribers s"
-            f" ON s.email_key = x.email_key WHERE TRUE{where})",
-            [*params, *params],
+            f" ON s.email_key = x.email_key WHERE s.status = 'confirmed'{where})",
+            [*params, *params, *params],
         ).fetchone()
         return int(row[0])
 
@@ -308,16 +365,27 @@ class AudienceStore:
         tags = dict(
             self.conn.execute(
                 "SELECT t.tag, count(*) FROM subscriber_tags t JOIN subscribers s"
-                " ON s.id = t.subscriber_id WHERE NOT EXISTS (SELECT 1 FROM suppressions x"
-                " WHERE x.email_key = s.email_key) GROUP BY t.tag ORDER BY t.tag"
+                " ON s.id = t.subscriber_id WHERE s.status = 'confirmed' AND NOT EXISTS"
+                " (SELECT 1 FROM suppressions x WHERE x.email_key = s.email_key)"
+                " GROUP BY t.tag ORDER BY t.tag"
             ).fetchall()
         )
+        pending, suppressed, unsubscribed = self.conn.execute(
+            "SELECT (SELECT count(*) FROM subscribers WHERE status = 'pending'),"
+            " (SELECT count(*) FROM suppressions x JOIN subscribers s"
+            " ON s.email_key = x.email_key),"
+            " (SELECT count(*) FROM suppressions x JOIN subscribers s"
+            " ON s.email_key = x.email_key WHERE x.reason = 'unsubscribed')"
+        ).fetchone()
         return AudienceStats(
             subscribers=int(total),
             active=active,
-            suppressed_subscribers=int(total) - active,
+            suppressed_subscribers=int(suppressed),
             suppressions_by_reason=by_reason,
             tags=tags,
+            pending=int(pending),
+            confirmed=int(total) - int(pending),
+            unsubscribed=int(unsubscribed),
         )
 
     # -- writing subscribers -------------------------------------------------------------------

@@ -55,12 +55,24 @@ class ImportSession:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
-    def apply(self, rows: Sequence[NewSubscriber], *, now: datetime, dry_run: bool) -> ChunkCounts:
+    def apply(
+        self,
+        rows: Sequence[NewSubscriber],
+        *,
+        now: datetime,
+        dry_run: bool,
+        status: str = "confirmed",
+        consent_source: str = "",
+    ) -> ChunkCounts:
         """Add or merge one chunk of rows in one transaction (no writes when ``dry_run``).
 
         An existing subscriber keeps values the row leaves empty; tags and custom fields are
-        added, never removed. A suppressed address is never (re-)subscribed.
+        added, never removed. A suppressed address is never (re-)subscribed. New subscribers get
+        ``status`` ("pending": not mailed until they confirm; then a consent record "imported"
+        from ``consent_source`` is kept); an existing subscriber keeps theirs.
         """
+        if status not in ("confirmed", "pending"):
+            raise ValueError(f"unknown subscriber status {status!r}")
         counts = ChunkCounts()
         merged: dict[str, NewSubscriber] = {}
         for row in rows:
@@ -73,7 +85,9 @@ class ImportSession:
             return counts
         begin(self.conn, immediate=not dry_run)
         try:
-            self._apply(merged, counts, now=now, dry_run=dry_run)
+            self._apply(
+                merged, counts, now=now, dry_run=dry_run, status=status, source=consent_source
+            )
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
@@ -85,7 +99,14 @@ class ImportSession:
         return self.conn.execute(sql.replace("(?*)", f"({marks})"), list(keys)).fetchall()
 
     def _apply(
-        self, merged: dict[str, NewSubscriber], counts: ChunkCounts, *, now: datetime, dry_run: bool
+        self,
+        merged: dict[str, NewSubscriber],
+        counts: ChunkCounts,
+        *,
+        now: datetime,
+        dry_run: bool,
+        status: str,
+        source: str,
     ) -> None:
         keys = list(merged)
         seen = {r[0] for r in self._in("SELECT k FROM temp.import_seen WHERE k IN (?*)", keys)}
@@ -103,7 +124,7 @@ class ImportSession:
         existing = {
             r[1]: r
             for r in self._in(
-                "SELECT id, email_key, first_name, last_name, fields, subscribed_at"
+                "SELECT id, email_key, first_name, last_name, fields, subscribed_at, status"
                 " FROM subscribers WHERE email_key IN (?*)",
                 list(merged),
             )
@@ -116,10 +137,12 @@ class ImportSession:
             ):
                 old_tags.setdefault(sid, set()).add(tag)
         stamp = _iso(now)
+        pending = status == "pending"
         inserts: list[tuple[object, ...]] = []
         updates: list[tuple[object, ...]] = []
         tag_rows: list[tuple[object, ...]] = []
         new_keys: list[str] = []
+        upgraded: list[str] = []
         for key, row in merged.items():
             dup = key in seen
             old = existing.get(key)
@@ -127,7 +150,7 @@ class ImportSession:
                 inserts.append(
                     (row.email, key, row.first_name, row.last_name,
                      json.dumps(row.fields, ensure_ascii=False, sort_keys=True),
-                     row.subscribed_at or stamp, stamp, stamp)
+                     None if pending else row.subscribed_at or stamp, stamp, stamp, status)
                 )  # fmt: skip
                 new_keys.append(key)
                 counts.added += not dup
@@ -135,15 +158,20 @@ class ImportSession:
             sid = old[0]
             fields = json.loads(old[4])
             new_fields = {**fields, **{k: v for k, v in row.fields.items() if v}}
+            # an owner's (confirmed) import confirms a reader still pending from the form
+            new_status = "confirmed" if "confirmed" in (old[6], status) else "pending"
+            if new_status != old[6]:
+                upgraded.append(key)
             values = (
                 row.first_name or old[2],
                 row.last_name or old[3],
                 json.dumps(new_fields, ensure_ascii=False, sort_keys=True),
-                old[5] or row.subscribed_at or stamp,
+                old[5] or (None if new_status == "pending" else row.subscribed_at or stamp),
+                new_status,
             )
             missing_tags = [t for t in row.tags if t not in old_tags.get(sid, set())]
             changed = values != (old[2], old[3], json.dumps(fields, ensure_ascii=False,
-                                 sort_keys=True), old[5])  # fmt: skip
+                                 sort_keys=True), old[5], old[6])  # fmt: skip
             if changed:
                 updates.append((*values, stamp, sid))
             tag_rows.extend((sid, t) for t in missing_tags)
@@ -156,9 +184,15 @@ class ImportSession:
             return
         self.conn.executemany(
             "INSERT INTO subscribers(email, email_key, first_name, last_name, fields,"
-            " subscribed_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " subscribed_at, created_at, updated_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             inserts,
         )
+        consented = [*(new_keys if pending else ()), *upgraded]
+        if consented:
+            self.conn.executemany(
+                "INSERT INTO consents(email_key, action, at, source) VALUES (?, 'imported', ?, ?)",
+                [(k, stamp, source) for k in consented],
+            )
         if new_keys:
             for sid, key in self._in(
                 "SELECT id, email_key FROM subscribers WHERE email_key IN (?*)", new_keys
@@ -166,7 +200,7 @@ class ImportSession:
                 tag_rows.extend((sid, t) for t in merged[key].tags)
         self.conn.executemany(
             "UPDATE subscribers SET first_name = ?, last_name = ?, fields = ?, subscribed_at = ?,"
-            " updated_at = ? WHERE id = ?",
+            " status = ?, updated_at = ? WHERE id = ?",
             updates,
         )
         self.conn.executemany(

@@ -6,8 +6,9 @@ failed | unknown``; every move is one committed transaction, and ``accepted`` is
 after the provider said so. ``sending`` found when a send starts means the batch was in flight
 when a previous process died: its fate is ``unknown``.
 
-The store also records webhook events (it is the ``EventSink`` of :mod:`newsletter.webhooks`) and
-answers "when was the newest post of the last issue" for ``since last-issue``.
+The store also records webhook events (it is the ``EventSink`` of
+:mod:`newsletter.providers.sendgrid.webhooks`) and answers "when was the newest post of the last
+issue" for ``since last-issue``.
 """
 
 from __future__ import annotations
@@ -895,6 +896,15 @@ class CampaignStore:
         ):
             out.setdefault(slug, []).append(cid)
         return out
+
+    def sent_issues(self) -> list[Campaign]:
+        """Campaigns that went out (to anyone): real ones, or rehearsals while none is real."""
+        rows = self.conn.execute(
+            "SELECT * FROM campaigns WHERE rehearsal = ? AND state IN (?, ?, ?, ?)"
+            " AND transport != 'memory' ORDER BY created_at, id",
+            (self._real_or_rehearsal(), *STARTED),
+        )
+        return [_campaign(r) for r in rows]
 
     def last_digest(self, segment: str) -> Campaign | None:
         """The newest digest to ``segment`` that started sending (blasts never count)."""

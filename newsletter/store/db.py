@@ -1,5 +1,5 @@
 """Store plumbing: connections (a SQLite file, or PostgreSQL by URL), named forward migrations,
-write transactions.
+write transactions, faults.
 
 A store target is a path (SQLite, WAL mode) or a ``postgresql://`` URL; :func:`connect` returns a
 connection with ``sqlite3``'s interface either way (PostgreSQL through :mod:`newsletter.store.pg`,
@@ -8,10 +8,17 @@ the dialect layer), so every store class holds one set of SQL.
 Migrations are named (``audience.0001_initial``) and recorded in ``schema_migrations``; each part
 of the store owns its list, and :data:`MIGRATIONS` fixes their order. A database that holds a
 migration this version does not know was written by a newer version: we refuse to touch it.
+
+SQLite's errors about the file itself (damaged, read-only, locked, full, unreadable) become one
+:class:`~newsletter.errors.StoreFault` line in :func:`fault`, here and nowhere else. A store
+that held data leaves a marker beside it (``newsletter.db.marker``); an empty (0-byte) or
+missing store file next to a marker is refused, never silently replaced by a new, empty store.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -19,7 +26,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
-from newsletter.errors import StoreError
+from newsletter.errors import StoreError, StoreFault
+
+MARKER_SUFFIX = ".marker"
+_MARKER_TEXT = (
+    "This file records that {name} beside it holds a newsletter store (subscribers,\n"
+    "suppressions, campaigns). If {name} is ever missing or empty, newsletter refuses to\n"
+    "start a new, empty store in its place: restore {name} from a backup. To really start\n"
+    "over, delete this file too.\n"
+)
 
 Migration = tuple[str, str]  # (name, SQL script)
 Target = Path | str  # a SQLite file, or a postgresql:// URL
@@ -74,14 +89,112 @@ def connect_sqlite(path: Path | str, *, timeout: float = 30.0) -> sqlite3.Connec
         conn = sqlite3.connect(
             str(path), timeout=timeout, isolation_level=None, check_same_thread=False
         )
+    except sqlite3.Error as err:
+        raise fault(path, err, timeout=timeout) from err
+    try:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-    except sqlite3.DatabaseError as err:
-        raise StoreError(f"{path}: cannot open the database ({err})") from err
+    except sqlite3.Error as err:
+        conn.close()
+        raise fault(path, err, timeout=timeout) from err
     return conn
+
+
+def fault(path: Path | str, err: sqlite3.Error, *, timeout: float = 30.0) -> StoreFault:
+    """One line for a failure of the store file: which file, what is wrong, what to do."""
+    p = Path(path)
+    code = (getattr(err, "sqlite_errorcode", 0) or 0) & 0xFF
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return StoreFault(
+            f"{p}: the database is damaged ({err}); nothing was changed. Recover what it holds "
+            f'with: sqlite3 {p} ".recover" | sqlite3 {p}.recovered, keep the damaged file, '
+            f"and put {p.name}.recovered in its place (or restore a backup)"
+        )
+    if code == sqlite3.SQLITE_READONLY:
+        return StoreFault(
+            f"{p}: the database is read-only ({err}): make {p.name} and its folder writable "
+            f"for this user (SQLite also writes {p.name}-wal and {p.name}-shm beside it), "
+            "or run as the user that owns it"
+        )
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StoreFault(
+            f"{p}: the database stayed locked for more than {timeout:g} s ({err}): another "
+            "process (a newsletter send or serve, or sqlite3) holds it; let it finish or stop "
+            "it, then try again"
+        )
+    if code == sqlite3.SQLITE_FULL:
+        return StoreFault(
+            f"{p}: the disk is full ({err}); the last change was rolled back. Free some space, "
+            "then try again"
+        )
+    if code == sqlite3.SQLITE_CANTOPEN:
+        return StoreFault(
+            f"{p}: cannot open the database ({err}): check that {p.parent} exists and that "
+            "this user may read and write it"
+        )
+    if code == sqlite3.SQLITE_IOERR:
+        return StoreFault(
+            f"{p}: the disk failed while reading or writing the database ({err}); check the "
+            "disk, then check the file with: sqlite3 " + f'{p} "PRAGMA integrity_check"'
+        )
+    return StoreFault(f"{p}: the database failed ({err})")
+
+
+def marker_for(path: Path) -> Path:
+    return path.with_name(path.name + MARKER_SUFFIX)
+
+
+def check_file(path: Path) -> None:
+    """Refuse a store file that lost its data, before SQLite would start a new one in it.
+
+    A 0-byte file is what SQLite makes of a new database, so it cannot tell "new" from
+    "truncated"; the marker (written once a store holds a schema) and a leftover write-ahead
+    log can. Also refuse a file this user cannot write (SQLite would fail later, less clearly).
+    """
+    marker = marker_for(path)
+    wal = path.with_name(path.name + "-wal")
+    if not path.exists():
+        if marker.exists():
+            raise StoreFault(
+                f"{path}: the store is missing, but one was here ({marker.name} says so): "
+                f"restore {path.name} from a backup; to start a new, empty store instead, "
+                f"delete {marker.name}"
+            )
+        return
+    if path.is_dir():
+        raise StoreFault(f"{path}: is a folder, not a store file; point [store] path at a file")
+    if path.stat().st_size == 0 and (marker.exists() or _size(wal) > 0):
+        raise StoreFault(
+            f"{path}: the store file is empty (0 bytes) but held a store: it was truncated or "
+            f"overwritten. Restore {path.name} from a backup (keep any {path.name}-wal beside "
+            f"it); to start a new, empty store instead, delete {path.name} and {marker.name}"
+        )
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise StoreFault(
+            f"{path}: the database is read-only for this user: make {path.name} and its "
+            f"folder writable (SQLite also writes {path.name}-wal and {path.name}-shm beside "
+            "it), or run as the user that owns it"
+        )
+
+
+def mark(path: Path) -> None:
+    """Leave the marker beside a store that holds a schema (best effort: a read-only folder
+    just goes without)."""
+    marker = marker_for(path)
+    if marker.exists():
+        return
+    with contextlib.suppress(OSError):
+        marker.write_text(_MARKER_TEXT.format(name=path.name), encoding="utf-8")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def single_name(path: Path) -> None:
@@ -109,11 +222,25 @@ def begin(conn: sqlite3.Connection, *, immediate: bool = True) -> None:
     """Start a transaction; a write lock held too long by another process is a StoreError."""
     try:
         conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-    except sqlite3.OperationalError as err:
-        raise StoreError(
-            f"the database is busy ({err}): another newsletter process has been writing to it "
-            "for too long; try again"
-        ) from err
+    except sqlite3.Error as err:
+        raise fault(filename(conn), err, timeout=_busy_timeout(conn)) from err
+
+
+def filename(conn: sqlite3.Connection) -> str:
+    """The file of the connection's main database (for messages)."""
+    try:
+        row = conn.execute("PRAGMA database_list").fetchone()
+    except sqlite3.Error:
+        return "the store"
+    return str(row[2]) if row is not None and row[2] else "the store"
+
+
+def _busy_timeout(conn: sqlite3.Connection) -> float:
+    try:
+        row = conn.execute("PRAGMA busy_timeout").fetchone()
+    except sqlite3.Error:
+        return 30.0
+    return float(row[0]) / 1000 if row is not None else 30.0
 
 
 @contextmanager

@@ -177,6 +177,7 @@ class PgConnection:
     def __init__(self, raw: psycopg.Connection[Any], url: str, *, owned: bool = True) -> None:
         self.raw = raw
         self.url = url
+        self.lock_timeout = 30.0  # seconds a statement waits for a lock (SQLite's busy timeout)
         # like sqlite3: a connection dropped without close() is closed, not warned about (a
         # weakref callback runs before the driver's own finalizer, even inside a cycle). A
         # connection borrowed from a pool goes back to the pool instead.
@@ -189,8 +190,9 @@ class PgConnection:
             return IntegrityError(text, unique=unique)
         if isinstance(err, psycopg.errors.LockNotAvailable):
             return StoreError(
-                f"the database is busy ({text}): another newsletter process has been writing "
-                "to it for too long; try again"
+                f"{describe(self.url)}: the database stayed locked for more than "
+                f"{self.lock_timeout:g} s ({text}): another process (a newsletter send or serve) "
+                "holds it; let it finish, then try again"
             )
         if isinstance(err, psycopg.OperationalError | psycopg.InterfaceError):
             return StoreUnavailable(f"PostgreSQL at {describe(self.url)}: {text}")
@@ -314,4 +316,6 @@ def connect(url: str, *, timeout: float = 30.0, application: str = "newsletter")
         ) from err
     except ValueError as err:  # a malformed URL
         raise StoreError(f"the store URL {redact(url)} is not valid: {err}") from err
-    return PgConnection(raw, url)
+    conn = PgConnection(raw, url)
+    conn.lock_timeout = timeout
+    return conn

@@ -8,13 +8,18 @@ lists them with a browser-viewable HTML copy of each.
 
 from __future__ import annotations
 
-import html
 import re
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.header import decode_header, make_header
+from email import policy
+from email.parser import BytesHeaderParser
+from email.utils import parseaddr, parsedate_to_datetime
 from pathlib import Path
+from urllib.parse import quote
+
+import jinja2
 
 from newsletter.errors import ProviderUnavailable
 from newsletter.transports.base import Batch, BatchResult, Outcome, Status
@@ -85,40 +90,62 @@ class OutboxTransport:
             write_index(folder)
 
 
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One message of an outbox folder, as the index lists it (headers decoded)."""
+
+    date: str
+    date_full: str
+    to_name: str
+    to_addr: str
+    sender: str
+    subject: str
+    html: str
+    eml: str
+
+
+def read_entry(eml: Path) -> OutboxEntry:
+    """The decoded headers of one ``.eml`` (only its header block is read)."""
+    head = bytearray()
+    with eml.open("rb") as fh:
+        for raw in fh:
+            if raw in (b"\r\n", b"\n"):
+                break
+            head += raw
+    message = BytesHeaderParser(policy=policy.default).parsebytes(bytes(head))
+    to_name, to_addr = parseaddr(str(message.get("To", "")))
+    try:
+        sent = parsedate_to_datetime(str(message.get("Date", "")))
+        date, date_full = sent.strftime("%Y-%m-%d %H:%M"), sent.isoformat()
+    except (TypeError, ValueError):
+        date = date_full = ""
+    return OutboxEntry(
+        date=date,
+        date_full=date_full,
+        to_name=to_name,
+        to_addr=to_addr,
+        sender=str(message.get("From", "")),
+        subject=str(message.get("Subject", "")),
+        html=f"html/{quote(eml.stem)}.html",
+        eml=quote(eml.name),
+    )
+
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
 def write_index(folder: Path) -> Path:
-    """(Re)write ``index.html`` listing every message in an outbox campaign folder."""
-    items = []
-
-    def decoded(value: str) -> str:
-        try:
-            return str(make_header(decode_header(value)))
-        except (ValueError, LookupError):
-            return value
-
-    for eml in sorted(folder.glob("*.eml")):
-        to = subject = ""
-        with eml.open("rb") as fh:
-            for raw in fh:
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                if not line:
-                    break
-                if line.lower().startswith("to:"):
-                    to = line[3:].strip()
-                elif line.lower().startswith("subject:"):
-                    subject = line[8:].strip()
-        items.append(
-            f"<tr><td>{html.escape(to)}</td><td>{html.escape(subject)}</td>"
-            f'<td><a href="html/{html.escape(eml.stem)}.html">view</a></td>'
-            f'<td><a href="{html.escape(eml.name)}">.eml</a></td></tr>'
-        )
-    page = (
-        "<!doctype html><meta charset='utf-8'>"
-        f"<title>Outbox {html.escape(folder.name)}</title>"
-        "<style>body{font-family:sans-serif;margin:2em}td{padding:2px 8px}</style>"
-        f"<h1>Outbox: {html.escape(folder.name)}</h1><p>{len(items)} messages</p>"
-        "<table><tr><th>To</th><th>Subject</th><th>HTML</th><th>File</th></tr>"
-        + "".join(items)
-        + "</table>\n"
+    """(Re)write ``index.html``: every message of an outbox campaign folder, like an inbox."""
+    entries = [read_entry(eml) for eml in sorted(folder.glob("*.eml"))]
+    page = _TEMPLATES.get_template("outbox_index.html.j2").render(
+        campaign=folder.name,
+        messages=entries,
+        sender=entries[0].sender if entries else "",
+        subject=entries[0].subject if entries else "",
     )
     index = folder / "index.html"
     index.write_text(page, encoding="utf-8")

@@ -17,12 +17,13 @@ from __future__ import annotations
 import html
 import logging
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
@@ -32,15 +33,20 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from newsletter.errors import NewsletterError
-from newsletter.store import Store, StorePool
-from newsletter.unsubscribe import InvalidToken, token_matches_email, verify_token
-from newsletter.webhooks import (
+from newsletter.providers.sendgrid.webhooks import (
     MAX_BODY_BYTES,
     Verifier,
     WebhookRejected,
     parse_events,
     process_events,
 )
+from newsletter.store import Store, StorePool
+from newsletter.store.db import check_file, fault
+from newsletter.unsubscribe import InvalidToken, token_matches_email, verify_token
+from newsletter.web.guard import ServerLimits, guarded_protocol, quiet_logs, raise_open_files_limit
+
+if TYPE_CHECKING:
+    from newsletter.web.signup import SignupWeb
 
 log = logging.getLogger("newsletter.web")
 T = TypeVar("T")
@@ -59,6 +65,19 @@ NOT_AN_UNSUBSCRIBE = (
     "This request is not an unsubscribe: a mail client sends the body "
     "List-Unsubscribe=One-Click, a person uses the button on this page. Nothing was changed.\n"
 )
+WEBHOOK_OFF = (
+    "unsubscribe.webhook_public_key is not set: /webhooks/sendgrid refuses every event (403). "
+    "Paste the verification key SendGrid shows under Settings > Mail Settings > Event Webhook "
+    "> Signature Verification into newsletter.toml, or run serve --insecure-webhook to accept "
+    "unsigned events (testing only: anyone could suppress any address)"
+)
+WEBHOOK_INSECURE = (
+    "--insecure-webhook: /webhooks/sendgrid accepts unsigned events; anyone who finds it can "
+    "suppress any address"
+)
+WEBHOOK_REFUSED = (
+    "webhook refused: no verification key is configured (unsubscribe.webhook_public_key)\n"
+)
 BAD_TOKEN = (
     "This unsubscribe link is not valid: it may have been cut short or changed. "
     "Copy the whole link from the email, or reply to the email to ask to be removed.\n"
@@ -72,6 +91,10 @@ class WebConfig:
     site_name: str = "our newsletter"
     verifier: Verifier | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # without a verifier the webhook refuses every request (403) unless this is set (tests,
+    # local experiments): unsigned events would let anyone suppress any address
+    insecure_webhook: bool = False
+    signup: SignupWeb | None = None  # the subscribe form (newsletter/web/signup.py)
 
 
 class _Db:
@@ -83,7 +106,10 @@ class _Db:
     async def run(self, fn: Callable[[Store], T]) -> T:
         def call() -> T:
             with self.pool.store() as store:
-                return fn(store)
+                try:
+                    return fn(store)
+                except sqlite3.Error as err:  # the file itself: damaged, read-only, full
+                    raise fault(str(store.path), err) from err
 
         return await run_in_threadpool(call)
 
@@ -137,12 +163,13 @@ def create_app(config: WebConfig) -> Starlette:
         store = StorePool(config.store_path)
         holder["db"] = _Db(store)
         if config.verifier is None:
-            log.warning(
-                "unsubscribe.webhook_public_key is not set: /webhooks/sendgrid accepts "
-                "unsigned events"
-            )
+            log.warning(WEBHOOK_INSECURE if config.insecure_webhook else WEBHOOK_OFF)
         try:
-            yield
+            if config.signup is None:
+                yield
+            else:
+                async with config.signup.running():
+                    yield
         finally:
             store.close()
 
@@ -284,6 +311,8 @@ def create_app(config: WebConfig) -> Starlette:
         return render(v, just_changed=changed)
 
     async def webhook(request: Request) -> Response:
+        if config.verifier is None and not config.insecure_webhook:
+            return PlainTextResponse(WEBHOOK_REFUSED, status_code=403)
         body = await _read_limited(request, MAX_BODY_BYTES)
         if body is None:
             return PlainTextResponse("request too large\n", status_code=413)
@@ -308,7 +337,11 @@ def create_app(config: WebConfig) -> Starlette:
         return JSONResponse(result)
 
     async def healthz(request: Request) -> Response:
-        await db().run(lambda s: s.conn.execute("SELECT 1").fetchone())
+        try:
+            await db().run(_healthy)
+        except NewsletterError as err:
+            log.error("health check failed: %s", err.format())
+            return PlainTextResponse("store unavailable\n", status_code=503)
         return PlainTextResponse("ok\n")
 
     routes = [
@@ -316,8 +349,17 @@ def create_app(config: WebConfig) -> Starlette:
         Route("/u/{token}", post_page, methods=["POST"]),
         Route("/webhooks/sendgrid", webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        *(config.signup.routes() if config.signup is not None else []),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _healthy(store: Store) -> None:
+    """The store file is still there and whole (a running server keeps reading its cache and
+    write-ahead log, so a truncated or deleted file would go unnoticed), and answers."""
+    if isinstance(store.path, Path):  # a SQLite file (a PostgreSQL store is a URL)
+        check_file(store.path)
+    store.conn.execute("SELECT 1").fetchone()
 
 
 def _form_fields(body: bytes, content_type: str) -> dict[str, list[str]]:
@@ -366,6 +408,33 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
 
 def run_server(app: Any, *, host: str, port: int, access_log: bool = False) -> None:
     """Serve until interrupted. The access log is off by default: URLs carry tokens."""
+    guarded_server(app, host=host, port=port, access_log=access_log).run()
+
+
+def guarded_server(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    access_log: bool = False,
+    limits: ServerLimits | None = None,
+) -> Any:
+    """A ``uvicorn.Server`` bounded against floods of connections (:mod:`newsletter.web.guard`)."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info")
+    fitted = (limits or ServerLimits()).fitted(raise_open_files_limit())
+    quiet_logs()
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        access_log=access_log,
+        log_level="info",
+        http=guarded_protocol(fitted),
+        limit_concurrency=fitted.limit_concurrency,
+        timeout_keep_alive=int(fitted.timeout_keep_alive),
+        backlog=fitted.backlog,
+        h11_max_incomplete_event_size=fitted.max_head_bytes,
+        timeout_graceful_shutdown=10,
+    )
+    return uvicorn.Server(config)

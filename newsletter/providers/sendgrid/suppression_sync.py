@@ -1,8 +1,8 @@
 """Pull SendGrid's suppression lists into the local list (``newsletter suppressions sync``).
 
 Lists: global unsubscribes, bounces, spam reports, and the suppressions of unsubscribe groups.
-Each is a paged GET (``limit`` at most 500, ``offset``). This module is the one place that
-translates the suppression API's HTTP errors into :mod:`newsletter.errors` transport errors.
+Each is a paged GET (``limit`` at most 500, ``offset``). HTTP answers are translated by
+:mod:`newsletter.providers.sendgrid.http_errors`, like those of mail/send.
 """
 
 from __future__ import annotations
@@ -16,17 +16,13 @@ from typing import Any
 
 import httpx
 
+from newsletter.campaign.pacing import Backoff, Wait
 from newsletter.config import Secrets, Settings
-from newsletter.errors import (
-    ProviderRejected,
-    ProviderUnavailable,
-    RateLimited,
-    TransportError,
-)
+from newsletter.errors import ProviderRejected, ProviderUnavailable, RateLimited, TransportError
+from newsletter.providers.sendgrid.http_errors import translate
 from newsletter.store.audience import AudienceStore
 
 PAGE_LIMIT = 500
-MAX_RATE_LIMIT_WAITS = 5
 
 # list name -> (path, our reason)
 LISTS: dict[str, tuple[str, str]] = {
@@ -55,6 +51,10 @@ class SuppressionClient:
         page_limit: int = PAGE_LIMIT,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], float] = time.time,
+        backoff: Backoff | None = None,
+        max_retries: int = 5,
+        on_wait: Callable[[Wait], None] | None = None,
     ) -> None:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
@@ -64,6 +64,10 @@ class SuppressionClient:
         )
         self.page_limit = max(1, min(page_limit, PAGE_LIMIT))
         self._sleep = sleep
+        self._now = now
+        self.backoff = backoff or Backoff()  # the same backoff as mail/send batches
+        self.max_retries = max(0, max_retries)
+        self.on_wait = on_wait
 
     def close(self) -> None:
         self._http.close()
@@ -75,43 +79,50 @@ class SuppressionClient:
         self.close()
 
     def _get(self, path: str, params: dict[str, int]) -> Any:
-        for _ in range(MAX_RATE_LIMIT_WAITS + 1):
+        """One page, retried like a mail/send batch: 429 (after the wait SendGrid asks for, up
+        to the backoff's ``max_wait``), 5xx, timeouts and refused connections."""
+        what = f"GET {path}"
+        attempt = 0
+        while True:
             try:
-                response = self._http.get(path, params=params)
-            except httpx.TimeoutException as err:
-                raise ProviderUnavailable(f"SendGrid did not answer GET {path} in time") from err
-            except httpx.HTTPError as err:
-                raise ProviderUnavailable(f"cannot reach SendGrid for GET {path} ({err})") from err
-            if response.status_code != 429:
-                break
-            wait = _retry_after(response)
-            if wait is None or wait > 60:
-                raise RateLimited(
-                    f"SendGrid rate limit on GET {path}; try again later",
-                    retry_after=wait,
-                    body=response.text[:2000],
-                )
-            self._sleep(wait)
-        else:
-            raise RateLimited(f"SendGrid kept rate-limiting GET {path}", retry_after=None)
-        status = response.status_code
-        body = response.text[:2000]
-        if status in (401, 403):
-            raise ProviderRejected(
-                f"SendGrid refused the API key for GET {path}: SENDGRID_API_KEY needs "
-                "read access to Suppressions",
-                status=status,
-                body=body,
+                return self._get_once(path, params, what)
+            except (RateLimited, ProviderUnavailable) as err:
+                if attempt >= self.max_retries:
+                    if attempt:
+                        err.message += f" (gave up after {attempt + 1} tries)"
+                    raise
+                asked = err.retry_after if isinstance(err, RateLimited) else None
+                delay = self.backoff.delay(attempt, asked)
+                if self.on_wait is not None:
+                    why = "the SendGrid rate limit (HTTP 429)" if asked is not None else None
+                    reason = why or f"a retry of {what} after: {err.format()}"
+                    until = datetime.fromtimestamp(self._now() + delay, UTC)
+                    self.on_wait(Wait(reason, until, delay, asked))
+                self._sleep(delay)
+                attempt += 1
+
+    def _get_once(self, path: str, params: dict[str, int], what: str) -> Any:
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.TimeoutException as err:
+            raise ProviderUnavailable(f"SendGrid did not answer {what} in time") from err
+        except httpx.HTTPError as err:
+            raise ProviderUnavailable(f"cannot reach SendGrid for {what} ({err})") from err
+        if response.status_code >= 400:
+            raise translate(
+                response.status_code,
+                response.content,
+                response.headers,
+                what=what,
+                now=self._now(),
+                auth_hint="SENDGRID_API_KEY needs read access to Suppressions",
             )
-        if status >= 500:
-            raise ProviderUnavailable(f"SendGrid failed on GET {path}", status=status, body=body)
-        if status >= 400:
-            raise ProviderRejected(f"SendGrid rejected GET {path}", status=status, body=body)
         try:
             return response.json()
         except ValueError as err:
             raise TransportError(
-                f"SendGrid answered GET {path} with something that is not JSON", status=status
+                f"SendGrid answered {what} with something that is not JSON",
+                status=response.status_code,
             ) from err
 
     def _pages(self, path: str) -> Iterator[list[Any]]:
@@ -152,20 +163,6 @@ class SuppressionClient:
             if not all(isinstance(e, str) for e in page):
                 raise TransportError(f"SendGrid listed a non-address in {path}")
             yield [RemoteSuppression(e, "group_unsubscribed", f"group {group_id}") for e in page]
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    reset = response.headers.get("X-RateLimit-Reset")
-    if reset is None:
-        after = response.headers.get("Retry-After")
-        try:
-            return float(after) if after is not None else None
-        except ValueError:
-            return None
-    try:
-        return max(0.0, float(reset) - datetime.now(UTC).timestamp())
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -214,8 +211,28 @@ def sync_suppressions(
     return report
 
 
+def client_for(
+    settings: Settings, secrets: Secrets, *, on_wait: Callable[[Wait], None] | None = None
+) -> SuppressionClient:
+    """A client for the configured account that retries and waits like a mail/send batch."""
+    send = settings.send
+    return SuppressionClient(
+        secrets.sendgrid_api_key,
+        secrets.sendgrid_api_url,
+        timeout=send.timeout_seconds,
+        backoff=Backoff(max_wait=send.max_wait_seconds),
+        max_retries=send.max_retries,
+        on_wait=on_wait,
+    )
+
+
 def sync_before_send(
-    settings: Settings, secrets: Secrets, audience: AudienceStore, *, skip: bool = False
+    settings: Settings,
+    secrets: Secrets,
+    audience: AudienceStore,
+    *,
+    skip: bool = False,
+    on_wait: Callable[[Wait], None] | None = None,
 ) -> str | None:
     """Before a send: pull SendGrid's suppressions when a key is configured and
     ``send.sync_suppressions`` is on. Returns the summary line, or None when not configured."""
@@ -224,9 +241,7 @@ def sync_before_send(
     if skip:
         return "SendGrid's lists not pulled (--skip-sync); the local list applies"
     groups = [settings.send.asm_group_id] if settings.send.asm_group_id else []
-    with SuppressionClient(
-        secrets.sendgrid_api_key, secrets.sendgrid_api_url, timeout=settings.send.timeout_seconds
-    ) as client:
+    with client_for(settings, secrets, on_wait=on_wait) as client:
         try:
             report = sync_suppressions(audience, client, now=datetime.now(UTC), group_ids=groups)
         except ProviderRejected as err:

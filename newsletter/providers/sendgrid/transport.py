@@ -4,16 +4,19 @@ The rendered issue goes once as ``content``; each recipient is one personalizati
 ``substitutions`` (the tokens of :mod:`newsletter.personalize`), their own ``List-Unsubscribe``
 headers and ``custom_args`` (campaign id, recipient id) that come back in webhook events.
 
-Every documented limit is checked before a request is made (:func:`check_limits`). HTTP errors
-are translated to :mod:`newsletter.errors` here and nowhere else:
+Every documented limit is checked before a request is made (:func:`check_limits`). HTTP
+answers are translated by :mod:`newsletter.providers.sendgrid.http_errors`; connection failures
+here:
 
-    429                        -> RateLimited(retry_after from X-RateLimit-Reset / Retry-After)
-    5xx, refused before send   -> ProviderUnavailable   (the dispatcher retries)
-    other 4xx                  -> ProviderRejected      (not retried; the body says why)
+    refused before send        -> ProviderUnavailable   (the dispatcher retries)
     timeout / dropped after    -> DeliveryUnknown       (maybe accepted: never resent silently)
 
 The library opens a new connection per call; :class:`KeepAliveClient` keeps one HTTP connection
 per thread instead (same request building and error classes, ``keep_alive=False`` to compare).
+python_http_client has no public hook for the connection, so it overrides ``_make_request`` (the
+method the library keeps separate "so we can mock it easily") and ``_build_client``. That is a
+seam into private code: pyproject.toml pins ``sendgrid`` and ``python-http-client`` to the exact
+versions it was tested with, and tests/test_sendgrid_seam.py fails when either changes.
 """
 
 from __future__ import annotations
@@ -34,20 +37,16 @@ import python_http_client
 import sendgrid
 from python_http_client.exceptions import HTTPError, err_dict
 
-from newsletter.errors import (
-    DeliveryUnknown,
-    ProviderRejected,
-    ProviderUnavailable,
-    RateLimited,
-)
-from newsletter.transports.base import Batch, BatchResult, Outcome, Status
-from newsletter.transports.sendgrid_payload import (
+from newsletter.errors import DeliveryUnknown, ProviderUnavailable
+from newsletter.providers.sendgrid.http_errors import translate
+from newsletter.providers.sendgrid.payload import (
     MAX_BODY_BYTES,
     MAX_RECIPIENTS,
     build_body,
     build_payload,
     check_limits,
 )
+from newsletter.transports.base import Batch, BatchResult, Outcome, Status
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -231,7 +230,7 @@ class SendGridTransport:
         self._sg = sendgrid.SendGridAPIClient(api_key=api_key, host=api_url)
         if keep_alive:
             self._sg.client = KeepAliveClient(
-                host=api_url, request_headers=self._sg._default_headers, version=3
+                host=api_url, request_headers=dict(self._sg.client.request_headers), version=3
             )
         self._sg.client.timeout = timeout
         # the body is JSON text we built (see sendgrid_payload); any Content-Type other than the
@@ -264,7 +263,7 @@ class SendGridTransport:
         try:
             return self._send.post(request_body=body)
         except HTTPError as err:
-            raise self._translate(err) from err
+            raise self._translate(err, "POST /v3/mail/send") from err
         except _AnswerLost as err:
             raise DeliveryUnknown(
                 f"the connection failed after the request was sent ({err}); it may have been "
@@ -296,7 +295,7 @@ class SendGridTransport:
         Every request of a scheduled campaign carries it, so :meth:`cancel_scheduled` can stop
         them all before their ``send_at``.
         """
-        response = self._call(self._sg.client.mail.batch, None, "create a batch id")
+        response = self._call(self._sg.client.mail.batch, None, "POST /v3/mail/batch")
         try:
             batch_id = json.loads(response.body or b"{}").get("batch_id")
         except (ValueError, AttributeError):
@@ -310,7 +309,7 @@ class SendGridTransport:
         self._call(
             self._sg.client.user.scheduled_sends,
             {"batch_id": batch_id, "status": "cancel"},
-            "cancel the scheduled send",
+            "POST /v3/user/scheduled_sends",
         )
 
     def _call(self, endpoint: Any, payload: dict[str, Any] | None, what: str) -> Any:
@@ -319,60 +318,15 @@ class SendGridTransport:
         try:
             return endpoint.post(request_body=body)
         except HTTPError as err:
-            raise self._translate(err) from err
+            raise self._translate(err, what) from err
         except (OSError, urllib.error.URLError, http.client.HTTPException) as err:
-            why = f"cannot reach SendGrid to {what} ({err}); try again"
+            why = f"cannot reach SendGrid for {what} ({err}); try again"
             raise ProviderUnavailable(why) from err
 
-    def _translate(self, err: HTTPError) -> Exception:
-        status = int(err.status_code)
-        raw = err.body if isinstance(err.body, bytes) else str(err.body).encode()
-        body = raw.decode("utf-8", "replace")
-        headers = err.headers
-        if status == 429:
-            return RateLimited(
-                "SendGrid rate limit reached", retry_after=self._retry_after(headers), body=body
-            )
-        if status >= 500:
-            return ProviderUnavailable(f"SendGrid error: {_reason(body)}", status=status, body=body)
-        violations = headers.get("sl-violations") if headers is not None else None
-        why = _reason(body) if not violations else f"{_reason(body)} {violations}"
-        return ProviderRejected(f"SendGrid refused the request: {why}", status=status, body=body)
-
-    def _retry_after(self, headers: Any) -> float | None:
-        if headers is None:
-            return None
-        reset = headers.get("X-RateLimit-Reset")
-        if reset:
-            try:
-                return max(0.0, float(reset) - self._now())
-            except ValueError:
-                pass
-        after = headers.get("Retry-After")
-        if after:
-            try:
-                return max(0.0, float(after))
-            except ValueError:
-                return None
-        return None
+    def _translate(self, err: HTTPError, what: str) -> Exception:
+        return translate(int(err.status_code), err.body, err.headers, what=what, now=self._now())
 
     def close(self) -> None:
         client = self._sg.client
         if isinstance(client, KeepAliveClient):
             client.pool.close_all()
-
-
-def _reason(body: str) -> str:
-    """SendGrid's error messages joined into one line (or the raw body, shortened)."""
-    try:
-        data = json.loads(body)
-        errors = data.get("errors") if isinstance(data, dict) else None
-        if errors:
-            return "; ".join(
-                f"{e['field']}: {e.get('message', '')}" if e.get("field") else str(e.get("message"))
-                for e in errors
-                if isinstance(e, dict)
-            )
-    except ValueError:
-        pass
-    return body.strip()[:300] or "(no body)"

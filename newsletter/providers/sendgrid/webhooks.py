@@ -32,6 +32,9 @@ from newsletter.store.audience import AudienceStore, WebhookEventRow
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 32  # arrays/objects inside each other; an event array is 3 deep
+MAX_EVENTS = 100_000
+TOO_DEEP = f"body nests arrays or objects more than {MAX_DEPTH} deep; SendGrid's events never do"
 
 # `dropped` reasons that mean the address itself is on one of SendGrid's suppression lists
 _DROPPED = {
@@ -113,14 +116,42 @@ class Event:
 
 
 def parse_events(body: bytes) -> list[Event]:
-    """The events of one webhook request; :class:`WebhookRejected` (400) if it is not one."""
+    """The events of one webhook request; :class:`WebhookRejected` (400) if it is not one.
+
+    Whatever the body, the answer is a list or a 400: JSON nested deeper than
+    :data:`MAX_DEPTH` (SendGrid's events are 3 deep), numbers too long to convert, or more
+    than :data:`MAX_EVENTS` events are refused, never a RecursionError or a 500.
+    """
     try:
         items = json.loads(body)
+    except RecursionError as err:
+        raise WebhookRejected(TOO_DEEP, status=400) from err
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise WebhookRejected(f"body is not JSON ({err})", status=400) from err
+    except ValueError as err:  # the only other one: an integer of more than 4300 digits
+        raise WebhookRejected("body holds a number too long to read", status=400) from err
     if not isinstance(items, list):
         raise WebhookRejected("body must be a JSON array of events", status=400)
+    if len(items) > MAX_EVENTS:
+        raise WebhookRejected(f"more than {MAX_EVENTS} events in one request", status=400)
+    if _depth(items) > MAX_DEPTH:
+        raise WebhookRejected(TOO_DEEP, status=400)
     return [_event(item) for item in items if isinstance(item, dict)]
+
+
+def _depth(value: Any) -> int:
+    """How deep arrays and objects nest (without recursion, stopping past MAX_DEPTH)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, list | dict):
+            deepest = max(deepest, level)
+            if deepest > MAX_DEPTH:
+                break
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _event(item: Mapping[str, Any]) -> Event:

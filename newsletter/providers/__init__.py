@@ -1,0 +1,1 @@
+"""Email service providers: one package each (only SendGrid so far)."""
