@@ -26,10 +26,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from newsletter.campaign import identity as ident
-from newsletter.campaign.dispatcher import Envelope, Personalizer, prepare
+from newsletter.campaign.dispatcher import Envelope, Personalizer, Sharing, prepare
 from newsletter.campaign.dispatcher import ProgressFn as ProgressFn
 from newsletter.campaign.dispatcher import Summary as Summary
 from newsletter.campaign.lock import CampaignLock, sender_running
@@ -63,10 +64,11 @@ from newsletter.lint import Finding, has_errors, lint_issue
 from newsletter.render import load_intro, render_issue
 from newsletter.rendered import RenderedIssue
 from newsletter.selection import Reason, Selection, matches_pick, select
-from newsletter.store import Store, open_store
+from newsletter.store import Store, copy_between, db, migrate_store, open_store
 from newsletter.store import campaigns as cs
 from newsletter.store.audience import Subscriber, Suppression
 from newsletter.store.campaigns import Campaign, CampaignStatus, LedgerRow
+from newsletter.store.copy import CopyReport
 from newsletter.store.db import fault
 from newsletter.subscribers import ImportReport
 from newsletter.transports.base import Transport
@@ -98,8 +100,11 @@ class SendOptions:
     new_campaign: bool = False  # send again on purpose (a correction)
     retry_unknown: bool = False  # resume: also resend recipients whose answer was lost
     retry_rejected: bool = False  # resume: resend recipients the provider refused (after a fix)
+    workers: int = 1  # sender processes sharing the campaign (a PostgreSQL store only)
 
     def __post_init__(self) -> None:
+        if not 1 <= self.workers <= 32:
+            raise ConfigError("must be between 1 and 32", key="workers")
         if self.concurrency is not None and not 1 <= self.concurrency <= 64:
             raise ConfigError("must be between 1 and 64", key="concurrency")
         for name in ("max_per_second", "max_per_hour", "retry_base"):
@@ -265,7 +270,7 @@ class Newsletter:
     ) -> Newsletter:
         # the site generator's own config (Jekyll, Hugo, ...) fills what was not set
         settings = apply_generator_defaults(
-            load_settings(Path(config) if config else None, overrides=overrides)
+            load_settings(Path(config) if config else None, overrides=overrides, environ=environ)
         )
         secrets = load_secrets(environ if environ is not None else os.environ)
         return cls(settings, secrets, log=log)
@@ -275,16 +280,30 @@ class Newsletter:
     @contextmanager
     def store(self) -> Iterator[Store]:
         """The store, opened (and created, migrated) for the block."""
-        with open_store(self.settings.db_path) as store:
+        with open_store(self.settings.store_target) as store:
             yield store
+
+    def migrate_store(self) -> list[str]:
+        """Apply the store's missing migrations (``newsletter store migrate``); their names."""
+        return migrate_store(self.settings.store_target)
+
+    def copy_store(self, to: str | Path, *, force: bool = False) -> CopyReport:
+        """Copy this store into ``to`` (a ``postgresql://`` URL or a SQLite file), verified by
+        counts and checksums; a non-empty target is refused unless ``force``."""
+        target: str | Path = to if db.is_url(to) else Path(to).expanduser().resolve()
+        return copy_between(self.settings.store_target, target, force=force)
+
+    def store_name(self) -> str:
+        """The store for a message: its path, or its URL without the password."""
+        return db.describe(self.settings.store_target)
 
     @contextmanager
     def _existing_store(self) -> Iterator[Store | None]:
         """The store if one exists: listing and rendering never create one."""
-        if not self.settings.db_path.exists():
+        if not self.settings.store_exists:
             yield None
             return
-        with open_store(self.settings.db_path) as store:
+        with open_store(self.settings.store_target) as store:
             yield store
 
     # -- posts and rendering ---------------------------------------------------------------
@@ -541,7 +560,8 @@ class Newsletter:
             records = ident.carried(selection.selected, root_of=self._relative_paths(selection))
             if options.dry_run:
                 return self._dry_run(store, cid, who, envelope, query, records, findings, options)
-            with CampaignLock(settings.db_path, cid):
+            self._check_workers(options)
+            with CampaignLock(settings.store_target, cid) as lock:
                 if store.campaigns.get(cid) is not None:  # another process won the race
                     raise CampaignUnfinished(
                         f"campaign {cid} was started by another process meanwhile; "
@@ -576,7 +596,12 @@ class Newsletter:
                 if total == 0:
                     transport.close()
                     raise ConfigError("no subscribers to send to (they were all suppressed)")
-                summary = self._dispatch(store, cid, transport, personalize, options, progress)
+                sharing = self._share(lock)
+                workers = self._spawn_senders(cid, options, sharing)
+                summary = self._dispatch(
+                    store, cid, transport, personalize, options, progress, sharing
+                )
+                summary = self._join_senders(store, cid, workers, summary, notes, sharing)
             message = f"campaign {cid}: {summary.state}"
             notes += self._publish(store, cid, summary)
             if send_at and envelope.batch_id and name == "sendgrid":
@@ -639,7 +664,10 @@ class Newsletter:
         """Run a started campaign's remaining batches under its lock (resume and re-runs)."""
         settings = self.settings
         cid = campaign.id
-        with CampaignLock(settings.db_path, cid):
+        self._check_workers(options)
+        # on PostgreSQL a resume joins the senders already at work (each claims its batches)
+        shared = db.is_url(settings.store_target)
+        with CampaignLock(settings.store_target, cid, shared=shared) as lock:
             status = store.campaigns.status(cid)
             assert status is not None
             todo = sum(status.counts.get(s, 0) for s in (cs.PENDING, cs.SENDING, cs.FAILED))
@@ -659,7 +687,10 @@ class Newsletter:
             if options.retry_rejected:
                 n = store.campaigns.requeue_rejected(cid, now=datetime.now(UTC))
                 self.log(f"{n:,} rejected recipients will be sent again")
-            summary = self._dispatch(store, cid, transport, personalize, options, progress)
+            sharing = self._share(lock)
+            workers = self._spawn_senders(cid, options, sharing)
+            summary = self._dispatch(store, cid, transport, personalize, options, progress, sharing)
+            summary = self._join_senders(store, cid, workers, summary, notes, sharing)
             notes = [*notes, *self._publish(store, cid, summary)]
         return SendResult(
             cid,
@@ -727,7 +758,7 @@ class Newsletter:
         if campaign.state == cs.PREPARING:
             # nothing was sent: preparation starts over from today's posts
             self.log(f"campaign {cid} never finished preparing; starting it over")
-            with CampaignLock(self.settings.db_path, cid):
+            with CampaignLock(self.settings.store_target, cid):
                 store.campaigns.forget(cid)
             return self.send(picked.query, options, now=picked.now, progress=progress)
         note = f"resuming campaign {cid} (interrupted earlier) with the content it started with"
@@ -890,7 +921,7 @@ class Newsletter:
                     assert status is not None
                     left = sum(status.counts.get(s, 0) for s in (cs.PENDING, cs.SENDING, cs.FAILED))
                     note = f"given up: {left:,} remaining recipients were not sent"
-                    with CampaignLock(settings.db_path, campaign_id):
+                    with CampaignLock(settings.store_target, campaign_id):
                         store.campaigns.set_state(campaign_id, cs.CANCELLED, now=moment, note=note)
                     return f"campaign {campaign_id}: {note}"
                 raise ConfigError(
@@ -912,7 +943,7 @@ class Newsletter:
                 transport.close()
             note = f"cancelled at SendGrid (batch {envelope.batch_id}) before its send time"
             try:
-                with CampaignLock(settings.db_path, campaign_id):
+                with CampaignLock(settings.store_target, campaign_id):
                     store.campaigns.set_state(campaign_id, cs.CANCELLED, now=moment, note=note)
             except NewsletterError:  # a send of it is still running: SendGrid drops what it adds
                 return (
@@ -1002,6 +1033,7 @@ class Newsletter:
         personalize: Personalizer,
         options: SendOptions,
         progress: ProgressFn | None,
+        sharing: Sharing | None = None,
     ) -> Summary:
         """Send a prepared campaign's remaining batches with the options' pacing and retries.
 
@@ -1025,6 +1057,7 @@ class Newsletter:
             check_suppressions=not options.dry_run,
             progress=progress,
             log=self.log,
+            sharing=sharing,
         )
 
     def label(self, campaign: Campaign) -> str:
@@ -1045,6 +1078,72 @@ class Newsletter:
                 return f"The {start:%B %Y} issue"
             return f"The issue for {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"
         return f"The issue {campaign.subject!r}"
+
+    # -- several senders (PostgreSQL) ----------------------------------------------------------
+
+    def _check_workers(self, options: SendOptions) -> None:
+        if options.workers > 1 and not db.is_url(self.settings.store_target):
+            raise ConfigError(
+                f"--workers {options.workers} needs a PostgreSQL store ([store] url or "
+                "NEWSLETTER_DATABASE_URL): SQLite lets one process write at a time, so more "
+                "sender processes would only wait for each other. Use --concurrency for more "
+                "requests in flight from one process",
+                key="--workers",
+            )
+
+    def _share(self, lock: CampaignLock) -> Sharing | None:
+        """On PostgreSQL, let other senders join the prepared campaign (None on SQLite)."""
+        if not db.is_url(self.settings.store_target):
+            return None
+        if not lock.shared:
+            lock.share()
+        return Sharing(lock.token, lock.live_senders)
+
+    def _spawn_senders(
+        self, cid: str, options: SendOptions, sharing: Sharing | None
+    ) -> list[BaseProcess]:
+        if sharing is None or options.workers <= 1:
+            return []
+        from newsletter.campaign.workers import spawn_senders
+
+        solo = dataclasses.replace(options, workers=1, skip_sync=True)
+        self.log(f"{options.workers - 1} more sender process(es) join campaign {cid}")
+        return spawn_senders(options.workers - 1, self.settings, self.secrets, cid, solo)
+
+    def _join_senders(
+        self,
+        store: Store,
+        cid: str,
+        workers: Sequence[BaseProcess],
+        summary: Summary,
+        notes: list[str],
+        sharing: Sharing | None,
+    ) -> Summary:
+        """Wait for the sender processes; the campaign's summary once every one has finished."""
+        if sharing is None or (not workers and summary.state != cs.RUNNING):
+            return summary
+        from newsletter.campaign.workers import wait_senders
+
+        notes.extend(wait_senders(workers))
+        campaign = store.campaigns.get(cid)
+        others = sharing.live_senders() - {sharing.token}  # prunes the dead ones' leases
+        if campaign is not None and campaign.state == cs.RUNNING and not others:
+            # a sender died before closing the campaign: settle what it left
+            store.campaigns.recover_orphans(cid, now=datetime.now(UTC))
+            status = store.campaigns.status(cid)
+            assert status is not None
+            todo = status.counts.get(cs.PENDING, 0) + status.counts.get(cs.FAILED, 0)
+            state = cs.PAUSED if todo else cs.DONE
+            note = f"some recipients are still pending; run `newsletter resume {cid}`"
+            store.campaigns.set_state(cid, state, now=datetime.now(UTC), note=note if todo else "")
+        status = store.campaigns.status(cid)
+        assert status is not None
+        final = _summary_of(status)
+        final.accepted_now = summary.accepted_now
+        final.elapsed = summary.elapsed
+        final.requests = summary.requests
+        final.retries = summary.retries
+        return final
 
     def _refuse_unsafe(self, name: str) -> None:
         """Real sends refuse placeholder senders, http unsubscribe links and weak secrets."""

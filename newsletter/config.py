@@ -115,6 +115,9 @@ class Settings:
     unsubscribe: UnsubscribeSettings = field(default_factory=UnsubscribeSettings)
     send: SendSettings = field(default_factory=SendSettings)
     store_path: str = "newsletter.db"
+    # a postgresql:// URL ([store] url, or NEWSLETTER_DATABASE_URL): a shared PostgreSQL store
+    # instead of the SQLite file; it may hold a password, so repr never shows it
+    store_url: str = field(default="", repr=False)
     # dotted keys set in the file or by a flag ("site.url"); generator defaults fill the rest
     explicit: frozenset[str] = frozenset()
     theme: ThemeSettings = field(default_factory=ThemeSettings)
@@ -132,6 +135,16 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.path(self.store_path)
+
+    @property
+    def store_target(self) -> Path | str:
+        """What the store is opened from: the PostgreSQL URL when set, else the SQLite file."""
+        return self.store_url or self.db_path
+
+    @property
+    def store_exists(self) -> bool:
+        """Whether there is a store yet (a PostgreSQL store always counts as there)."""
+        return bool(self.store_url) or self.db_path.exists()
 
 
 @dataclass(frozen=True)
@@ -205,16 +218,38 @@ def _coerce(section: str, cls: type, raw: Mapping[str, Any], path: Path) -> Any:
     return cls(**kwargs)
 
 
+_PG_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _store_url(url: str, *, path: Path | None = None, key: str) -> str:
+    """A store URL must name PostgreSQL; the message never repeats it (it may hold a password)."""
+    if url and not url.startswith(_PG_SCHEMES):
+        raise ConfigError(
+            "the store URL must start with postgresql:// (for a SQLite file use "
+            '[store] path = "newsletter.db")',
+            path=path,
+            key=key,
+        )
+    return url
+
+
 def load_settings(
     config: Path | None = None,
     *,
     overrides: Mapping[str, Any] | None = None,
     cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Read ``newsletter.toml`` (or ``config``) and apply overrides such as ``{"site.url": ...}``.
 
     With no ``config``, ``newsletter.toml`` in ``cwd`` is used when present; otherwise defaults.
+    ``NEWSLETTER_DATABASE_URL`` in ``environ`` (default: the process environment) selects a
+    PostgreSQL store and wins over ``[store] url``.
     """
+    if environ is None:
+        import os
+
+        environ = os.environ
     cwd = cwd or Path.cwd()
     path = config if config is not None else cwd / DEFAULT_CONFIG_NAME
     data: dict[str, Any] = {}
@@ -235,15 +270,26 @@ def load_settings(
 
     raw: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
     store_path = "newsletter.db"
+    store_url = ""
     for key, value in data.items():
         if key in _SECTIONS:
             if not isinstance(value, Mapping):
                 raise ConfigError("expected a table", path=path, key=key)
             raw[key] = dict(value)
         elif key == "store":
-            if not isinstance(value, Mapping) or not isinstance(value.get("path", ""), str):
-                raise ConfigError('expected [store] with path = "..."', path=path, key=key)
+            if (
+                not isinstance(value, Mapping)
+                or not isinstance(value.get("path", ""), str)
+                or not isinstance(value.get("url", ""), str)
+                or set(value) - {"path", "url"}
+            ):
+                raise ConfigError(
+                    'expected [store] with path = "newsletter.db" or url = "postgresql://..."',
+                    path=path,
+                    key=key,
+                )
             store_path = value.get("path", store_path)
+            store_url = _store_url(value.get("url", ""), path=path, key="store.url")
         else:
             known = ", ".join([*_SECTIONS, "store"])
             raise ConfigError(f"unknown section; known sections are: {known}", path=path, key=key)
@@ -253,15 +299,26 @@ def load_settings(
             continue
         section, _, key = dotted.partition(".")
         if section == "store":
-            store_path = str(value)
+            if str(value).startswith(_PG_SCHEMES):
+                store_url = _store_url(str(value), key="--store")
+            else:
+                store_path = str(value)
             continue
         raw.setdefault(section, {})[key] = value
 
     built = {name: _coerce(name, cls, raw[name], path) for name, cls in _SECTIONS.items()}
     _check_bounds(built["send"], path)
     explicit = frozenset(f"{name}.{key}" for name, keys in raw.items() for key in keys)
+    env_url = environ.get("NEWSLETTER_DATABASE_URL", "").strip()
+    if env_url:
+        store_url = _store_url(env_url, key="NEWSLETTER_DATABASE_URL")
     settings = Settings(
-        root=root, config_path=config_path, store_path=store_path, explicit=explicit, **built
+        root=root,
+        config_path=config_path,
+        store_path=store_path,
+        store_url=store_url,
+        explicit=explicit,
+        **built,
     )
     try:
         settings.site.tz  # noqa: B018 - validate early

@@ -10,8 +10,9 @@
      ├── FeedError                   a feed cannot be fetched or read: source (exit 2)
      ├── StoreError                  the SQLite store: locked, corrupt, newer schema
      │    ├── CampaignLocked         another process is sending this campaign (exit 4)
-     │    └── StoreFault             the store file is damaged, read-only, locked too long,
-     │                               emptied or missing (exit 7): what to do, in one line
+     │    ├── StoreFault             the store file is damaged, read-only, locked too long,
+     │    │                          emptied or missing (exit 7): what to do, in one line
+     │    └── StoreUnavailable       the PostgreSQL server cannot be reached (exit 2)
      └── TransportError              a provider answered badly or not at all
           ├── RateLimited            429: retry after .retry_after seconds
           ├── ProviderUnavailable    5xx or a connection refused before sending: safe to retry
@@ -135,6 +136,12 @@ class StoreFault(StoreError):
     """The store file itself cannot be used; the message names it and says what to do."""
 
     exit_code = 7
+
+
+class StoreUnavailable(StoreError):
+    """The PostgreSQL store cannot be reached (host, database and cause; never the password)."""
+
+    exit_code = 2
 
 
 class TransportError(NewsletterError):

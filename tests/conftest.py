@@ -26,3 +26,8 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture
 def project_root() -> Path:
     return ROOT
+
+
+# PostgreSQL: a private cluster per test process (pg_cluster), a database per test (pg_url), and
+# store_target, parametrized over both backends
+from pg_fixtures import pg_cluster, pg_url, store_target  # noqa: E402, F401

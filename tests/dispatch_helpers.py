@@ -41,8 +41,12 @@ def people(n: int, start: int = 0) -> list[tuple[str, str, str]]:
 CID = "2026-11-0123456789"
 
 
-def fresh_store(tmp_path: Path) -> Store:
-    return open_store(tmp_path / "newsletter.db")
+def fresh_store(where: Path | str) -> Store:
+    """A new store: in the folder ``where``, at the file ``where`` (``*.db``), or at a
+    ``postgresql://`` URL (the ``store_target`` fixture gives both backends)."""
+    if isinstance(where, str) or where.suffix == ".db":
+        return open_store(where)
+    return open_store(where / "newsletter.db")
 
 
 def prepared(store: Store, rows: Iterable[tuple[str, str, str]], *, batch_size: int = 1000) -> str:

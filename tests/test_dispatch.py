@@ -26,8 +26,8 @@ def states(store, cid: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
     return {k: v for k, v in status.counts.items() if v}
 
 
-def test_every_recipient_once_and_personalized(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_every_recipient_once_and_personalized(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(2500))
     t = MemoryTransport()
     summary = dispatcher(store, t, cid).run(cid)
@@ -43,16 +43,16 @@ def test_every_recipient_once_and_personalized(tmp_path: Path) -> None:
     assert t.calls == 3  # 1000 + 1000 + 500
 
 
-def test_batches_have_fixed_membership_and_order(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_batches_have_fixed_membership_and_order(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(250), batch_size=100)
     assert [b.size for b in store.campaigns.batches(cid)] == [100, 100, 50]
     rows = store.campaigns.batch_rows(cid, 2)
     assert [r.email for r in rows][:2] == ["user200@example.net", "user201@example.net"]
 
 
-def test_429_waits_as_told_and_5xx_backs_off(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_429_waits_as_told_and_5xx_backs_off(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(10))
     clock = FakeClock()
     t = MemoryTransport([RateLimited("slow down", retry_after=7.0), "500", "500"])
@@ -65,8 +65,8 @@ def test_429_waits_as_told_and_5xx_backs_off(tmp_path: Path) -> None:
     assert 7.0 + 0.5 + 1.0 - 1e-9 <= sum(clock.sleeps) <= 7.5 + 1.0 + 2.0 + 1e-9
 
 
-def test_other_4xx_is_rejected_and_not_retried(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_other_4xx_is_rejected_and_not_retried(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(1500))
     bad = ProviderRejected("SendGrid refused the request: from.email: invalid", status=400)
     t = MemoryTransport([bad])
@@ -76,8 +76,8 @@ def test_other_4xx_is_rejected_and_not_retried(tmp_path: Path) -> None:
     assert summary.errors[0][1].startswith("SendGrid refused the request: from.email: invalid")
 
 
-def test_unknown_is_not_resent_unless_asked(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_unknown_is_not_resent_unless_asked(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(2000))
     t = MemoryTransport(["unknown"])
     summary = dispatcher(store, t, cid).run(cid)
@@ -91,8 +91,8 @@ def test_unknown_is_not_resent_unless_asked(tmp_path: Path) -> None:
     assert states(store, cid) == {"accepted": 2000}
 
 
-def test_batch_in_flight_at_a_crash_becomes_unknown(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_batch_in_flight_at_a_crash_becomes_unknown(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(3000))
     store.campaigns.mark(cid, 0, cs.ACCEPTED, now=NOW)
     store.campaigns.mark(cid, 1, cs.SENDING, now=NOW)  # the process died here
@@ -102,8 +102,8 @@ def test_batch_in_flight_at_a_crash_becomes_unknown(tmp_path: Path) -> None:
     assert states(store, cid) == {"accepted": 2000, "unknown": 1000}
 
 
-def test_retries_exhausted_fail_then_resume_sends_them(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_retries_exhausted_fail_then_resume_sends_them(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(5))
     t = MemoryTransport(["500"] * 3)
     opts = Options(max_retries=2, max_consecutive_failures=10)
@@ -115,8 +115,8 @@ def test_retries_exhausted_fail_then_resume_sends_them(tmp_path: Path) -> None:
     assert len(again.messages) == 5 and states(store, cid) == {"accepted": 5}
 
 
-def test_too_many_consecutive_failures_pause_with_progress_saved(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_too_many_consecutive_failures_pause_with_progress_saved(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(5000))
     t = MemoryTransport(["ok"] + ["500"] * 20)
     opts = Options(concurrency=1, max_consecutive_failures=3, max_retries=10)
@@ -130,8 +130,8 @@ def test_too_many_consecutive_failures_pause_with_progress_saved(tmp_path: Path)
     assert len(rest.messages) == 4000
 
 
-def test_bad_credentials_pause_at_once(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_bad_credentials_pause_at_once(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(3000))
     t = MemoryTransport([ProviderRejected("bad key", status=401)] * 3)
     summary = dispatcher(store, t, cid, options=Options(concurrency=1)).run(cid)
@@ -139,8 +139,8 @@ def test_bad_credentials_pause_at_once(tmp_path: Path) -> None:
     assert states(store, cid) == {"pending": 3000}
 
 
-def test_suppressed_since_preparation_are_skipped(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_suppressed_since_preparation_are_skipped(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(10))
     gone = {"user3@example.net", "user4@example.net"}
     t = MemoryTransport()
@@ -149,8 +149,8 @@ def test_suppressed_since_preparation_are_skipped(tmp_path: Path) -> None:
     assert states(store, cid) == {"accepted": 8, "skipped": 2}
 
 
-def test_pacing_per_second_spaces_batches(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_pacing_per_second_spaces_batches(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(300), batch_size=100)
     clock = FakeClock()
     pacer = Pacer(per_second=50, clock=clock, sleep=clock.sleep)
@@ -172,8 +172,8 @@ def test_pacing_per_hour_waits_for_the_window() -> None:
     assert clock.sleeps == [pytest.approx(3590.0)]
 
 
-def test_events_are_recorded_once_and_last_issue_date(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_events_are_recorded_once_and_last_issue_date(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     assert store.campaigns.digest_cursor("") is None
     cid = prepared(store, people(3))
     at = datetime(2026, 11, 26, 10, tzinfo=UTC)
@@ -187,8 +187,8 @@ def test_events_are_recorded_once_and_last_issue_date(tmp_path: Path) -> None:
     assert cursor[0] == datetime(2026, 11, 20, 10, 0, 0, 1, tzinfo=UTC)
 
 
-def test_interrupted_preparation_starts_over(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_interrupted_preparation_starts_over(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
 
     def rows():  # type: ignore[no-untyped-def]
         yield from people(1500)
@@ -248,39 +248,38 @@ def test_one_sender_per_campaign_and_kill_9_releases_the_lock(tmp_path: Path) ->
 
 
 def test_a_lease_of_another_host_is_taken_over_only_when_its_heartbeat_is_stale(
-    tmp_path: Path,
+    store_target: Path | str,
 ) -> None:
-    import sqlite3
     import time
 
-    db = tmp_path / "newsletter.db"
-    fresh_store(tmp_path).close()
-    conn = sqlite3.connect(db)
-    with conn:
-        conn.execute(
-            "INSERT INTO campaign_leases(campaign_id, token, host, pid, started, heartbeat)"
-            " VALUES ('c1', 't', 'another-host', 1, '', ?)",
-            (time.time(),),
-        )
+    from newsletter.store import db as dbmod
+
+    db = store_target
+    fresh_store(db).close()
+    conn = dbmod.connect(db)
+    conn.execute(
+        "INSERT INTO campaign_leases(campaign_id, token, host, pid, started, heartbeat)"
+        " VALUES ('c1', 't', 'another-host', 1, '', ?)",
+        (time.time(),),
+    )
     with pytest.raises(CampaignLocked) as err:
         CampaignLock(db, "c1").acquire()
     assert "on another-host" in err.value.format()
-    with conn:
-        conn.execute("UPDATE campaign_leases SET heartbeat = heartbeat - 60")
+    conn.execute("UPDATE campaign_leases SET heartbeat = heartbeat - 60")
     conn.close()
     with CampaignLock(db, "c1", stale_after=20):
         pass
 
 
-def test_status_shows_batches_in_flight_as_sending(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_status_shows_batches_in_flight_as_sending(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(2500))
     store.campaigns.mark(cid, 1, cs.SENDING, now=NOW)
     assert states(store, cid) == {"pending": 1500, "sending": 1000}
 
 
-def test_last_issue_prefers_real_sends_over_outbox_rehearsals(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_last_issue_prefers_real_sends_over_outbox_rehearsals(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     c = store.campaigns
 
     def campaign(cid: str, transport: str, end: str, kind: str = "digest") -> None:
@@ -317,8 +316,8 @@ def test_last_issue_prefers_real_sends_over_outbox_rehearsals(tmp_path: Path) ->
     assert c.digest_cursor("members") is None
 
 
-def test_stop_flag_pauses_after_the_batch_in_flight(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_stop_flag_pauses_after_the_batch_in_flight(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(3000))
     t = MemoryTransport()
     d = dispatcher(store, t, cid, options=Options(concurrency=1))

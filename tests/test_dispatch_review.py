@@ -85,8 +85,8 @@ def test_send_prepares_batches_no_larger_than_the_limit(tmp_path: Path) -> None:
     assert [s for (s,) in sizes] == [8, 8, 4]
 
 
-def test_first_ctrl_c_stops_a_long_pacing_wait_promptly(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_first_ctrl_c_stops_a_long_pacing_wait_promptly(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(30), batch_size=10)
     clock = FakeClock()
     stop = threading.Event()
@@ -105,8 +105,8 @@ def test_first_ctrl_c_stops_a_long_pacing_wait_promptly(tmp_path: Path) -> None:
     assert max(clock.sleeps) <= 0.25 and sum(clock.sleeps) < 11
 
 
-def test_dispatcher_keeps_to_per_hour_across_batches(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_dispatcher_keeps_to_per_hour_across_batches(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(30), batch_size=10)
     clock = FakeClock()
     pacer = Pacer(per_hour=10, clock=clock, sleep=clock.sleep)
@@ -190,8 +190,8 @@ def test_suppressed_during_a_fresh_send_is_skipped_with_one_query_per_batch(
     assert all("suppressed" in r[1] for r in reasons)
 
 
-def test_suppressed_among_normalises_and_ignores_others(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_suppressed_among_normalises_and_ignores_others(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     aud = store.audience
     aud.suppress("Ann@Example.org", reason="bounced", source="t", now=NOW)
     assert aud.suppressed_among([" ann@example.ORG ", "bob@example.org"]) == {"ann@example.org"}
@@ -234,8 +234,10 @@ def test_fresh_cli_send_skips_who_unsubscribes_while_it_runs(tmp_path: Path) -> 
 # -- 3. one recipient over a per-recipient limit -----------------------------------------------
 
 
-def test_one_oversized_or_malformed_recipient_does_not_sink_the_batch(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_one_oversized_or_malformed_recipient_does_not_sink_the_batch(
+    tmp_path: Path, store_target: Path | str
+) -> None:
+    store = fresh_store(store_target)
     rows = people(5)
     rows[1] = ("1", "user1@example.net", "N" * 5000)  # 2 x 5000 bytes of first name tokens
     rows[3] = ("3", "user 3@example", "Three")
@@ -274,8 +276,8 @@ def test_a_batch_with_nobody_left_makes_no_request(tmp_path: Path) -> None:
 # -- 4. 429s waited out are not failures -------------------------------------------------------
 
 
-def test_a_burst_of_429s_does_not_pause_the_campaign(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_a_burst_of_429s_does_not_pause_the_campaign(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(50), batch_size=10)
     burst = [RateLimited("slow down", retry_after=1.0) for _ in range(8)]
     t = MemoryTransport(burst)
@@ -285,8 +287,8 @@ def test_a_burst_of_429s_does_not_pause_the_campaign(tmp_path: Path) -> None:
     assert states(store, cid) == {"accepted": 50} and summary.retries == 8
 
 
-def test_429s_still_exhaust_max_retries_per_batch(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_429s_still_exhaust_max_retries_per_batch(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(10))
     t = MemoryTransport([RateLimited("slow down", retry_after=1.0) for _ in range(3)])
     opts = Options(concurrency=1, max_consecutive_failures=5, max_retries=2)
@@ -298,8 +300,8 @@ def test_429s_still_exhaust_max_retries_per_batch(tmp_path: Path) -> None:
 # -- 5. Ctrl-C after the last answer ------------------------------------------------------------
 
 
-def test_ctrl_c_after_the_last_answer_finishes_as_done(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_ctrl_c_after_the_last_answer_finishes_as_done(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(25), batch_size=10)
     d = dispatcher(store, MemoryTransport(), cid, options=Options(concurrency=1))
     d.on_progress = lambda done, total: d.stop.set() if done == total else None
@@ -333,8 +335,8 @@ def test_status_says_interrupted_when_no_sender_holds_the_lock(tmp_path: Path) -
         assert data["sender_running"] is True and data["interrupted"] is False
 
 
-def test_first_ctrl_c_stops_a_long_429_wait_promptly(tmp_path: Path) -> None:
-    store = fresh_store(tmp_path)
+def test_first_ctrl_c_stops_a_long_429_wait_promptly(store_target: Path | str) -> None:
+    store = fresh_store(store_target)
     cid = prepared(store, people(10))
     clock = FakeClock()
     d = dispatcher(

@@ -44,15 +44,21 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
-def test_months_of_digests_a_blast_between_and_edits_after_sends(tmp_path: Path) -> None:
+def test_months_of_digests_a_blast_between_and_edits_after_sends(
+    tmp_path: Path, store_target: Path | str
+) -> None:
     people = 30
     site = make_site(tmp_path, subscribers=people, batch_size=10)
+    store = {}
+    if isinstance(store_target, str):  # the same journey on a PostgreSQL store
+        store = {"NEWSLETTER_DATABASE_URL": store_target}
+        run(site, "subscribers", "import", "subs.csv", **store)
     fake_db = tmp_path / "fake.db"
     videos = site / "content" / "2026-10-21-talk-videos-online.md"
     with serve_in_thread(FaultPlan(), fake_db) as url:
 
         def nl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-            return run(site, *args, check=check, SENDGRID_API_URL=url, **SG)
+            return run(site, *args, check=check, SENDGRID_API_URL=url, **SG, **store)
 
         # September: the first digest
         sept = nl("send", "--month", "2026-09", "--now", "2026-10-01T09:00", *FLAGS)
@@ -88,8 +94,8 @@ def test_months_of_digests_a_blast_between_and_edits_after_sends(tmp_path: Path)
         oct_id = campaign_of(october.stdout)
         assert campaign_of(dry.stdout.replace("dry run of campaign", "campaign")) == oct_id
         assert per_campaign(fake_db) == {sept_id: people, blast_id: people, oct_id: people}
-        posts = query(
-            site / "newsletter.db", "SELECT slug FROM campaign_posts WHERE campaign_id = ?", oct_id
+        posts = store_query(
+            store_target, site, "SELECT slug FROM campaign_posts WHERE campaign_id = ?", oct_id
         )
         assert [s for (s,) in posts] == ["conference-wrap-up"]
 
@@ -130,10 +136,20 @@ def test_months_of_digests_a_blast_between_and_edits_after_sends(tmp_path: Path)
         oct_id: people,
         nov_id: people,
     }
-    nov_posts = query(
-        site / "newsletter.db", "SELECT slug FROM campaign_posts WHERE campaign_id = ?", nov_id
+    nov_posts = store_query(
+        store_target, site, "SELECT slug FROM campaign_posts WHERE campaign_id = ?", nov_id
     )
     assert [s for (s,) in nov_posts] == ["attendee-survey-results"]  # grants is a draft
+
+
+def store_query(target: Path | str, site: Path, sql: str, *args: object) -> list[tuple]:
+    """Rows from the site's store: its SQLite file, or the PostgreSQL database at ``target``."""
+    if isinstance(target, Path):
+        return query(site / "newsletter.db", sql, *args)
+    from newsletter.store import open_store
+
+    with open_store(target) as opened:
+        return [tuple(r) for r in opened.conn.execute(sql, args).fetchall()]
 
 
 def _start(site: Path, url: str, *args: str) -> subprocess.Popen[str]:

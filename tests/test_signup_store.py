@@ -45,8 +45,8 @@ def test_existing_subscribers_migrate_as_confirmed_recipients(tmp_path: Path) ->
         assert (st.pending, st.confirmed, st.active) == (0, 5, 5)
 
 
-def test_pending_subscribers_are_never_recipients(tmp_path: Path) -> None:
-    with open_store(tmp_path / "n.db") as store:
+def test_pending_subscribers_are_never_recipients(store_target: Path | str) -> None:
+    with open_store(store_target) as store:
         with store.audience.import_session() as s:
             s.apply(
                 [NewSubscriber(2, "old@example.net", "old@example.net", tags=("meetups",))],
@@ -84,8 +84,8 @@ def test_pending_subscribers_are_never_recipients(tmp_path: Path) -> None:
         assert (imported.action, imported.source) == ("imported", "import:list.csv")
 
 
-def test_what_each_address_gets(tmp_path: Path) -> None:
-    with open_store(tmp_path / "n.db") as store:
+def test_what_each_address_gets(store_target: Path | str) -> None:
+    with open_store(store_target) as store:
         with store.audience.import_session() as s:
             s.apply(
                 [NewSubscriber(2, "member@example.net", "member@example.net")],
@@ -120,8 +120,8 @@ def test_what_each_address_gets(tmp_path: Path) -> None:
         assert store.signup.queued() == 3
 
 
-def test_rate_limits_are_shared_by_connections(tmp_path: Path) -> None:
-    path = tmp_path / "n.db"
+def test_rate_limits_are_shared_by_connections(store_target: Path | str) -> None:
+    path = store_target
     policy = signup.Policy(per_client_per_hour=2, per_minute=0)
     with open_store(path) as one, open_store(path) as two:
         outcomes = [
@@ -145,8 +145,8 @@ def test_rate_limits_are_shared_by_connections(tmp_path: Path) -> None:
     assert (other_client, later) == (ss.QUEUED, ss.QUEUED)
 
 
-def test_purge_pending_removes_only_expired_ones(tmp_path: Path) -> None:
-    with open_store(tmp_path / "n.db") as store:
+def test_purge_pending_removes_only_expired_ones(store_target: Path | str) -> None:
+    with open_store(store_target) as store:
         for email, when in (("old@example.net", NOW - timedelta(days=8)), ("new@example.net", NOW)):
             signup.submit(
                 store, form(email), client_address="1", secret=SECRET, policy=POLICY, now=when
@@ -212,8 +212,10 @@ def test_the_email_goes_through_a_transport_and_scripted_failures_retry(tmp_path
         assert len(transport.messages) == 1 and store.signup.queued() == 0
 
 
-def test_an_owners_import_confirms_a_pending_reader_and_never_the_reverse(tmp_path: Path) -> None:
-    with open_store(tmp_path / "n.db") as store:
+def test_an_owners_import_confirms_a_pending_reader_and_never_the_reverse(
+    store_target: Path | str,
+) -> None:
+    with open_store(store_target) as store:
         signup.submit(
             store, form("ann@example.net"), client_address="1", secret=SECRET, policy=POLICY,
             now=NOW,

@@ -142,6 +142,18 @@ class Envelope:
 
 
 @dataclass(frozen=True)
+class Sharing:
+    """This dispatcher is one of several senders of one campaign (a PostgreSQL store).
+
+    Batches are not listed at the start but claimed one at a time as a request slot frees
+    (``CampaignStore.claim``), so senders in other processes or on other hosts take the others.
+    """
+
+    token: str  # this sender's lease token: the batches it claims carry it
+    live_senders: Callable[[], set[str]]  # prunes dead senders' leases; the live tokens
+
+
+@dataclass(frozen=True)
 class Options:
     concurrency: int = 4
     max_retries: int = 5
@@ -238,7 +250,9 @@ class Dispatcher:
         suppressed: Callable[[Sequence[str]], set[str]] | None = None,
         on_progress: ProgressFn | None = None,
         stop: threading.Event | None = None,
+        sharing: Sharing | None = None,
     ) -> None:
+        self.sharing = sharing
         self.store = store
         self.transport = transport
         self.envelope = envelope
@@ -267,13 +281,22 @@ class Dispatcher:
         if campaign is None or campaign.state == cs.PREPARING:
             raise StoreError(f"campaign {campaign_id} is not prepared; run `newsletter send`")
         start = self.monotonic()
-        store.recover_in_flight(campaign_id, now=self.now())
+        sharing = self.sharing
+        if sharing is None:
+            store.recover_in_flight(campaign_id, now=self.now())
+        else:  # only the batches of senders that died; the live ones are still sending theirs
+            sharing.live_senders()
+            store.recover_orphans(campaign_id, now=self.now())
         requeue = [cs.FAILED, cs.UNKNOWN] if retry_unknown else [cs.FAILED]
         store.requeue(campaign_id, requeue, now=self.now())
         store.set_state(campaign_id, cs.RUNNING, now=self.now())
 
         infos = {b.batch_no: b for b in store.batches(campaign_id)}
         queue = deque(sorted(n for n, b in infos.items() if b.state == cs.PENDING))
+        claimed: set[int] = set()  # batches this sender claimed and has not settled
+        more = sharing is not None  # shared: more batches may be claimed from the store
+        if sharing is not None:
+            queue.clear()
         self._settled = sum(b.size for b in infos.values() if b.state in SETTLED)
         self._total = campaign.total
         self._progress()
@@ -296,8 +319,28 @@ class Dispatcher:
                         due = []
                         while retries and retries[0][0] <= now_m:
                             due.append(heapq.heappop(retries)[1])
+                        claimed.difference_update(due)  # back to pending while they waited
                         queue.extendleft(reversed(due))
-                        while len(in_flight) < self.options.concurrency and queue:
+                        while len(in_flight) < self.options.concurrency and (queue or more):
+                            if sharing is not None:
+                                if not queue:
+                                    got = store.claim(campaign_id, sharing.token, now=self.now())
+                                    if got is None:
+                                        more = False
+                                        break
+                                    queue.append(got)
+                                    claimed.add(got)
+                                elif queue[0] not in claimed:  # a retry: take it back
+                                    got = store.claim(
+                                        campaign_id,
+                                        sharing.token,
+                                        now=self.now(),
+                                        batch_no=queue[0],
+                                    )
+                                    if got is None:  # another sender took it meanwhile
+                                        queue.popleft()
+                                        continue
+                                    claimed.add(got)
                             batch_no = queue[0]
                             size = infos[batch_no].size
                             if self.pacer.wait_time(size) > 0:
@@ -313,7 +356,7 @@ class Dispatcher:
                             if submitted is not None:
                                 in_flight[submitted[0]] = (batch_no, submitted[1])
                     if not in_flight:
-                        if pause_note or (not queue and not retries):
+                        if pause_note or (not queue and not retries and not more):
                             break
                         if not queue and retries:
                             # short steps: a Ctrl-C during a long 429 wait stops promptly
@@ -342,7 +385,30 @@ class Dispatcher:
                     pause_note = "interrupted (Ctrl-C)"
         finally:
             pool.shutdown(wait=True)
+            if sharing is not None:
+                # claimed but never sent (a pause): back to pending for the other senders
+                store.unclaim(campaign_id, sharing.token, [b for b in queue if b in claimed])
 
+        if sharing is not None:
+            others = sharing.live_senders() - {sharing.token}
+            store.recover_orphans(campaign_id, now=self.now())
+            status = store.status(campaign_id)
+            assert status is not None
+            busy = status.counts.get(cs.SENDING, 0) + status.counts.get(cs.PENDING, 0)
+            if others and busy:
+                # the others are still sending: the last one to finish closes the campaign
+                return Summary(
+                    campaign_id=campaign_id,
+                    state=cs.RUNNING,
+                    counts=status.counts,
+                    total=campaign.total,
+                    accepted_now=self._stats["accepted"],
+                    requests=self._stats["requests"],
+                    retries=self._stats["retries"],
+                    elapsed=self.monotonic() - start,
+                    note=f"{len(others)} other sender(s) are finishing the campaign",
+                    errors=status.errors,
+                )
         status = store.status(campaign_id)
         assert status is not None
         counts = status.counts

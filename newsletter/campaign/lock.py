@@ -12,6 +12,13 @@ A lease is free when its holder is gone:
 - on another host (a store on a shared disk), its heartbeat is older than ``stale_after``.
 
 Taking a lease is one ``BEGIN IMMEDIATE`` transaction, so two processes cannot both take it.
+
+Several senders, one campaign (a PostgreSQL store): a lease is per process, and ``shared`` ones
+coexist. A sender prepares the campaign under an exclusive lease, then :meth:`CampaignLock.share`
+turns it into a shared one; other processes (``send --workers N``, or the same command on
+another host) take shared leases and claim batches one at a time (``claimed_by`` = their lease
+token). When a holder is found dead, its lease row is deleted (:func:`prune`) and the batches it
+had in flight become ``unknown`` (see ``CampaignStore.recover_orphans``).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from newsletter.errors import CampaignLocked
+from newsletter.errors import CampaignLocked, StoreError
 from newsletter.store import db
 
 HEARTBEAT_SECONDS = 2.0
@@ -69,12 +76,51 @@ class Holder:
         return now - self.heartbeat < stale_after
 
 
-def holder_of(conn: sqlite3.Connection, campaign_id: str) -> Holder | None:
-    row = conn.execute(
-        "SELECT host, pid, started, heartbeat FROM campaign_leases WHERE campaign_id = ?",
+@dataclass(frozen=True)
+class Lease:
+    token: str
+    holder: Holder
+    shared: bool
+
+
+def leases_of(conn: sqlite3.Connection, campaign_id: str) -> list[Lease]:
+    rows = conn.execute(
+        "SELECT token, host, pid, started, heartbeat, shared FROM campaign_leases"
+        " WHERE campaign_id = ? ORDER BY heartbeat",
         (campaign_id,),
-    ).fetchone()
-    return Holder(str(row[0]), int(row[1]), str(row[2]), float(row[3])) if row else None
+    ).fetchall()
+    return [
+        Lease(str(r[0]), Holder(str(r[1]), int(r[2]), str(r[3]), float(r[4])), bool(r[5]))
+        for r in rows
+    ]
+
+
+def holder_of(conn: sqlite3.Connection, campaign_id: str) -> Holder | None:
+    """A live holder of the campaign's lease (any of them), else the first dead one, or None."""
+    leases = leases_of(conn, campaign_id)
+    now = time.time()
+    for lease in leases:
+        if lease.holder.alive(now=now, stale_after=STALE_AFTER_SECONDS):
+            return lease.holder
+    return leases[0].holder if leases else None
+
+
+def prune(
+    conn: sqlite3.Connection, campaign_id: str, *, stale_after: float = STALE_AFTER_SECONDS
+) -> set[str]:
+    """Delete the leases of dead holders (call inside a write transaction); returns the tokens
+    of the live ones."""
+    now = time.time()
+    live: set[str] = set()
+    for lease in leases_of(conn, campaign_id):
+        if lease.holder.alive(now=now, stale_after=stale_after):
+            live.add(lease.token)
+        else:
+            conn.execute(
+                "DELETE FROM campaign_leases WHERE campaign_id = ? AND token = ?",
+                (campaign_id, lease.token),
+            )
+    return live
 
 
 class CampaignLock:
@@ -82,12 +128,14 @@ class CampaignLock:
 
     def __init__(
         self,
-        db_path: Path,
+        db_path: db.Target,
         campaign_id: str,
         *,
         heartbeat: float = HEARTBEAT_SECONDS,
         stale_after: float = STALE_AFTER_SECONDS,
+        shared: bool = False,
     ) -> None:
+        self.shared = shared
         self.db_path = db_path
         self.campaign_id = campaign_id
         self.heartbeat = heartbeat
@@ -102,17 +150,25 @@ class CampaignLock:
         now = time.time()
         try:
             with db.write(conn):
-                held = holder_of(conn, self.campaign_id)
-                if held is not None and held.alive(now=now, stale_after=self.stale_after):
+                live = prune(conn, self.campaign_id, stale_after=self.stale_after)
+                for lease in leases_of(conn, self.campaign_id):
+                    if lease.token not in live or (self.shared and lease.shared):
+                        continue
+                    held = lease.holder
                     where = "" if held.host == socket.gethostname() else f" on {held.host}"
                     raise CampaignLocked(
-                        f"campaign {self.campaign_id} is being sent by process {held.pid}{where};"
-                        " wait for it to finish (see `newsletter status`): only one send per "
-                        "campaign runs at a time"
+                        f"campaign {self.campaign_id} is being sent by process {held.pid}"
+                        f"{where}; wait for it to finish (see `newsletter status`): only one "
+                        "send per campaign runs at a time"
+                        + (
+                            ""
+                            if lease.shared
+                            else "; on PostgreSQL senders can join once it is prepared"
+                        )
                     )
                 conn.execute(
-                    "INSERT OR REPLACE INTO campaign_leases(campaign_id, token, host, pid,"
-                    " started, heartbeat) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO campaign_leases(campaign_id, token, host, pid,"
+                    " started, heartbeat, shared) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         self.campaign_id,
                         self.token,
@@ -120,6 +176,7 @@ class CampaignLock:
                         os.getpid(),
                         _process_start(os.getpid()),
                         now,
+                        int(self.shared),
                     ),
                 )
         except BaseException:
@@ -142,10 +199,26 @@ class CampaignLock:
                             " AND token = ?",
                             (time.time(), self.campaign_id, self.token),
                         )
-                except sqlite3.Error:
+                except (sqlite3.Error, StoreError):
                     continue  # busy for a moment: the next beat will do; 20 s of grace
         finally:
             conn.close()
+
+    def share(self) -> None:
+        """Let other senders join: this exclusive lease becomes a shared one."""
+        assert self._conn is not None, "acquire() first"
+        with db.write(self._conn):
+            self._conn.execute(
+                "UPDATE campaign_leases SET shared = 1 WHERE campaign_id = ? AND token = ?",
+                (self.campaign_id, self.token),
+            )
+        self.shared = True
+
+    def live_senders(self) -> set[str]:
+        """Prune dead holders' leases; the tokens of the live ones (this one included)."""
+        assert self._conn is not None, "acquire() first"
+        with db.write(self._conn):
+            return prune(self._conn, self.campaign_id, stale_after=self.stale_after)
 
     def release(self) -> None:
         self._stop.set()

@@ -194,6 +194,7 @@ def main(
 # Command modules register themselves on `main` when imported (they import `main` from here,
 # so these imports come last).
 from newsletter.cli import audience, posts, render, send, setup, signup  # noqa: E402
+from newsletter.cli import store as store_commands  # noqa: E402
 
 install_site_flags(main)
 
@@ -207,4 +208,5 @@ __all__ = [
     "send",
     "setup",
     "signup",
+    "store_commands",
 ]

@@ -22,7 +22,7 @@ def _now() -> datetime:
 
 
 def _store(app: App) -> Store:
-    return open_store(app.settings.db_path)
+    return open_store(app.settings.store_target)
 
 
 def _address(email: str) -> str:
@@ -420,7 +420,7 @@ def serve_command(app: App, host: str, port: int, access_log: bool, insecure_web
     if app.secrets.signing_key:  # every unsubscribe token is checked with it: no short one
         check_secret_strength(secret)
     config = WebConfig(
-        store_path=settings.db_path,
+        store_path=settings.store_target,
         secret=secret,
         site_name=settings.site.name,
         verifier=verifier,

@@ -63,6 +63,7 @@ def options_from(opts: dict[str, Any], **extra: Any) -> SendOptions:
         max_per_hour=opts.get("max_per_hour"),
         retry_base=opts.get("retry_base"),
         skip_sync=bool(opts.get("skip_sync")),
+        workers=opts.get("workers") or 1,
         **extra,
     )
 
@@ -157,6 +158,12 @@ def send_options(f: Callable[..., Any]) -> Callable[..., Any]:
                 "--retry-base",
                 type=click.FloatRange(min=0),
                 help="First retry wait in seconds (doubles each time, with jitter). Default 1.",
+            ),
+            click.option(
+                "--workers",
+                type=click.IntRange(1, 32),
+                help="Sender processes sharing the campaign (a PostgreSQL store only; each "
+                "claims batches, every recipient is sent once). Default 1.",
             ),
             click.option("--no-progress", is_flag=True, help="No progress bar."),
             click.option(

@@ -273,7 +273,7 @@ def mail_process_main(spec: MailProcess, wake: Any, stop: Any) -> None:
         return datetime.now(UTC)
 
     try:
-        with open_store(settings.db_path) as store:
+        with open_store(settings.store_target) as store:
             while not stop.is_set():
                 wake.wait(spec.poll_seconds)
                 wake.clear()
@@ -299,7 +299,7 @@ class ConfirmationWorker:
 
     def __init__(
         self,
-        store_path: Path,
+        store_path: Path | str,
         mailer: Mailer,
         *,
         now: Callable[[], datetime],

@@ -75,7 +75,7 @@ def send_confirmations(
     )
     sent = queued = 0
     try:
-        with open_store(settings.db_path) as store:
+        with open_store(settings.store_target) as store:
             if queue_unmailed:
                 queued = queue_confirmations(store, policy=policy, now=_now())
             while True:
@@ -91,7 +91,7 @@ def send_confirmations(
 def purge_expired(settings: Settings, *, now: datetime, dry_run: bool = False) -> int:
     """Delete (or with ``dry_run`` count) pending subscribers whose link has expired."""
     policy = Policy.from_settings(settings)
-    with open_store(settings.db_path) as store:
+    with open_store(settings.store_target) as store:
         if dry_run:
             return store.signup.count_expired_pending(now=now, older_than=policy.confirm_for)
         return purge_pending(store, policy=policy, now=now)
@@ -112,7 +112,7 @@ def signup_for_serve(
     ConfirmationEmail.render(settings)  # a template error stops serve here, with template:line
     return SignupWeb(
         SignupConfig(
-            store_path=settings.db_path,
+            store_path=settings.store_target,
             secret=secret,
             settings=settings,
             policy=policy,

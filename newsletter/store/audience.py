@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from newsletter.store import bulk
-from newsletter.store.db import Migration, write
+from newsletter.store.db import Migration, is_postgres, write
 from newsletter.store.keys import email_key
 
 MIGRATIONS: list[Migration] = [
@@ -329,8 +329,11 @@ class AudienceStore:
         return RecipientQuery(where, tuple(params))
 
     def custom_field_names(self) -> list[str]:
+        each = "jsonb_object_keys(s.fields::jsonb) AS j(key)"  # PostgreSQL
+        if not is_postgres(self.conn):
+            each = "json_each(s.fields) j"
         rows = self.conn.execute(
-            "SELECT DISTINCT j.key FROM subscribers s, json_each(s.fields) j ORDER BY j.key"
+            f"SELECT DISTINCT j.key FROM subscribers s, {each} ORDER BY j.key"
         ).fetchall()
         return [r[0] for r in rows]
 
@@ -343,7 +346,7 @@ class AudienceStore:
         """
         where, params = self._where(tuple(segments), active_only=False)
         row = self.conn.execute(
-            f"SELECT (SELECT count(*) FROM subscribers s WHERE 1{where})"
+            f"SELECT (SELECT count(*) FROM subscribers s WHERE TRUE{where})"
             f" - (SELECT count(*) FROM subscribers s WHERE s.status = 'pending'{where})"
             " - (SELECT count(*) FROM suppressions x JOIN subscribers s"
             f" ON s.email_key = x.email_key WHERE s.status = 'confirmed'{where})",

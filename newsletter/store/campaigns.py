@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from newsletter.errors import StoreError
 from newsletter.store.audience import RecipientQuery
-from newsletter.store.db import Migration, write
+from newsletter.store.db import IntegrityError, Migration, is_postgres, write
 
 MIGRATIONS: list[Migration] = [
     (
@@ -153,6 +153,46 @@ MIGRATIONS: list[Migration] = [
         """,
     ),
 ]
+
+MIGRATIONS.append(
+    (
+        # Several senders, one campaign (PostgreSQL): a lease per sender process, shared once
+        # the campaign is prepared, and each batch in flight names the lease that claimed it.
+        "campaigns.0005_senders",
+        """
+        CREATE TABLE campaign_leases_new (
+            campaign_id TEXT NOT NULL,
+            token TEXT NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started TEXT NOT NULL DEFAULT '',
+            heartbeat REAL NOT NULL,
+            shared INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (campaign_id, token)
+        );
+        INSERT INTO campaign_leases_new(campaign_id, token, host, pid, started, heartbeat)
+            SELECT campaign_id, token, host, pid, started, heartbeat FROM campaign_leases;
+        DROP TABLE campaign_leases;
+        ALTER TABLE campaign_leases_new RENAME TO campaign_leases;
+        ALTER TABLE campaign_batches ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
+        CREATE INDEX campaign_batches_state ON campaign_batches(campaign_id, state, batch_no);
+        """,
+    )
+)
+
+# PostgreSQL's script where SQLite's cannot be translated (see newsletter.store.pg): a table
+# rebuild that relies on SQLite's type affinity and rowid, and json_each.
+PG_MIGRATIONS: dict[str, str] = {
+    "campaigns.0002_integer_recipient_ids": """
+        ALTER TABLE campaign_ledger ALTER COLUMN recipient_id TYPE INTEGER
+            USING recipient_id::integer;
+        """,
+    "campaigns.0003_identity_and_posts": MIGRATIONS[2][1].replace(
+        "SELECT c.id, j.key, j.value FROM campaigns c, json_each(c.posts) j;",
+        "SELECT c.id, j.n - 1, j.value FROM campaigns c,"
+        " jsonb_array_elements_text(c.posts::jsonb) WITH ORDINALITY AS j(value, n);",
+    ),
+}
 
 # batch (and ledger) states
 PENDING = "pending"
@@ -287,6 +327,9 @@ class CampaignStore:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        # the ledger's own order within a batch: SQLite's rowid is the order rows were written
+        # in; PostgreSQL has none, and ledgers are written in recipient id order
+        self._insertion_order = "recipient_id" if is_postgres(conn) else "rowid"
 
     # -- campaigns -------------------------------------------------------------------------
 
@@ -408,8 +451,9 @@ class CampaignStore:
                     sizes = {batch_no: sizes[batch_no]}
             if chunk or sizes:
                 flush()
-        except sqlite3.IntegrityError as err:
-            if "UNIQUE" not in str(err):  # e.g. no such campaign: begin() was not called
+        except (sqlite3.IntegrityError, IntegrityError) as err:
+            # not a duplicate: e.g. no such campaign (begin() was not called)
+            if "UNIQUE" not in str(err) and not getattr(err, "unique", False):
                 raise StoreError(f"campaign {campaign_id}: cannot add recipients ({err})") from err
             raise StoreError(
                 f"campaign {campaign_id}: the same recipient twice in one campaign ({err}); "
@@ -497,6 +541,66 @@ class CampaignStore:
             ).rowcount
         return int(n)
 
+    def claim(
+        self, campaign_id: str, token: str, *, now: datetime, batch_no: int | None = None
+    ) -> int | None:
+        """Take the next pending batch (or batch ``batch_no``, if still pending) for the sender
+        whose lease is ``token``: it becomes ``sending``, claimed by that lease. None when
+        nothing is left to take.
+
+        On PostgreSQL the row is picked with ``FOR UPDATE SKIP LOCKED`` in a transaction of
+        its own (no store-wide write lock), so senders on several hosts claim side by side and
+        never the same batch; on SQLite the store's write lock does the same, one at a time.
+        """
+        pg = is_postgres(self.conn)
+        only = " AND batch_no = ?" if batch_no is not None else ""
+        sql = (
+            "UPDATE campaign_batches SET state = ?, claimed_by = ?, updated_at = ?"
+            " WHERE campaign_id = ? AND batch_no = (SELECT batch_no FROM campaign_batches"
+            f" WHERE campaign_id = ? AND state = ?{only} ORDER BY batch_no LIMIT 1"
+            + (" FOR UPDATE SKIP LOCKED)" if pg else ")")
+            + " RETURNING batch_no"
+        )
+        args: tuple[object, ...] = (SENDING, token, _iso(now), campaign_id, campaign_id, PENDING)
+        if batch_no is not None:
+            args += (batch_no,)
+        with write(self.conn, lock=not pg) as c:
+            row = c.execute(sql, args).fetchone()
+        return None if row is None else int(row[0])
+
+    def unclaim(self, campaign_id: str, token: str, batch_nos: Sequence[int]) -> None:
+        """Give back batches this sender claimed but never sent (it is stopping)."""
+        with write(self.conn) as c:
+            c.executemany(
+                "UPDATE campaign_batches SET state = ?, claimed_by = ''"
+                " WHERE campaign_id = ? AND batch_no = ? AND state = ? AND claimed_by = ?",
+                [(PENDING, campaign_id, b, SENDING, token) for b in batch_nos],
+            )
+
+    def recover_orphans(self, campaign_id: str, *, now: datetime) -> int:
+        """Batches in flight for a sender whose lease is gone (it died) become ``unknown``.
+
+        Call after the dead senders' leases were deleted
+        (:func:`newsletter.campaign.lock.prune`). Returns how many.
+        """
+        note = "in flight when its sender stopped; may or may not have been accepted"
+        orphan = (
+            "SELECT batch_no FROM campaign_batches WHERE campaign_id = ? AND state = ?"
+            " AND claimed_by NOT IN (SELECT token FROM campaign_leases WHERE campaign_id = ?)"
+        )
+        with write(self.conn) as c:
+            c.execute(
+                "UPDATE campaign_ledger SET state = ?, reason = ?"
+                f" WHERE campaign_id = ? AND state IN (?, ?) AND batch_no IN ({orphan})",
+                (UNKNOWN, note, campaign_id, PENDING, SENDING, campaign_id, SENDING, campaign_id),
+            )
+            n = c.execute(
+                "UPDATE campaign_batches SET state = ?, error = ?, updated_at = ?"
+                f" WHERE campaign_id = ? AND batch_no IN ({orphan})",
+                (UNKNOWN, note, _iso(now), campaign_id, campaign_id, SENDING, campaign_id),
+            ).rowcount
+        return int(n)
+
     def requeue(self, campaign_id: str, states: Sequence[str], *, now: datetime) -> int:
         """Put batches in ``states`` (e.g. unknown, failed) back to ``pending``."""
         marks = ",".join("?" * len(states))
@@ -540,14 +644,15 @@ class CampaignStore:
         cur.row_factory = None  # plain tuples: much cheaper than sqlite3.Row
         cur.execute(
             "SELECT CAST(recipient_id AS TEXT), email, first_name FROM campaign_ledger"
-            " WHERE campaign_id = ? AND batch_no = ? AND state IN (?, ?) ORDER BY rowid",
+            " WHERE campaign_id = ? AND batch_no = ? AND state IN (?, ?) ORDER BY "
+            + self._insertion_order,
             (campaign_id, batch_no, PENDING, SENDING),
         )
         return [LedgerRow._make(r) for r in cur]
 
     def skip(self, campaign_id: str, recipient_ids: Sequence[str], reason: str) -> None:
         """Recipients that must not be sent any more (suppressed since preparation)."""
-        with write(self.conn) as c:
+        with write(self.conn, pipeline=True) as c:
             c.executemany(
                 "UPDATE campaign_ledger SET state = ?, reason = ?"
                 " WHERE campaign_id = ? AND recipient_id = ?",
@@ -571,7 +676,7 @@ class CampaignStore:
         ``rejected`` lists ``(email, reason)`` of recipients the provider refused individually
         inside an otherwise accepted batch.
         """
-        with write(self.conn) as c:
+        with write(self.conn, pipeline=True) as c:
             c.execute(
                 "UPDATE campaign_batches SET state = ?, error = ?, updated_at = ?,"
                 " provider_message_id = CASE WHEN ? != '' THEN ? ELSE provider_message_id END,"
@@ -650,7 +755,7 @@ class CampaignStore:
                 (str(e), str(r))
                 for e, r in self.conn.execute(
                     "SELECT email, reason FROM campaign_ledger WHERE campaign_id = ? AND state = ?"
-                    " ORDER BY batch_no, rowid LIMIT 100",
+                    " ORDER BY batch_no, " + self._insertion_order + " LIMIT 100",
                     (campaign_id, REJECTED),
                 )
             ]

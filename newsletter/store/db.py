@@ -1,4 +1,9 @@
-"""SQLite plumbing: connections, WAL, named forward migrations, write transactions, faults.
+"""Store plumbing: connections (a SQLite file, or PostgreSQL by URL), named forward migrations,
+write transactions, faults.
+
+A store target is a path (SQLite, WAL mode) or a ``postgresql://`` URL; :func:`connect` returns a
+connection with ``sqlite3``'s interface either way (PostgreSQL through :mod:`newsletter.store.pg`,
+the dialect layer), so every store class holds one set of SQL.
 
 Migrations are named (``audience.0001_initial``) and recorded in ``schema_migrations``; each part
 of the store owns its list, and :data:`MIGRATIONS` fixes their order. A database that holds a
@@ -15,10 +20,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from newsletter.errors import StoreError, StoreFault
 
@@ -31,9 +37,47 @@ _MARKER_TEXT = (
 )
 
 Migration = tuple[str, str]  # (name, SQL script)
+Target = Path | str  # a SQLite file, or a postgresql:// URL
 
 
-def connect(path: Path | str, *, timeout: float = 30.0) -> sqlite3.Connection:
+class IntegrityError(StoreError):
+    """A constraint refused a write on PostgreSQL (SQLite raises ``sqlite3.IntegrityError``)."""
+
+    def __init__(self, message: str, *, unique: bool) -> None:
+        super().__init__(message)
+        self.unique = unique
+
+
+def is_postgres(conn: object) -> bool:
+    return getattr(conn, "dialect", "sqlite") == "postgresql"
+
+
+def is_url(target: object) -> bool:
+    """Whether a store target is a PostgreSQL URL (rather than a SQLite path)."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+def describe(target: Target) -> str:
+    """The target for a message: a path, or a URL without its password."""
+    from newsletter.store import pg
+
+    return pg.redact(str(target)) if pg.is_url(target) else str(target)
+
+
+def connect(target: Target, *, timeout: float = 30.0) -> sqlite3.Connection:
+    """Open the store's database: PostgreSQL for a URL, else the SQLite file at ``target``.
+
+    A PostgreSQL connection is typed as ``sqlite3.Connection`` because it offers the same
+    methods (see :class:`newsletter.store.pg.PgConnection`).
+    """
+    from newsletter.store import pg
+
+    if pg.is_url(target):
+        return cast(sqlite3.Connection, pg.connect(str(target), timeout=timeout))
+    return connect_sqlite(target, timeout=timeout)
+
+
+def connect_sqlite(path: Path | str, *, timeout: float = 30.0) -> sqlite3.Connection:
     """Open the database in WAL mode with a busy timeout; autocommit (we BEGIN ourselves).
 
     A symlink is followed to the real file first, so the WAL and shared-memory files sit beside
@@ -200,9 +244,21 @@ def _busy_timeout(conn: sqlite3.Connection) -> float:
 
 
 @contextmanager
-def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction that takes the write lock at once (BEGIN IMMEDIATE)."""
-    begin(conn)
+def write(
+    conn: sqlite3.Connection, *, lock: bool = True, pipeline: bool = False
+) -> Iterator[sqlite3.Connection]:
+    """A write transaction that takes the write lock at once (BEGIN IMMEDIATE).
+
+    ``lock=False`` (PostgreSQL only) skips the store-wide write lock: for transactions whose
+    row locks are enough (claiming a batch with ``FOR UPDATE SKIP LOCKED``). SQLite always
+    locks. ``pipeline=True`` (PostgreSQL only; for transactions that read nothing back) sends
+    the whole transaction in one round trip instead of one per statement.
+    """
+    if pipeline and is_postgres(conn):
+        with _pipelined(conn, lock=lock):
+            yield conn
+        return
+    begin(conn, immediate=lock or not is_postgres(conn))
     try:
         yield conn
     except BaseException:
@@ -212,25 +268,65 @@ def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("COMMIT")
 
 
-def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[str]:
-    """Apply every migration not yet applied, in order; return the names applied."""
-    applied_now: list[str] = []
-    with write(conn):
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+@contextmanager
+def _pipelined(conn: sqlite3.Connection, *, lock: bool) -> Iterator[None]:
+    pipeline = conn.pipeline  # type: ignore[attr-defined]  # PgConnection
+    try:
+        with pipeline():
+            begin(conn, immediate=lock)
+            yield
+            conn.execute("COMMIT")
+    except BaseException:
+        with suppress(StoreError):
+            conn.execute("ROLLBACK")  # a failed statement left the transaction aborted
+        raise
+
+
+def _applied(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> set[str]:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
+    known = {name for name, _ in migrations}
+    unknown = sorted(done - known)
+    if unknown:
+        raise StoreError(
+            f"the database has migrations this version does not know ({', '.join(unknown)}); "
+            "it was written by a newer version of newsletter: upgrade the tool"
         )
-        done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
-        known = {name for name, _ in migrations}
-        unknown = sorted(done - known)
-        if unknown:
-            raise StoreError(
-                f"the database has migrations this version does not know ({', '.join(unknown)}); "
-                "it was written by a newer version of newsletter: upgrade the tool"
-            )
+    return done
+
+
+def pending(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[str]:
+    """The names of the migrations not yet applied (a newer database is a StoreError)."""
+    with write(conn):
+        done = _applied(conn, migrations)
+    return [name for name, _ in migrations if name not in done]
+
+
+def migrate(
+    conn: sqlite3.Connection,
+    migrations: Sequence[Migration],
+    overrides: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Apply every migration not yet applied, in order; return the names applied.
+
+    ``overrides`` holds PostgreSQL's script for the few migrations whose SQL must differ
+    (SQLite table rebuilds, ``json_each``); every other script is translated by
+    :func:`newsletter.store.pg.translate_ddl`.
+    """
+    applied_now: list[str] = []
+    postgres = is_postgres(conn)
+    with write(conn):
+        done = _applied(conn, migrations)
         for name, script in migrations:
             if name in done:
                 continue
+            if postgres:
+                from newsletter.store import pg
+
+                script = pg.translate_ddl((overrides or {}).get(name, script))
             for statement in _statements(script):
                 conn.execute(statement)
             conn.execute(

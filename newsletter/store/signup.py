@@ -108,7 +108,8 @@ class SignupStore:
         start = now_ts - now_ts % limit.window_seconds
         row = self.conn.execute(
             "INSERT INTO rate_limits(bucket, window_start, expires_at, hits) VALUES (?, ?, ?, 1)"
-            " ON CONFLICT(bucket, window_start) DO UPDATE SET hits = hits + 1 RETURNING hits",
+            " ON CONFLICT(bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1"
+            " RETURNING hits",
             (limit.bucket, start, start + limit.window_seconds),
         ).fetchone()
         hits = int(row[0])

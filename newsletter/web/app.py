@@ -18,7 +18,6 @@ import html
 import logging
 import re
 import sqlite3
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from newsletter.providers.sendgrid.webhooks import (
     parse_events,
     process_events,
 )
-from newsletter.store import Store, open_store
+from newsletter.store import Store, StorePool
 from newsletter.store.db import check_file, fault
 from newsletter.unsubscribe import InvalidToken, token_matches_email, verify_token
 from newsletter.web.guard import ServerLimits, guarded_protocol, quiet_logs, raise_open_files_limit
@@ -87,7 +86,7 @@ BAD_TOKEN = (
 
 @dataclass
 class WebConfig:
-    store_path: Path
+    store_path: Path | str  # a SQLite file or a postgresql:// URL
     secret: str
     site_name: str = "our newsletter"
     verifier: Verifier | None = None
@@ -99,19 +98,18 @@ class WebConfig:
 
 
 class _Db:
-    """One connection, used by one worker thread at a time."""
+    """The store for worker threads: SQLite's one connection in turn, or a PostgreSQL pool."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.lock = threading.Lock()
+    def __init__(self, pool: StorePool) -> None:
+        self.pool = pool
 
     async def run(self, fn: Callable[[Store], T]) -> T:
         def call() -> T:
-            with self.lock:
+            with self.pool.store() as store:
                 try:
-                    return fn(self.store)
+                    return fn(store)
                 except sqlite3.Error as err:  # the file itself: damaged, read-only, full
-                    raise fault(self.store.path, err) from err
+                    raise fault(str(store.path), err) from err
 
         return await run_in_threadpool(call)
 
@@ -162,7 +160,7 @@ def create_app(config: WebConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = open_store(config.store_path)
+        store = StorePool(config.store_path)
         holder["db"] = _Db(store)
         if config.verifier is None:
             log.warning(WEBHOOK_INSECURE if config.insecure_webhook else WEBHOOK_OFF)
@@ -359,7 +357,8 @@ def create_app(config: WebConfig) -> Starlette:
 def _healthy(store: Store) -> None:
     """The store file is still there and whole (a running server keeps reading its cache and
     write-ahead log, so a truncated or deleted file would go unnoticed), and answers."""
-    check_file(store.path)
+    if isinstance(store.path, Path):  # a SQLite file (a PostgreSQL store is a URL)
+        check_file(store.path)
     store.conn.execute("SELECT 1").fetchone()
 
 

@@ -109,12 +109,12 @@ class PreviewState:
             settings = self.settings()
         except NewsletterError:
             return []
-        if not settings.db_path.exists():
+        if not settings.store_exists:
             return []
         from newsletter.store import open_store
 
         emails: list[str] = []
-        with open_store(settings.db_path) as store:
+        with open_store(settings.store_target) as store:
             for sub in store.audience.iter_subscribers():
                 emails.append(sub.email)
                 if len(emails) >= limit:

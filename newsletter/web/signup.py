@@ -57,7 +57,8 @@ from newsletter.signup.mail import (
     MailProcess,
     mail_process_main,
 )
-from newsletter.store import open_store
+from newsletter.store import StorePool
+from newsletter.store.db import is_url
 from newsletter.templating import environment, render_template
 from newsletter.transports.base import Sender, Transport
 from newsletter.web.app import _Db, _read_limited
@@ -83,7 +84,7 @@ BUSY = "Too many sign-ups right now. Please try again in a few minutes."
 class SignupConfig:
     """What the sign-up endpoints need; the composition root (``newsletter serve``) builds it."""
 
-    store_path: Path
+    store_path: Path | str  # a SQLite file or a postgresql:// URL
     secret: str = field(repr=False)
     settings: Settings
     policy: Policy
@@ -119,13 +120,16 @@ class SignupWeb:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         cfg = self.config
-        store = open_store(cfg.store_path)
+        store = StorePool(cfg.store_path)
         self._db = _Db(store)
-        if cfg.mail_process is not None or cfg.transport is not None:
+        if (cfg.mail_process is not None or cfg.transport is not None) and not is_url(
+            cfg.store_path
+        ):
             # The sender's connection runs the WAL checkpoints (an fsync that can wait behind
             # other writes to the disk, such as the outbox's files) instead of a sign-up's
             # commit, which would hold every other sign-up behind it meanwhile.
-            store.conn.execute("PRAGMA wal_autocheckpoint=0")
+            with store.store() as opened:
+                opened.conn.execute("PRAGMA wal_autocheckpoint=0")
         process = None
         if cfg.mail_process is not None:
             import multiprocessing

@@ -1,0 +1,204 @@
+"""A shared store on a real PostgreSQL server (a private cluster on 127.0.0.1): choosing it,
+its migrations, copying a store both ways, errors that never show the password, and `serve`
+on one host honouring an unsubscribe for a `send` started elsewhere."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from send_cli_helpers import SEND, make_site, run
+
+from newsletter.config import load_settings
+from newsletter.errors import StoreError
+from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
+from newsletter.store import MIGRATIONS, db, open_store
+from newsletter.unsubscribe import make_token
+
+PASSWORD = "Hunter2-not-shown"
+SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "pg-test-secret-0123456789abcdefghij"}
+
+
+def with_password(url: str) -> str:
+    # the test cluster trusts local connections, so any password is accepted and goes unused
+    return url.replace("postgres@", f"postgres:{PASSWORD}@", 1)
+
+
+def rows_of(path: Path, table: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+    finally:
+        conn.close()
+
+
+def test_copy_to_postgresql_and_back_keeps_every_row_and_never_reuses_an_id(
+    tmp_path: Path, pg_url: str
+) -> None:
+    site = make_site(tmp_path)
+    run(site, *SEND, "--transport", "outbox")
+    run(site, "suppressions", "add", "someone@elsewhere.org", "--reason", "bounced")
+    # the newest subscriber leaves: the highest id is now only in the id counter
+    run(site, "subscribers", "remove", "kwame.mensah@example.org")
+    src = site / "newsletter.db"
+    high = sqlite3.connect(src).execute("SELECT seq FROM sqlite_sequence").fetchone()[0]
+    url = with_password(pg_url)
+
+    out = run(site, "store", "copy", "--to", url)
+    assert PASSWORD not in out.stdout + out.stderr
+    assert "postgres:***@" in out.stdout and "counts and checksums match" in out.stdout
+    again = run(site, "store", "copy", "--to", url, check=False)
+    assert again.returncode == 1 and "is not empty" in again.stderr and "--force" in again.stderr
+    assert PASSWORD not in again.stdout + again.stderr
+    run(site, "store", "copy", "--to", url, "--force")
+
+    back = tmp_path / "back.db"
+    run(site, "store", "copy", "--to", str(back), NEWSLETTER_DATABASE_URL=url)
+    tables = [
+        "subscribers",
+        "subscriber_tags",
+        "removed_subscribers",
+        "suppressions",
+        "suppression_log",
+        "campaigns",
+        "campaign_posts",
+        "campaign_batches",
+        "campaign_ledger",
+    ]
+    for table in tables:
+        assert rows_of(back, table) == rows_of(src, table), table
+    assert rows_of(src, "campaign_ledger") and rows_of(src, "suppressions")
+
+    # ids are never reused: unsubscribe tokens carry them
+    (site / "new.csv").write_text("email\nnewcomer@x.org\n", encoding="utf-8")
+    run(site, "subscribers", "import", "new.csv", NEWSLETTER_DATABASE_URL=url)
+    with open_store(url) as store:
+        sub = store.audience.get_subscriber("newcomer@x.org")
+        assert sub is not None and sub.id > high
+
+
+def test_an_unreachable_server_is_one_line_naming_host_and_database_exit_2(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    url = f"postgresql://newsletter:{PASSWORD}@127.0.0.1:{port}/letters"
+    proc = run(tmp_path, "subscribers", "stats", check=False, NEWSLETTER_DATABASE_URL=url)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"error: cannot connect to PostgreSQL at 127.0.0.1:{port}/letters")
+    assert "refused" in lines[0].lower()
+    assert PASSWORD not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_store_url_from_file_or_environment_is_never_shown(tmp_path: Path) -> None:
+    toml = tmp_path / "newsletter.toml"
+    toml.write_text(f'[store]\nurl = "postgresql://u:{PASSWORD}@db.internal/n"\n', "utf-8")
+    settings = load_settings(toml, environ={})
+    assert settings.store_target == f"postgresql://u:{PASSWORD}@db.internal/n"
+    assert PASSWORD not in repr(settings)
+    env_url = "postgresql://other@db2.internal/n"
+    assert load_settings(toml, environ={"NEWSLETTER_DATABASE_URL": env_url}).store_url == env_url
+    toml.write_text('[store]\nurl = "mysql://u@db/n"\n', encoding="utf-8")
+    bad = run(tmp_path, "subscribers", "stats", check=False)
+    assert bad.returncode == 2 and "newsletter.toml" in bad.stderr and "store.url" in bad.stderr
+    assert "postgresql://" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_start_up_checks_migrations_and_store_migrate_applies_them(
+    tmp_path: Path, pg_url: str
+) -> None:
+    conn = db.connect(pg_url)
+    db.migrate(conn, MIGRATIONS[:3])  # a store an older version of the tool set up
+    conn.close()
+    with pytest.raises(StoreError, match="newsletter store migrate"):
+        open_store(pg_url)
+    out = run(tmp_path, "store", "migrate", NEWSLETTER_DATABASE_URL=pg_url)
+    assert f"applied {len(MIGRATIONS) - 3} migration(s)" in out.stdout
+    assert "up to date" in run(tmp_path, "store", "migrate", NEWSLETTER_DATABASE_URL=pg_url).stdout
+    open_store(pg_url).close()
+
+
+def test_workers_need_postgresql(tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    proc = run(site, *SEND, "--transport", "outbox", "--workers", "2", check=False)
+    assert proc.returncode == 2
+    assert "--workers 2 needs a PostgreSQL store" in proc.stderr
+    assert not (site / "outbox").exists()
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_one_click_unsubscribe_on_the_server_is_honoured_by_a_send_elsewhere(
+    tmp_path: Path, pg_url: str
+) -> None:
+    # the public host: only `serve`, its own folder, the same store URL
+    host = tmp_path / "public-host"
+    host.mkdir()
+    (host / "newsletter.toml").write_text('[site]\nname = "Shared News"\n', encoding="utf-8")
+    # the organiser's machine: the site, the subscribers (imported into PostgreSQL)
+    organiser = tmp_path / "organiser"
+    organiser.mkdir()
+    site = make_site(organiser)
+    run(site, "subscribers", "import", "subs.csv", NEWSLETTER_DATABASE_URL=pg_url)
+    with open_store(pg_url) as store:
+        people = [s.email for s in store.audience.iter_subscribers()]
+        leaving = store.audience.get_subscriber(people[1])
+        assert leaving is not None and len(people) > 3
+    token = make_token(SG["NEWSLETTER_SECRET"], leaving.id, leaving.email)
+
+    port = _port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from newsletter.cli import main; main()", "serve",
+         "--port", str(port)],
+        cwd=host,
+        env={**os.environ, "NEWSLETTER_DATABASE_URL": pg_url, **SG},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        r = httpx.post(f"{base}/u/{token}", content=b"List-Unsubscribe=One-Click")
+        assert (r.status_code, r.text) == (200, "unsubscribed\n")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+    assert not (host / "newsletter.db").exists()  # the server wrote to PostgreSQL only
+
+    fake = tmp_path / "fake.db"
+    with serve_in_thread(FaultPlan(), fake) as url:
+        run(
+            site,
+            *SEND,
+            "--transport",
+            "sendgrid",
+            SENDGRID_API_URL=url,
+            NEWSLETTER_DATABASE_URL=pg_url,
+            **SG,
+        )
+    sent = [r[0] for r in sqlite3.connect(fake).execute("SELECT email FROM messages")]
+    assert sorted(sent) == sorted(p for p in people if p != leaving.email)
