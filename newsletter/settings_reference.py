@@ -29,6 +29,8 @@ ENVIRONMENT: dict[str, str] = {
     "keep it stable, changing it breaks every link already sent.",
     "SENDGRID_API_URL": "SendGrid's API base URL, default `https://api.sendgrid.com`. Tests point "
     "it at Prism or the recording fake on 127.0.0.1.",
+    "NEWSLETTER_DATABASE_URL": "A `postgresql://` URL: the shared PostgreSQL store, instead of "
+    "`store.url` or the SQLite file (`store.path`). The password never appears in output.",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -102,6 +104,8 @@ DESCRIPTIONS: dict[str, str] = {
     "signup.enabled": "Serve the subscribe form and its confirmation pages from `newsletter "
     "serve`; false: `serve` answers unsubscribe links and webhooks only.",
     "store.path": "The SQLite store: subscribers, suppressions, campaigns, ledger.",
+    "store.url": "A `postgresql://USER@HOST/DB` URL selects the shared PostgreSQL store "
+    "(see docs/postgresql.md); `NEWSLETTER_DATABASE_URL` overrides it. Empty: SQLite.",
 }
 
 
@@ -190,6 +194,7 @@ def settings_docs() -> Iterator[SettingDoc]:
     yield SettingDoc(
         "store", "path", "string", _toml_value(store_default), DESCRIPTIONS["store.path"]
     )
+    yield SettingDoc("store", "url", "string", '""', DESCRIPTIONS["store.url"])
 
 
 def _cell(text: str) -> str:

@@ -148,9 +148,8 @@ def test_one_click_unsubscribe_on_the_server_is_honoured_by_a_send_elsewhere(
     # the public host: only `serve`, its own folder, the same store URL
     host = tmp_path / "public-host"
     host.mkdir()
-    # no sign-up form here: with a real SendGrid key it would refuse the example's settings
     (host / "newsletter.toml").write_text(
-        '[site]\nname = "Shared News"\n[signup]\nenabled = false\n', encoding="utf-8"
+        '[site]\nname = "Shared News"\n\n[signup]\nenabled = false\n', encoding="utf-8"
     )
     # the organiser's machine: the site, the subscribers (imported into PostgreSQL)
     organiser = tmp_path / "organiser"

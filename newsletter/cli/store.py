@@ -11,10 +11,13 @@ from newsletter.cli import App, main
 def store_group() -> None:
     """The store itself: its migrations, and moving it between SQLite and PostgreSQL.
 
+    The store is the SQLite file of [store] path, or PostgreSQL when [store] url or
+    NEWSLETTER_DATABASE_URL holds a postgresql:// URL.
+
     \b
     Example:
       newsletter store migrate
-      newsletter store copy --to postgresql://newsletter@db.internal/newsletter
+      newsletter store copy --to backup.db
     """
 
 
@@ -25,9 +28,11 @@ def migrate_command(app: App) -> None:
 
     A PostgreSQL store is only checked when a command starts; this applies what is missing.
 
+    With NEWSLETTER_DATABASE_URL=postgresql://USER@HOST/DB set, it migrates that store.
+
     \b
     Example:
-      NEWSLETTER_DATABASE_URL=postgresql://newsletter@db.internal/news newsletter store migrate
+      newsletter store migrate
     """
     nl = app.newsletter
     applied = nl.migrate_store()
@@ -54,10 +59,12 @@ def copy_command(app: App, to: str, force: bool) -> None:
     The copy is one transaction on the target: all of it or nothing. A target that holds rows
     is refused unless --force. The password in a URL is never printed.
 
+    To move to PostgreSQL: --to postgresql://USER@HOST/DB; back again: set
+    NEWSLETTER_DATABASE_URL to that URL and copy --to a file.
+
     \b
     Example:
-      newsletter store copy --to postgresql://newsletter@db.internal/newsletter
-      NEWSLETTER_DATABASE_URL=postgresql://... newsletter store copy --to backup.db
+      newsletter store copy --to backup.db
     """
     nl = app.newsletter
     report = nl.copy_store(to, force=force)
