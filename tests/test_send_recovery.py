@@ -140,7 +140,7 @@ def test_lost_answers_are_settled_by_webhook_events_then_only_the_rest_resent(
     plan = FaultPlan(script=["ok"] * 4 + ["slow", "drop-before"], latency=0.15, slow_seconds=4)
     with serve_in_thread(plan, fake_db) as url:
         # a second SIGTERM kills at once: the batches whose answers were lost stay unknown
-        code = _kill_mid_send(site, url, fake_db, after=4, sig=signal.SIGTERM)
+        code = _kill_mid_send(site, url, fake_db, after=5, sig=signal.SIGTERM)  # slow: in flight
         assert code == -signal.SIGTERM
         settle(fake_db)  # let the fake finish answering what was in flight
         rerun = run(site, *SEND, check=False, SENDGRID_API_URL=url, **SG)
@@ -149,8 +149,9 @@ def test_lost_answers_are_settled_by_webhook_events_then_only_the_rest_resent(
         unknown = {
             e for (e,) in query(db, "SELECT email FROM campaign_ledger WHERE state = 'unknown'")
         }
-        # the slow batch, and the broken one unless it broke before it was sent (then retried)
-        assert 20 <= len(unknown) <= 40
+        # the slow batch; the broken one unless it broke before it was sent (then retried); and
+        # the one taken in its place, if it was still in flight at the second signal
+        assert len(unknown) in (20, 40, 60)
         accepted_by_fake = set(sent(fake_db))
         assert unknown & accepted_by_fake  # SendGrid did take (some of) them
 
