@@ -27,6 +27,8 @@ ENVIRONMENT: dict[str, str] = {
     "NEWSLETTER_SECRET": "Signs unsubscribe links (at least 32 characters; make one with "
     "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`). Required for real sends; "
     "keep it stable, changing it breaks every link already sent.",
+    "NEWSLETTER_DATABASE_URL": "A `postgresql://` URL: a shared PostgreSQL store instead of the "
+    "SQLite file (wins over `[store] url`). Never printed; see [PostgreSQL](../postgresql.md).",
     "SENDGRID_API_URL": "SendGrid's API base URL, default `https://api.sendgrid.com`. Tests point "
     "it at Prism or the recording fake on 127.0.0.1.",
 }
@@ -100,6 +102,9 @@ DESCRIPTIONS: dict[str, str] = {
     "theme.font_family": "The body's CSS font stack (system fonts by default).",
     "theme.code_font_family": "The CSS font stack of code.",
     "store.path": "The SQLite store: subscribers, suppressions, campaigns, ledger.",
+    "store.url": "A `postgresql://` URL for a shared PostgreSQL store (serve on one host, send "
+    "from another); empty keeps the SQLite file. Keep the password in `PGPASSWORD` or "
+    "`NEWSLETTER_DATABASE_URL`, not here.",
 }
 
 
@@ -188,6 +193,7 @@ def settings_docs() -> Iterator[SettingDoc]:
     yield SettingDoc(
         "store", "path", "string", _toml_value(store_default), DESCRIPTIONS["store.path"]
     )
+    yield SettingDoc("store", "url", "string", _toml_value(""), DESCRIPTIONS["store.url"])
 
 
 def _cell(text: str) -> str:

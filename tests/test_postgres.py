@@ -18,7 +18,7 @@ from send_cli_helpers import SEND, make_site, run
 
 from newsletter.config import load_settings
 from newsletter.errors import StoreError
-from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 from newsletter.store import MIGRATIONS, db, open_store
 from newsletter.unsubscribe import make_token
 

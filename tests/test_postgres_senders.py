@@ -14,7 +14,7 @@ from pathlib import Path
 
 from send_cli_helpers import SEND, command, env, make_site
 
-from newsletter.fakes.sendgrid import FaultPlan, serve_in_thread
+from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 from newsletter.store import open_store
 
 PEOPLE = 100_000

@@ -11,10 +11,13 @@ from newsletter.cli import App, main
 def store_group() -> None:
     """The store itself: its migrations, and moving it between SQLite and PostgreSQL.
 
+    A PostgreSQL store is chosen by [store] url in newsletter.toml or NEWSLETTER_DATABASE_URL
+    (docs/postgresql.md); `store copy --to postgresql://user@host/db` moves a SQLite store there.
+
     \b
     Example:
       newsletter store migrate
-      newsletter store copy --to postgresql://newsletter@db.internal/newsletter
+      newsletter store copy --to backup.db
     """
 
 
@@ -27,7 +30,7 @@ def migrate_command(app: App) -> None:
 
     \b
     Example:
-      NEWSLETTER_DATABASE_URL=postgresql://newsletter@db.internal/news newsletter store migrate
+      newsletter store migrate
     """
     nl = app.newsletter
     applied = nl.migrate_store()
@@ -52,12 +55,14 @@ def copy_command(app: App, to: str, force: bool) -> None:
     into another store, and verify every table by count and checksum.
 
     The copy is one transaction on the target: all of it or nothing. A target that holds rows
-    is refused unless --force. The password in a URL is never printed.
+    is refused unless --force. The password in a URL is never printed. To move to PostgreSQL:
+    --to postgresql://user@host/database; back to SQLite: run it with NEWSLETTER_DATABASE_URL
+    set and --to a file.
 
     \b
     Example:
-      newsletter store copy --to postgresql://newsletter@db.internal/newsletter
-      NEWSLETTER_DATABASE_URL=postgresql://... newsletter store copy --to backup.db
+      newsletter store copy --to backup.db
+      newsletter store copy --to backup.db --force
     """
     nl = app.newsletter
     report = nl.copy_store(to, force=force)
