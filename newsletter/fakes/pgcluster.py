@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -93,7 +94,32 @@ class Cluster:
             "60",
             "start",
         )
+        self._watch()
         return self
+
+    def _watch(self) -> None:
+        """A watchdog process: if this process dies without stop() (kill -9, a crashed test
+        worker), it stops the server and deletes the folder, so no service is left running."""
+        stop = [*self.as_user, str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "stop"]
+        code = (
+            "import os, shutil, subprocess, sys, time\n"
+            "parent, folder, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3:]\n"
+            "while os.path.isdir(folder):\n"
+            "    try:\n"
+            "        os.kill(parent, 0)\n"
+            "    except ProcessLookupError:\n"
+            "        subprocess.run(stop, capture_output=True, cwd=folder, check=False)\n"
+            "        shutil.rmtree(folder, ignore_errors=True)\n"
+            "        break\n"
+            "    time.sleep(1)\n"
+        )
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(os.getpid()), str(self.dir), *stop],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
