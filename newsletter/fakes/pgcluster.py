@@ -59,6 +59,7 @@ class Cluster:
             self.as_user = ["runuser", "-u", "postgres", "--"]
             shutil.chown(self.dir, "postgres")
         self._dbs = 0
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     def _run(self, *args: str) -> None:
         proc = subprocess.run(
@@ -113,7 +114,7 @@ class Cluster:
             "        break\n"
             "    time.sleep(1)\n"
         )
-        subprocess.Popen(
+        self._watchdog = subprocess.Popen(
             [sys.executable, "-c", code, str(os.getpid()), str(self.dir), *stop],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -144,6 +145,10 @@ class Cluster:
                 check=False,
             )
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self._watchdog is not None:  # stopped properly: the watchdog has nothing to do
+            self._watchdog.kill()
+            self._watchdog.wait()
+            self._watchdog = None
 
     def __enter__(self) -> Cluster:
         return self.start()
