@@ -142,7 +142,7 @@ THREAD_SERVER = textwrap.dedent(
     from newsletter.web.app import WebConfig, create_app
     from newsletter.web.signup import SignupConfig, SignupWeb
     s = load_settings(Path(sys.argv[1]))
-    secret = "bench-secret-0123456789abcdef"
+    secret = "bench-secret-0123456789abcdef-0123456789"
     web = SignupWeb(SignupConfig(s.db_path, secret, s, Policy.from_settings(s),
                                  OutboxTransport(s.path(s.send.outbox_dir)),
                                  lambda: datetime.now(UTC)))
@@ -157,7 +157,7 @@ def _start(
     cmd: list[str], site: Path, port: int, extra_env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENDGRID_")}
-    env["NEWSLETTER_SECRET"] = "bench-secret-0123456789abcdef"
+    env["NEWSLETTER_SECRET"] = "bench-secret-0123456789abcdef-0123456789"
     env.update(extra_env or {})
     log = (site / "serve.log").open("w")
     server = subprocess.Popen(cmd, cwd=site, env=env, stdout=log, stderr=subprocess.STDOUT)

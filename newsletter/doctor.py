@@ -16,13 +16,14 @@ from urllib.parse import urlsplit
 
 from newsletter.config import Secrets, Settings
 from newsletter.site_setup import is_placeholder_address
+from newsletter.unsubscribe import MIN_SECRET_BYTES
 
 if TYPE_CHECKING:  # httpx is imported when SendGrid is asked, not by every command's start-up
     import httpx
 
 Status = Literal["ok", "warn", "fail"]
 
-MIN_SECRET_LENGTH = 32
+MIN_SECRET_LENGTH = MIN_SECRET_BYTES  # one rule: newsletter.unsubscribe
 #: scopes the pre-send sync needs, one per list; ``suppression.read`` covers them all
 SYNC_SCOPES = (
     "suppression.unsubscribes.read",

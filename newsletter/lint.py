@@ -322,10 +322,10 @@ def _settings_findings(
                 "unsubscribe.base_url",
             )
         )
-    from newsletter.campaign.wiring import placeholder_domain
+    from newsletter.site_setup import is_placeholder_address
 
     sender = settings.email.from_email
-    if (real_send or settings.send.transport == "sendgrid") and placeholder_domain(sender):
+    if (real_send or settings.send.transport == "sendgrid") and is_placeholder_address(sender):
         out.append(
             Finding(
                 "error" if real_send else "warning",

@@ -27,10 +27,10 @@ ENVIRONMENT: dict[str, str] = {
     "NEWSLETTER_SECRET": "Signs unsubscribe links (at least 32 characters; make one with "
     "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`). Required for real sends; "
     "keep it stable, changing it breaks every link already sent.",
-    "NEWSLETTER_DATABASE_URL": "A `postgresql://` URL: a shared PostgreSQL store instead of the "
-    "SQLite file (wins over `[store] url`). Never printed; see [PostgreSQL](../postgresql.md).",
     "SENDGRID_API_URL": "SendGrid's API base URL, default `https://api.sendgrid.com`. Tests point "
     "it at Prism or the recording fake on 127.0.0.1.",
+    "NEWSLETTER_DATABASE_URL": "A `postgresql://` URL: the shared PostgreSQL store, instead of "
+    "`store.url` or the SQLite file (`store.path`). The password never appears in output.",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -101,10 +101,11 @@ DESCRIPTIONS: dict[str, str] = {
     "theme.border": "Lines between cards and around tables.",
     "theme.font_family": "The body's CSS font stack (system fonts by default).",
     "theme.code_font_family": "The CSS font stack of code.",
+    "signup.enabled": "Serve the subscribe form and its confirmation pages from `newsletter "
+    "serve`; false: `serve` answers unsubscribe links and webhooks only.",
     "store.path": "The SQLite store: subscribers, suppressions, campaigns, ledger.",
-    "store.url": "A `postgresql://` URL for a shared PostgreSQL store (serve on one host, send "
-    "from another); empty keeps the SQLite file. Keep the password in `PGPASSWORD` or "
-    "`NEWSLETTER_DATABASE_URL`, not here.",
+    "store.url": "A `postgresql://USER@HOST/DB` URL selects the shared PostgreSQL store "
+    "(see docs/postgresql.md); `NEWSLETTER_DATABASE_URL` overrides it. Empty: SQLite.",
 }
 
 
@@ -193,7 +194,7 @@ def settings_docs() -> Iterator[SettingDoc]:
     yield SettingDoc(
         "store", "path", "string", _toml_value(store_default), DESCRIPTIONS["store.path"]
     )
-    yield SettingDoc("store", "url", "string", _toml_value(""), DESCRIPTIONS["store.url"])
+    yield SettingDoc("store", "url", "string", '""', DESCRIPTIONS["store.url"])
 
 
 def _cell(text: str) -> str:

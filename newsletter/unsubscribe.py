@@ -217,19 +217,15 @@ def check_secret_strength(secret: str) -> None:
         )
 
 
-def signing_secret(
-    secrets: Secrets, *, allow_generated: bool, keep_at: Path, strict: bool = False
-) -> str:
+def signing_secret(secrets: Secrets, *, allow_generated: bool, keep_at: Path) -> str:
     """``NEWSLETTER_SECRET`` from the environment, or (outbox/demo only) a generated one.
 
     A generated secret is kept in ``keep_at`` (mode 0600) so links in mail already written keep
-    working after a restart. Without either, :class:`SecretMissing` says what to do. ``strict``
-    (``serve``) refuses a short one; real sends check it with their other unsafe settings
-    (:func:`newsletter.campaign.wiring.unsafe_settings`).
+    working after a restart. Without either, :class:`SecretMissing` says what to do. Its length
+    is checked by ``serve`` (:func:`check_secret_strength`) and, for real sends, with their other
+    unsafe settings (:func:`newsletter.campaign.wiring.unsafe_settings`).
     """
     if secrets.signing_key:
-        if strict:
-            check_secret_strength(secrets.signing_key)
         return secrets.signing_key
     if not allow_generated:
         raise SecretMissing(

@@ -126,6 +126,10 @@ def test_every_help_example_runs_on_the_example_site(
                 key, _, value = words.pop(0).partition("=")
                 env[key] = "x" * 40 if value == "..." else value
             assert words[0] == "newsletter", line
+            redirect = None
+            if ">" in words:  # `... > file`: what the example writes to the file
+                at = words.index(">")
+                redirect, words = site / words[at + 1], words[:at]
             args = words[1:]
             if any(w in ("--month", "--since", "--post", "--days") for w in args):
                 args += ["--now", NOW]
@@ -139,6 +143,8 @@ def test_every_help_example_runs_on_the_example_site(
             ran += 1
             if result.exit_code != EXIT.get(line, 0) or "Traceback" in result.output:
                 failures.append(f"{line}: exit {result.exit_code}: {result.output[-300:]}")
+            elif redirect is not None and not result.stdout.strip():
+                failures.append(f"{line}: wrote nothing to {redirect.name}")
     assert failures == []
     assert ran >= 15
     assert "email.html" in (tmp_path / "opened.txt").read_text(encoding="utf-8")

@@ -148,7 +148,9 @@ def test_one_click_unsubscribe_on_the_server_is_honoured_by_a_send_elsewhere(
     # the public host: only `serve`, its own folder, the same store URL
     host = tmp_path / "public-host"
     host.mkdir()
-    (host / "newsletter.toml").write_text('[site]\nname = "Shared News"\n', encoding="utf-8")
+    (host / "newsletter.toml").write_text(
+        '[site]\nname = "Shared News"\n\n[signup]\nenabled = false\n', encoding="utf-8"
+    )
     # the organiser's machine: the site, the subscribers (imported into PostgreSQL)
     organiser = tmp_path / "organiser"
     organiser.mkdir()

@@ -178,7 +178,8 @@ def test_serve_refuses_real_confirmation_mail_with_unsafe_settings(tmp_path: Pat
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "confirmation emails would go out through SendGrid with unsafe settings" in err
-    assert "unsubscribe links must be https" in err and "Traceback" not in err
+    assert "is on a placeholder domain" in err  # news@harbour-lights.example.org
+    assert "is not https" in err and "Traceback" not in err
 
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "signup.md").read_text(encoding="utf-8")

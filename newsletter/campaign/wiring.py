@@ -35,7 +35,6 @@ from newsletter.rendered import RenderedIssue
 from newsletter.store import Store
 from newsletter.transports.base import Sender, Transport
 from newsletter.unsubscribe import (
-    MIN_SECRET_BYTES,
     SECRET_FILE,
     UnsubscribeLinks,
     signing_secret,
@@ -44,7 +43,6 @@ from newsletter.unsubscribe import (
 
 TRANSPORTS = ("auto", "outbox", "sendgrid")
 TEST_RECIPIENT = "0"
-PLACEHOLDER_DOMAINS = ("example.com", "example.org", "example.net", "example.edu", "localhost")
 Log = Callable[[str], None]
 
 
@@ -71,36 +69,17 @@ def is_local_api(secrets: Secrets) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-def placeholder_domain(address: str) -> bool:
-    domain = address.rpartition("@")[2].strip().lower().rstrip(".")
-    return not domain or any(domain == d or domain.endswith("." + d) for d in PLACEHOLDER_DOMAINS)
-
-
 def unsafe_settings(settings: Settings, secrets: Secrets) -> list[str]:
-    """What makes a real send unsafe: each item says the setting and what to do."""
-    problems = []
-    sender = settings.email.from_email
-    if placeholder_domain(sender):
-        problems.append(
-            f"email.from_email is {sender!r}, a placeholder address: set it in newsletter.toml "
-            "to a sender your SendGrid account has verified"
-        )
-    base = settings.unsubscribe.base_url
-    if not base.startswith("https://") or placeholder_domain(
-        "x@" + (urlsplit(base).hostname or "")
-    ):
-        problems.append(
-            f"unsubscribe.base_url is {base!r}: unsubscribe links must be https on the public "
-            "host where `newsletter serve` runs (e.g. https://news.example.org)"
-        )
-    key = secrets.signing_key or ""
-    if len(key.encode("utf-8")) < MIN_SECRET_BYTES:
-        problems.append(
-            f"NEWSLETTER_SECRET is {'not set' if not key else 'too short'}: it signs every "
-            f"unsubscribe link and needs at least {MIN_SECRET_BYTES} bytes; make one with "
-            "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
-        )
-    return problems
+    """What makes a real send unsafe, one line each with the setting and what to do.
+
+    The local checks of ``newsletter doctor`` that fail for a SendGrid send (a placeholder or
+    missing sender, unsubscribe links that are not public https, a NEWSLETTER_SECRET under 32
+    bytes, no postal address): one place for those rules.
+    """
+    from newsletter.doctor import failures, local_checks
+
+    checks = failures(local_checks(settings, secrets, transport="sendgrid"))
+    return [f"{c.setting or c.name}: {c.message} ({c.fix})" for c in checks]
 
 
 def build_transport(settings: Settings, secrets: Secrets, name: str, *, now: datetime) -> Transport:

@@ -11,8 +11,8 @@ from newsletter.cli import App, main
 def store_group() -> None:
     """The store itself: its migrations, and moving it between SQLite and PostgreSQL.
 
-    A PostgreSQL store is chosen by [store] url in newsletter.toml or NEWSLETTER_DATABASE_URL
-    (docs/postgresql.md); `store copy --to postgresql://user@host/db` moves a SQLite store there.
+    The store is the SQLite file of [store] path, or PostgreSQL when [store] url or
+    NEWSLETTER_DATABASE_URL holds a postgresql:// URL.
 
     \b
     Example:
@@ -27,6 +27,8 @@ def migrate_command(app: App) -> None:
     """Apply the migrations the store lacks (once, after upgrading the tool).
 
     A PostgreSQL store is only checked when a command starts; this applies what is missing.
+
+    With NEWSLETTER_DATABASE_URL=postgresql://USER@HOST/DB set, it migrates that store.
 
     \b
     Example:
@@ -55,14 +57,14 @@ def copy_command(app: App, to: str, force: bool) -> None:
     into another store, and verify every table by count and checksum.
 
     The copy is one transaction on the target: all of it or nothing. A target that holds rows
-    is refused unless --force. The password in a URL is never printed. To move to PostgreSQL:
-    --to postgresql://user@host/database; back to SQLite: run it with NEWSLETTER_DATABASE_URL
-    set and --to a file.
+    is refused unless --force. The password in a URL is never printed.
+
+    To move to PostgreSQL: --to postgresql://USER@HOST/DB; back again: set
+    NEWSLETTER_DATABASE_URL to that URL and copy --to a file.
 
     \b
     Example:
       newsletter store copy --to backup.db
-      newsletter store copy --to backup.db --force
     """
     nl = app.newsletter
     report = nl.copy_store(to, force=force)
