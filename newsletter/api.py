@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
@@ -729,7 +729,7 @@ class Newsletter:
             status = store.campaigns.status(cid)
             assert status is not None
             accepted = status.counts.get(cs.ACCEPTED, 0)
-            when = campaign.finished_at or campaign.updated_at
+            when = _local(campaign.finished_at or campaign.updated_at, self.settings.site.tz)
             message = (
                 f"{self.label(campaign)} (campaign {cid}) was already sent: it went to "
                 f"{accepted:,} people on {when}; nothing sent."
@@ -1195,6 +1195,14 @@ class Newsletter:
             except ValueError:
                 out[str(post.path)] = post.path.name
         return out
+
+
+def _local(iso: str, tz: tzinfo) -> str:
+    """A stored UTC time as the site shows times: ``2026-11-01 09:00 PDT``."""
+    try:
+        return datetime.fromisoformat(iso).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+    except ValueError:
+        return iso
 
 
 def _stem(query: IssueQuery, selection: Selection) -> str:

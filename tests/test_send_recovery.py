@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -90,6 +91,7 @@ def test_only_refusals_about_recipients_are_split() -> None:
 
 
 def _kill_mid_send(site: Path, url: str, fake_db: Path, after: int, sig: int) -> int:
+    """Signal a send after ``after`` requests; for SIGTERM, signal again once it said it stops."""
     proc = subprocess.Popen(
         command(*SEND, "--concurrency", "2"),
         cwd=site,
@@ -98,6 +100,9 @@ def _kill_mid_send(site: Path, url: str, fake_db: Path, after: int, sig: int) ->
         stderr=subprocess.PIPE,
         text=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr or []), daemon=True)
+    reader.start()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -108,9 +113,18 @@ def _kill_mid_send(site: Path, url: str, fake_db: Path, after: int, sig: int) ->
         time.sleep(0.005)
     os.kill(proc.pid, sig)
     if sig != signal.SIGKILL:
-        time.sleep(0.05)
-        os.kill(proc.pid, sig)  # a second signal: stop at once
-    proc.communicate(timeout=60)
+        # two signals sent before Python runs its handler count as one: wait until the first
+        # was handled (the sender says it stops after the requests in flight), then again
+        deadline = time.monotonic() + 30
+        while not any("stopping after the requests in flight" in x for x in lines):
+            assert time.monotonic() < deadline and proc.poll() is None, lines
+            time.sleep(0.005)
+        os.kill(proc.pid, sig)
+    proc.wait(timeout=60)
+    reader.join(timeout=10)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
     return proc.returncode
 
 

@@ -11,6 +11,7 @@ which and why).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -70,7 +71,8 @@ def options_from(opts: dict[str, Any], **extra: Any) -> SendOptions:
 
 @contextmanager
 def progress_bar(enabled: bool) -> Iterator[ProgressFn | None]:
-    if not enabled:
+    """A progress bar on stderr, only on a terminal (cron mail and CI logs get the summary)."""
+    if not enabled or not sys.stderr.isatty():
         yield None
         return
     progress = Progress(
