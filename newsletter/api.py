@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 from newsletter.campaign import identity as ident
 from newsletter.campaign.dispatcher import Envelope, Personalizer, Sharing, prepare
@@ -55,8 +56,10 @@ from newsletter.errors import (
     CampaignPaused,
     CampaignUnfinished,
     ConfigError,
+    InputError,
     LintFailed,
     NewsletterError,
+    SecretMissing,
     StoreFault,
 )
 from newsletter.issue import IssueQuery, normalize_segment
@@ -66,12 +69,17 @@ from newsletter.rendered import RenderedIssue
 from newsletter.selection import Reason, Selection, matches_pick, select
 from newsletter.store import Store, copy_between, db, migrate_store, open_store
 from newsletter.store import campaigns as cs
-from newsletter.store.audience import Subscriber, Suppression
+from newsletter.store.audience import REASONS as SUPPRESSION_REASONS
+from newsletter.store.audience import AudienceStats, Subscriber, Suppression
 from newsletter.store.campaigns import Campaign, CampaignStatus, LedgerRow
 from newsletter.store.copy import CopyReport
 from newsletter.store.db import fault
-from newsletter.subscribers import ImportReport
+from newsletter.subscribers import ImportReport, Notice
 from newsletter.transports.base import Transport
+
+if TYPE_CHECKING:
+    from newsletter.providers.sendgrid.suppression_sync import SyncReport
+    from newsletter.web.app import WebConfig
 
 PLACEHOLDER_TO = "subscriber@example.com"
 # ledger states, for callers that read a CampaignStatus
@@ -191,15 +199,51 @@ class Subscribers:
         self._nl = newsletter
 
     def import_csv(
-        self, path: Path | str, *, tags: Sequence[str] = (), dry_run: bool = False
+        self,
+        path: Path | str,
+        *,
+        tags: Sequence[str] = (),
+        dry_run: bool = False,
+        encoding: str = "utf-8",
+        delimiter: str = ",",
+        status: str = "confirmed",
+        on_notice: Callable[[Notice], None] | None = None,
+        send_confirmations: bool = False,
     ) -> ImportReport:
-        """Add or update subscribers from a CSV file; bad rows are reported with file:line."""
+        """Add or update subscribers from a CSV file; every row not imported (rejected, or
+        suppressed) goes to ``on_notice`` with its file:line. ``status="pending"``: a list with
+        no recorded consent, not mailed until each reader confirms. ``send_confirmations`` only
+        checks that the caller means to ask these readers (``status="pending"``); send them with
+        :meth:`send_confirmations` after the import."""
         from newsletter.subscribers import import_subscribers
 
+        if len(delimiter) != 1:
+            raise ConfigError("--delimiter must be one character, e.g. ';'")
+        if send_confirmations and status != "pending":
+            raise ConfigError(
+                "--send-confirmations asks readers to confirm: use it with --status pending",
+                key="--send-confirmations",
+            )
         with self._nl.store() as store:
             return import_subscribers(
-                store.audience, Path(path), now=datetime.now(UTC), tags=tags, dry_run=dry_run
+                store.audience,
+                Path(path),
+                now=datetime.now(UTC),
+                tags=tags,
+                dry_run=dry_run,
+                encoding=encoding,
+                delimiter=delimiter,
+                on_notice=on_notice or (lambda n: None),
+                status=status,
             )
+
+    def send_confirmations(self, *, log: Log | None = None) -> tuple[int, int]:
+        """Email every pending reader who has not been asked yet a confirmation link; how many
+        were (sent, queued). Refuses unsafe settings for real mail."""
+        from newsletter.signup.ops import send_confirmations
+
+        nl = self._nl
+        return send_confirmations(nl.settings, nl.secrets, log=log or nl.log)
 
     def get(self, email: str) -> Subscriber | None:
         with self._nl.store() as store:
@@ -214,14 +258,95 @@ class Subscribers:
         with self._nl.store() as store:
             yield from store.audience.iter_subscribers()
 
+    def with_reasons(
+        self, tags: Sequence[str] = (), *, active_only: bool = False
+    ) -> Iterator[tuple[Subscriber, str]]:
+        """Each subscriber (any of ``tags``) with why its address is suppressed ("" if not);
+        ``active_only`` leaves suppressed ones out. Streams: the store is open while iterating."""
+        with self._nl.store() as store:
+            yield from store.audience.iter_subscribers_with_reasons(tags, active_only=active_only)
+
+    def records(
+        self, tags: Sequence[str] = (), *, active_only: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """:meth:`with_reasons` as plain records (the ``--json`` shape of ``subscribers list``)."""
+        from newsletter.subscribers import subscriber_record
+
+        for sub, reason in self.with_reasons(tags, active_only=active_only):
+            yield subscriber_record(sub, reason)
+
+    def stats(self) -> AudienceStats:
+        """Counts by status, active recipients, suppressions by reason, active ones by tag."""
+        with self._nl.store() as store:
+            return store.audience.stats()
+
     def remove(self, email: str) -> bool:
         """Forget a subscriber (their suppressions stay: they are about the address)."""
         with self._nl.store() as store:
             return store.audience.remove_subscriber(email, now=datetime.now(UTC))
 
+    def remove_and_suppress(self, email: str, *, source: str = "api") -> Removal:
+        """Forget a subscriber and suppress the address (manual), even when it is no
+        subscriber. A bad address is refused before anything changes."""
+        address = valid_address(email)
+        now = datetime.now(UTC)
+        with self._nl.store() as store:
+            removed = store.audience.remove_subscriber(email, now=now)
+            added = store.audience.suppress(
+                address, reason="manual", source=source, now=now, detail="removed"
+            )
+        return Removal(removed=removed, suppressed=added)
+
+    def export_csv(
+        self, to: Path | IO[str], *, tags: Sequence[str] = (), include_suppressed: bool = False
+    ) -> int:
+        """Write subscribers as CSV in the import format, with status and consent, to a file
+        or an open text stream; how many were written. Pending and suppressed ones only with
+        ``include_suppressed``."""
+        from newsletter.subscribers import export_subscribers
+
+        with self._nl.store() as store:
+
+            def write(out: IO[str]) -> int:
+                return export_subscribers(
+                    store.audience,
+                    out,
+                    segments=tags,
+                    include_suppressed=include_suppressed,
+                    consents=store.signup,
+                )
+
+            if not isinstance(to, Path):
+                return write(to)
+            try:
+                with open(to, "w", encoding="utf-8", newline="") as out:
+                    return write(out)
+            except OSError as err:
+                raise InputError(f"cannot write the file ({err.strerror})", path=to) from err
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What :meth:`Subscribers.remove_and_suppress` did."""
+
+    removed: bool  # there was a subscriber with this address
+    suppressed: bool  # the address was newly suppressed (False: it already was)
+
+
+def valid_address(email: str) -> str:
+    """``email`` checked and normalized (no DNS lookup); a bad one raises InputError."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as err:
+        raise InputError(f"not a valid email address ({err})", path=email) from err
+
 
 class Suppressions:
     """``Newsletter.suppressions``: addresses no send ever reaches again."""
+
+    reasons = SUPPRESSION_REASONS
 
     def __init__(self, newsletter: Newsletter) -> None:
         self._nl = newsletter
@@ -232,17 +357,68 @@ class Suppressions:
                 email, reason=reason, source="api", now=datetime.now(UTC), detail=detail
             )
 
+    def add_many(
+        self, emails: Sequence[str], *, reason: str = "manual", source: str = "api"
+    ) -> int:
+        """Suppress every address (all checked first: one bad address changes nothing); how
+        many were newly suppressed."""
+        addresses = [valid_address(e) for e in emails]
+        with self._nl.store() as store:
+            return store.audience.suppress_many(
+                [(a, reason, "") for a in addresses], source=source, now=datetime.now(UTC)
+            )
+
     def remove(self, email: str) -> bool:
         with self._nl.store() as store:
             return store.audience.unsuppress(email, source="api", now=datetime.now(UTC))
+
+    def remove_many(self, emails: Sequence[str], *, source: str = "api") -> list[str]:
+        """Lift the suppressions of ``emails``; the ones that were suppressed."""
+        now = datetime.now(UTC)
+        with self._nl.store() as store:
+            return [e for e in emails if store.audience.unsuppress(e, source=source, now=now)]
+
+    def history(self, email: str) -> list[tuple[str, str, str, str]]:
+        """``(at, action, reason, source)`` for each suppression and lift of ``email``, oldest
+        first."""
+        with self._nl.store() as store:
+            return store.audience.suppression_history(email)
+
+    def count(self) -> int:
+        with self._nl.store() as store:
+            return store.audience.count_suppressions()
+
+    def matching(self, reason: str = "") -> Iterator[Suppression]:
+        """Suppressed addresses (only ``reason`` when given). Streams: the store is open while
+        iterating."""
+        with self._nl.store() as store:
+            yield from store.audience.iter_suppressions(reason)
 
     def __contains__(self, email: object) -> bool:
         with self._nl.store() as store:
             return isinstance(email, str) and store.audience.is_suppressed(email)
 
     def __iter__(self) -> Iterator[Suppression]:
-        with self._nl.store() as store:
-            yield from store.audience.iter_suppressions()
+        return self.matching()
+
+    def sync(self, groups: Sequence[int] = (), *, log: Log | None = None) -> SyncReport:
+        """Pull SendGrid's unsubscribes, bounces, spam reports and the unsubscribe groups'
+        suppressions (``groups`` and ``send.asm_group_id``) into the local list. Never removes
+        anything. Needs SENDGRID_API_KEY; waits (rate limits, retries) go to ``log``."""
+        from newsletter.providers.sendgrid.suppression_sync import client_for, sync_suppressions
+
+        nl = self._nl
+        if not nl.secrets.sendgrid_api_key:
+            raise SecretMissing("SENDGRID_API_KEY is not set; export it to sync suppressions")
+        say = log or nl.log
+        group_ids = list(dict.fromkeys([*groups, nl.settings.send.asm_group_id]))
+        with (
+            nl.store() as store,
+            client_for(nl.settings, nl.secrets, on_wait=lambda w: say(w.describe())) as client,
+        ):
+            return sync_suppressions(
+                store.audience, client, now=datetime.now(UTC), group_ids=group_ids
+            )
 
 
 class Newsletter:
@@ -305,6 +481,47 @@ class Newsletter:
             return
         with open_store(self.settings.store_target) as store:
             yield store
+
+    # -- the web endpoints -----------------------------------------------------------------
+
+    def web_config(self, *, insecure_webhook: bool = False, log: Log | None = None) -> WebConfig:
+        """What ``newsletter serve`` runs: the unsubscribe page, one-click unsubscribe, the
+        SendGrid event webhook (verified with ``unsubscribe.webhook_public_key``) and the
+        subscribe form. Refuses a damaged store, a missing or short secret, and unsafe settings
+        for real confirmation mail; notes go to ``log``."""
+        from newsletter.providers.sendgrid.webhooks import Verifier
+        from newsletter.signup.ops import signup_for_serve
+        from newsletter.unsubscribe import SECRET_FILE, check_secret_strength, signing_secret
+        from newsletter.web.app import WebConfig
+
+        say = log or self.log
+        settings = self.settings
+        with self.store():  # a damaged or vanished store: one line now, not a failed startup
+            pass
+        kept = settings.db_path.parent / SECRET_FILE
+        # a secret generated by an outbox (demo) send is reused; the server never makes a new
+        # one, since links signed with a secret nobody sent with would all be refused
+        secret = signing_secret(self.secrets, allow_generated=kept.exists(), keep_at=kept)
+        if not self.secrets.signing_key:
+            say(f"note: NEWSLETTER_SECRET is not set; using the demo secret in {kept}")
+        unsub = settings.unsubscribe
+        verifier = None
+        if unsub.webhook_public_key:
+            verifier = Verifier(
+                unsub.webhook_public_key, max_age_seconds=unsub.webhook_max_age_seconds
+            )
+        # (refuses real confirmation mail with unsafe settings, a short secret among them)
+        signup = signup_for_serve(settings, self.secrets, secret, log=say)
+        if self.secrets.signing_key:  # every unsubscribe token is checked with it: no short one
+            check_secret_strength(secret)
+        return WebConfig(
+            store_path=settings.store_target,
+            secret=secret,
+            site_name=settings.site.name,
+            verifier=verifier,
+            insecure_webhook=insecure_webhook,
+            signup=signup,
+        )
 
     # -- posts and rendering ---------------------------------------------------------------
 

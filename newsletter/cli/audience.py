@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from email_validator import EmailNotValidError, validate_email
 
+from newsletter.api import SUPPRESSION_REASONS as REASONS
 from newsletter.cli import App, main
 from newsletter.cli.output import emit_json, emit_list, iso_time, json_options, local_time
-from newsletter.errors import ConfigError, InputError, SecretMissing
-from newsletter.store import Store, open_store
-from newsletter.store.audience import REASONS
-from newsletter.subscribers import Notice, export_subscribers, import_subscribers, subscriber_record
+from newsletter.errors import InputError
+from newsletter.subscribers import Notice
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _store(app: App) -> Store:
-    return open_store(app.settings.store_target)
-
-
-def _address(email: str) -> str:
-    try:
-        return validate_email(email.strip(), check_deliverability=False).normalized
-    except EmailNotValidError as err:
-        raise InputError(f"not a valid email address ({err})", path=email) from err
+def _stderr(message: str) -> None:
+    click.echo(message, err=True)
 
 
 @main.group("subscribers")
@@ -87,39 +73,29 @@ def import_command(
       newsletter subscribers import subscribers.example.csv --tag 2026-conference --dry-run
       newsletter subscribers import subscribers.example.csv --status pending --send-confirmations
     """
-    if len(delimiter) != 1:
-        raise ConfigError("--delimiter must be one character, e.g. ';'")
-    if send_confirmations and status != "pending":
-        raise ConfigError(
-            "--send-confirmations asks readers to confirm: use it with --status pending",
-            key="--send-confirmations",
-        )
 
     def notice(n: Notice) -> None:
         if n.kind == "rejected" or not quiet:
             click.echo(n.format(), err=True)
 
-    with _store(app) as store:
-        report = import_subscribers(
-            store.audience,
-            file,
-            now=_now(),
-            tags=tags,
-            dry_run=dry_run,
-            encoding=encoding,
-            delimiter=delimiter,
-            on_notice=notice,
-            status=status,
-        )
+    subscribers = app.newsletter.subscribers
+    report = subscribers.import_csv(
+        file,
+        tags=tags,
+        dry_run=dry_run,
+        encoding=encoding,
+        delimiter=delimiter,
+        on_notice=notice,
+        status=status,
+        send_confirmations=send_confirmations,
+    )
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
     if report.custom_fields:
         click.echo(f"custom fields: {', '.join(report.custom_fields)}")
     click.echo(report.summary() + (" (dry run: nothing written)" if dry_run else ""))
     if send_confirmations and not dry_run:
-        from newsletter.signup.ops import send_confirmations as send_now
-
-        sent, queued = send_now(app.settings, app.secrets, log=lambda m: click.echo(m, err=True))
+        sent, queued = subscribers.send_confirmations(log=_stderr)
         click.echo(f"{queued} confirmation emails queued; {sent} sent")
     if report.rejected:
         sys.exit(1)
@@ -138,20 +114,19 @@ def list_command(app: App, tags: tuple[str, ...], output: str, active: bool) -> 
       newsletter subscribers list --tag speaker --json
       newsletter subscribers list --active --jsonl
     """
-    with _store(app) as store:
-        rows = store.audience.iter_subscribers_with_reasons(tags, active_only=active)
-        records = (
-            {**record, "subscribed_at": iso_time(record["subscribed_at"])}
-            for record in (subscriber_record(sub, reason) for sub, reason in rows)
-        )
-        if emit_list(records, output):
-            return
-        for sub, reason in store.audience.iter_subscribers_with_reasons(tags, active_only=active):
-            name = f"{sub.first_name} {sub.last_name}".strip()
-            status = f"suppressed: {reason}" if reason else "active"
-            if sub.status == "pending":
-                status = "pending" + (f", suppressed: {reason}" if reason else "")
-            click.echo(f"{sub.email}\t{name}\t{';'.join(sub.tags)}\t{status}")
+    subscribers = app.newsletter.subscribers
+    records = (
+        {**record, "subscribed_at": iso_time(record["subscribed_at"])}
+        for record in subscribers.records(tags, active_only=active)
+    )
+    if emit_list(records, output):
+        return
+    for sub, reason in subscribers.with_reasons(tags, active_only=active):
+        name = f"{sub.first_name} {sub.last_name}".strip()
+        status = f"suppressed: {reason}" if reason else "active"
+        if sub.status == "pending":
+            status = "pending" + (f", suppressed: {reason}" if reason else "")
+        click.echo(f"{sub.email}\t{name}\t{';'.join(sub.tags)}\t{status}")
 
 
 @subscribers_group.command("stats")
@@ -166,9 +141,9 @@ def stats_command(app: App, output: str) -> None:
       newsletter subscribers stats
       newsletter subscribers stats --json
     """
-    with _store(app) as store:
-        st = store.audience.stats()
-        total_suppressions = store.audience.count_suppressions()
+    nl = app.newsletter
+    st = nl.subscribers.stats()
+    total_suppressions = nl.suppressions.count()
     if output != "table":
         emit_json(
             {
@@ -212,12 +187,12 @@ def remove_command(app: App, email: str, suppress: bool) -> None:
     Example:
       newsletter subscribers remove zoe.muller@example.com --suppress
     """
-    address = _address(email) if suppress else email  # a bad address: nothing is changed
-    with _store(app) as store:
-        removed = store.audience.remove_subscriber(email, now=_now())
-        added = suppress and store.audience.suppress(
-            address, reason="manual", source="cli", now=_now(), detail="removed"
-        )
+    subscribers = app.newsletter.subscribers
+    if suppress:  # a bad address: nothing is changed
+        done_ = subscribers.remove_and_suppress(email, source="cli")
+        removed, added = done_.removed, done_.suppressed
+    else:
+        removed, added = subscribers.remove(email), False
     if not removed and not suppress:
         raise InputError("no subscriber with this address; nothing removed", path=email)
     done = f"removed {email}" if removed else f"{email}: no subscriber with this address"
@@ -246,27 +221,11 @@ def export_command(app: App, file: Path, tags: tuple[str, ...], include_suppress
     Example:
       newsletter subscribers export backup.csv
     """
-    with _store(app) as store:
-        if str(file) == "-":
-            n = export_subscribers(
-                store.audience,
-                sys.stdout,
-                segments=tags,
-                include_suppressed=include_suppressed,
-                consents=store.signup,
-            )
-            return
-        try:
-            with open(file, "w", encoding="utf-8", newline="") as out:
-                n = export_subscribers(
-                    store.audience,
-                    out,
-                    segments=tags,
-                    include_suppressed=include_suppressed,
-                    consents=store.signup,
-                )
-        except OSError as err:
-            raise InputError(f"cannot write the file ({err.strerror})", path=file) from err
+    subscribers = app.newsletter.subscribers
+    if str(file) == "-":
+        subscribers.export_csv(sys.stdout, tags=tags, include_suppressed=include_suppressed)
+        return
+    n = subscribers.export_csv(file, tags=tags, include_suppressed=include_suppressed)
     click.echo(f"{file}: {n} subscribers written", err=True)
 
 
@@ -293,25 +252,24 @@ def suppressions_list(app: App, reason: str | None, output: str) -> None:
       newsletter suppressions list --reason bounced
       newsletter suppressions list --json
     """
-    with _store(app) as store:
-        rows = store.audience.iter_suppressions(reason or "")
-        records = (
-            {
-                "email": s.email,
-                "reason": s.reason,
-                "source": s.source,
-                "created_at": iso_time(s.created_at),
-                "detail": s.detail,
-            }
-            for s in rows
-        )
-        if emit_list(records, output):
-            return
-        tz = app.settings.site.tz  # one tab-separated line per address, easy to cut/grep
-        for s in store.audience.iter_suppressions(reason or ""):
-            detail = f"\t{s.detail}" if s.detail else ""
-            since = local_time(s.created_at, tz, seconds=True)
-            click.echo(f"{s.email}\t{s.reason}\t{s.source}\t{since}{detail}")
+    suppressions = app.newsletter.suppressions
+    records = (
+        {
+            "email": s.email,
+            "reason": s.reason,
+            "source": s.source,
+            "created_at": iso_time(s.created_at),
+            "detail": s.detail,
+        }
+        for s in suppressions.matching(reason or "")
+    )
+    if emit_list(records, output):
+        return
+    tz = app.settings.site.tz  # one tab-separated line per address, easy to cut/grep
+    for s in suppressions.matching(reason or ""):
+        detail = f"\t{s.detail}" if s.detail else ""
+        since = local_time(s.created_at, tz, seconds=True)
+        click.echo(f"{s.email}\t{s.reason}\t{s.source}\t{since}{detail}")
 
 
 @suppressions_group.command("add")
@@ -325,12 +283,8 @@ def suppressions_add(app: App, emails: tuple[str, ...], reason: str) -> None:
     Example:
       newsletter suppressions add someone@example.org --reason spam_report
     """
-    addresses = [_address(e) for e in emails]
-    with _store(app) as store:
-        added = store.audience.suppress_many(
-            [(a, reason, "") for a in addresses], source="cli", now=_now()
-        )
-    click.echo(f"{added} suppressed, {len(addresses) - added} already were")
+    added = app.newsletter.suppressions.add_many(emails, reason=reason, source="cli")
+    click.echo(f"{added} suppressed, {len(emails) - added} already were")
 
 
 @suppressions_group.command("remove")
@@ -343,8 +297,7 @@ def suppressions_remove(app: App, emails: tuple[str, ...]) -> None:
     Example:
       newsletter suppressions remove zoe.muller@example.com
     """
-    with _store(app) as store:
-        lifted = [e for e in emails if store.audience.unsuppress(e, source="cli", now=_now())]
+    lifted = app.newsletter.suppressions.remove_many(emails, source="cli")
     for e in emails:
         click.echo(f"{e}: {'no longer suppressed' if e in lifted else 'was not suppressed'}")
     if len(lifted) != len(emails):
@@ -362,16 +315,7 @@ def suppressions_sync(app: App, groups: tuple[int, ...]) -> None:
     Example:
       SENDGRID_API_KEY=SG.xxx newsletter suppressions sync
     """
-    from newsletter.providers.sendgrid.suppression_sync import client_for, sync_suppressions
-
-    secrets = app.secrets
-    if not secrets.sendgrid_api_key:
-        raise SecretMissing("SENDGRID_API_KEY is not set; export it to sync suppressions")
-    settings = app.settings
-    group_ids = list(dict.fromkeys([*groups, settings.send.asm_group_id]))
-    say = lambda wait: click.echo(wait.describe(), err=True)  # noqa: E731
-    with _store(app) as store, client_for(settings, secrets, on_wait=say) as client:
-        report = sync_suppressions(store.audience, client, now=_now(), group_ids=group_ids)
+    report = app.newsletter.suppressions.sync(groups, log=_stderr)
     click.echo(report.summary())
 
 
@@ -397,34 +341,7 @@ def serve_command(app: App, host: str, port: int, access_log: bool, insecure_web
     Example:
       NEWSLETTER_SECRET=... newsletter serve --host 0.0.0.0 --port 8000
     """
-    from newsletter.providers.sendgrid.webhooks import Verifier
-    from newsletter.unsubscribe import SECRET_FILE, check_secret_strength, signing_secret
-    from newsletter.web.app import WebConfig, create_app, run_server
+    from newsletter.web.app import create_app, run_server
 
-    settings = app.settings
-    _store(app).close()  # a damaged or vanished store: one line now, not a failed startup
-    kept = settings.db_path.parent / SECRET_FILE
-    # a secret generated by an outbox (demo) send is reused; the server never makes a new one,
-    # since links signed with a secret nobody sent with would all be refused
-    secret = signing_secret(app.secrets, allow_generated=kept.exists(), keep_at=kept)
-    if not app.secrets.signing_key:
-        click.echo(f"note: NEWSLETTER_SECRET is not set; using the demo secret in {kept}", err=True)
-    unsub = settings.unsubscribe
-    verifier = None
-    if unsub.webhook_public_key:
-        verifier = Verifier(unsub.webhook_public_key, max_age_seconds=unsub.webhook_max_age_seconds)
-    from newsletter.signup.ops import signup_for_serve
-
-    # (refuses real confirmation mail with unsafe settings, a short secret among them)
-    signup = signup_for_serve(settings, app.secrets, secret, log=lambda m: click.echo(m, err=True))
-    if app.secrets.signing_key:  # every unsubscribe token is checked with it: no short one
-        check_secret_strength(secret)
-    config = WebConfig(
-        store_path=settings.store_target,
-        secret=secret,
-        site_name=settings.site.name,
-        verifier=verifier,
-        insecure_webhook=insecure_webhook,
-        signup=signup,
-    )
+    config = app.newsletter.web_config(insecure_webhook=insecure_webhook, log=_stderr)
     run_server(create_app(config), host=host, port=port, access_log=access_log)
