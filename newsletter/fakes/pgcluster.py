@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -58,6 +59,7 @@ class Cluster:
             self.as_user = ["runuser", "-u", "postgres", "--"]
             shutil.chown(self.dir, "postgres")
         self._dbs = 0
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     def _run(self, *args: str) -> None:
         proc = subprocess.run(
@@ -93,7 +95,32 @@ class Cluster:
             "60",
             "start",
         )
+        self._watch()
         return self
+
+    def _watch(self) -> None:
+        """A watchdog process: if this process dies without stop() (kill -9, a crashed test
+        worker), it stops the server and deletes the folder, so no service is left running."""
+        stop = [*self.as_user, str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "stop"]
+        code = (
+            "import os, shutil, subprocess, sys, time\n"
+            "parent, folder, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3:]\n"
+            "while os.path.isdir(folder):\n"
+            "    try:\n"
+            "        os.kill(parent, 0)\n"
+            "    except ProcessLookupError:\n"
+            "        subprocess.run(stop, capture_output=True, cwd=folder, check=False)\n"
+            "        shutil.rmtree(folder, ignore_errors=True)\n"
+            "        break\n"
+            "    time.sleep(1)\n"
+        )
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", code, str(os.getpid()), str(self.dir), *stop],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -118,6 +145,10 @@ class Cluster:
                 check=False,
             )
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self._watchdog is not None:  # stopped properly: the watchdog has nothing to do
+            self._watchdog.kill()
+            self._watchdog.wait()
+            self._watchdog = None
 
     def __enter__(self) -> Cluster:
         return self.start()
