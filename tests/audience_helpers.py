@@ -15,13 +15,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Run an ASGI app with uvicorn in a thread on a free 127.0.0.1 port; yield its base URL."""
+def free_socket() -> tuple[socket.socket, int]:
+    """A listening-ready socket on a free 127.0.0.1 port, and the port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+    return sock, sock.getsockname()[1]
+
+
+@contextmanager
+def run_uvicorn(app: Any, sock: socket.socket) -> Iterator[None]:
+    """Run an ASGI app with uvicorn in a thread on ``sock`` until the block ends."""
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -31,11 +35,19 @@ def serve(app: Any) -> Iterator[str]:
             raise RuntimeError("test server did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield
     finally:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Run an ASGI app with uvicorn in a thread on a free 127.0.0.1 port; yield its base URL."""
+    sock, port = free_socket()
+    with run_uvicorn(app, sock):
+        yield f"http://127.0.0.1:{port}"
 
 
 class WebhookSigner:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import email
 import re
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,9 +14,8 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
-from typing import Any
 
-import uvicorn
+from audience_helpers import free_socket, run_uvicorn
 
 from newsletter.config import Settings, load_settings
 from newsletter.signup import Policy
@@ -59,31 +56,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-def free_socket() -> tuple[socket.socket, int]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock, sock.getsockname()[1]
-
-
-@contextmanager
-def run_uvicorn(app: Any, sock: socket.socket) -> Iterator[None]:
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.01)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def write_site(

@@ -7,26 +7,13 @@ so there a missing Chromium fails the test instead).
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from email_browser_helpers import ARGS, CHROMIUM
 from preview_helpers import copy_site, running_preview
-
-CHROMIUM = shutil.which("chromium") or (
-    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-)
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 if CHROMIUM is None and not os.environ.get("NEWSLETTER_REQUIRE_CHROMIUM"):
     pytest.skip("no chromium found (apt-get install chromium)", allow_module_level=True)
