@@ -329,3 +329,34 @@ def test_subscribers_with_reasons_match_one_lookup_each(store_target: Path | str
                 want.append((sub.email, sup.reason if sup else ""))
             assert got == want and len(got) > 40
             assert any(reason for _, reason in got) != active
+
+
+def test_recipients_go_only_into_a_campaign_being_prepared(store_target: Path | str) -> None:
+    # the rule the ledger's foreign key used to enforce row by row, now checked once per call
+    from newsletter.errors import StoreError
+
+    with open_store(store_target) as store:
+        camp = store.campaigns
+        rows = [("1", "a@x.org", "A")]
+        with pytest.raises(StoreError, match="campaign nope does not exist"):
+            camp.add_recipients("nope", rows, batch_size=10)
+        with pytest.raises(StoreError, match="campaign nope does not exist"):
+            camp.add_audience("nope", store.audience.recipient_query(()), batch_size=10)
+        camp.begin(
+            "c",
+            now=NOW,
+            subject="s",
+            layout="digest",
+            segment="",
+            transport="test",
+            content_hash="h",
+            newest_post_date="",
+            posts=(),
+            batch_size=10,
+        )
+        assert camp.add_recipients("c", rows, batch_size=10) == 1
+        assert camp.ready("c", now=NOW) == 1
+        with pytest.raises(StoreError, match="campaign c is ready, not being prepared"):
+            camp.add_recipients("c", [("2", "b@x.org", "B")], batch_size=10)
+        count = camp.conn.execute("SELECT count(*) FROM campaign_ledger").fetchone()[0]
+        assert count == 1

@@ -606,6 +606,14 @@ class AudienceStore:
         32766 bound parameters), just before the batch's request.
         """
         keys = list(dict.fromkeys(email_key(e) for e in emails))
+        if is_postgres(self.conn):
+            # one array parameter: the statement text stays the same whatever the batch size,
+            # so the driver converts it once and the server plans it once (an IN list of 1000
+            # placeholders cost 3 ms of parsing per batch)
+            rows = self.conn.execute(
+                "SELECT email_key FROM suppressions WHERE email_key = ANY(?)", (keys,)
+            ).fetchall()
+            return {r[0] for r in rows}
         found: set[str] = set()
         for start in range(0, len(keys), 30_000):
             chunk = keys[start : start + 30_000]

@@ -179,6 +179,16 @@ MIGRATIONS.append(
         """,
     )
 )
+MIGRATIONS.append(
+    # PostgreSQL only (SQLite's script is empty): the ledger is written once per recipient and
+    # updated once per recipient when its batch is answered. Half-empty pages let that update
+    # stay on the row's own page (a HOT update: no new index entries), five times faster per
+    # batch; the table takes twice the space. The foreign key to `campaigns` goes: its check is
+    # a row lock on the campaign for every recipient written (half the time of writing a
+    # million-recipient ledger), while the store writes ledger rows only for a campaign it
+    # has just begun (`add_recipients` checks) and deletes them itself.
+    ("campaigns.0006_ledger_for_bulk_updates", "")
+)
 
 # PostgreSQL's script where SQLite's cannot be translated (see newsletter.store.pg): a table
 # rebuild that relies on SQLite's type affinity and rowid, and json_each.
@@ -192,6 +202,10 @@ PG_MIGRATIONS: dict[str, str] = {
         "SELECT c.id, j.n - 1, j.value FROM campaigns c,"
         " jsonb_array_elements_text(c.posts::jsonb) WITH ORDINALITY AS j(value, n);",
     ),
+    "campaigns.0006_ledger_for_bulk_updates": """
+        ALTER TABLE campaign_ledger SET (fillfactor = 50);
+        ALTER TABLE campaign_ledger DROP CONSTRAINT IF EXISTS campaign_ledger_campaign_id_fkey;
+        """,
 }
 
 # batch (and ledger) states
@@ -421,6 +435,7 @@ class CampaignStore:
         Streams: commits every 50 batches so a million recipients never sit in memory. The
         campaign stays ``preparing`` until :meth:`ready`, so a crash here restarts preparation.
         """
+        self._check_preparing(campaign_id)
         total = 0
         chunk: list[tuple[str, str, int, str, str]] = []
         sizes: dict[int, int] = {}
@@ -462,22 +477,34 @@ class CampaignStore:
         return total
 
     def add_audience(
-        self, campaign_id: str, query: RecipientQuery, *, batch_size: int, chunk: int = 50_000
+        self,
+        campaign_id: str,
+        query: RecipientQuery,
+        *,
+        batch_size: int,
+        chunk: int | None = 50_000,
     ) -> int:
-        """:meth:`add_recipients` for the store's own subscribers, copied inside SQLite.
+        """:meth:`add_recipients` for the store's own subscribers, copied inside the database.
 
         The same rows in the same order and batches, without a Python object per recipient:
-        for a million people this is under half the time. Commits every ``chunk`` rows.
+        for a million people this is under half the time. On SQLite it commits every ``chunk``
+        rows, so the single write lock is given back now and then; PostgreSQL has no such lock,
+        and one statement spares the queries that find each chunk's end.
         """
+        self._check_preparing(campaign_id)
+        if is_postgres(self.conn):
+            chunk = None
         source = f"FROM subscribers s WHERE s.id > ?{query.where}"
         total = 0
         last = 0
         while True:
             # the id that closes this chunk (None: the rest fits in it)
-            row = self.conn.execute(
-                f"SELECT s.id {source} ORDER BY s.id LIMIT 1 OFFSET ?",
-                (last, *query.params, chunk - 1),
-            ).fetchone()
+            row = None
+            if chunk is not None:
+                row = self.conn.execute(
+                    f"SELECT s.id {source} ORDER BY s.id LIMIT 1 OFFSET ?",
+                    (last, *query.params, chunk - 1),
+                ).fetchone()
             upto: tuple[int, ...] = () if row is None else (int(row[0]),)
             with write(self.conn) as c:
                 n = c.execute(
@@ -500,6 +527,19 @@ class CampaignStore:
             if not upto:
                 return total
             last = upto[0]
+
+    def _check_preparing(self, campaign_id: str) -> None:
+        """Recipients are written only into a campaign :meth:`begin` created and that is still
+        being prepared (on PostgreSQL no foreign key checks each row: see campaigns.0006)."""
+        row = self.conn.execute(
+            "SELECT state FROM campaigns WHERE id = ?", (campaign_id,)
+        ).fetchone()
+        if row is None or row[0] != PREPARING:
+            what = "does not exist" if row is None else f"is {row[0]}, not being prepared"
+            raise StoreError(
+                f"campaign {campaign_id} {what}: recipients are added only between begin() "
+                "and ready()"
+            )
 
     def ready(self, campaign_id: str, *, now: datetime) -> int:
         """Preparation finished: every recipient is in the ledger. Returns the total."""
@@ -648,7 +688,7 @@ class CampaignStore:
             + self._insertion_order,
             (campaign_id, batch_no, PENDING, SENDING),
         )
-        return [LedgerRow._make(r) for r in cur]
+        return list(map(LedgerRow._make, cur.fetchall()))
 
     def skip(self, campaign_id: str, recipient_ids: Sequence[str], reason: str) -> None:
         """Recipients that must not be sent any more (suppressed since preparation)."""
