@@ -123,26 +123,20 @@ def _quote_template_braces(part: str, *, text: bool = False) -> str:
 _SOURCE_REGION = re.compile(r"(<!-- source: [^>]*-->)(.*?)(<!-- /source -->)", re.DOTALL)
 
 
-def _quote_post_braces(html: str) -> str:
-    """:func:`_quote_template_braces` inside post bodies only: braces a template left in the
-    output are a template mistake, and lint must still see them."""
-    if "{{" not in html and "{%" not in html:
-        return html
-    return _SOURCE_REGION.sub(
-        lambda m: m.group(1) + _quote_template_braces(m.group(2)) + m.group(3), html
-    )
-
-
 def _unmark(html: str) -> tuple[str, tuple[tuple[str, int, int], ...]]:
     """``html`` without the slot marks and any other comment but Outlook's conditional ones,
-    and where each post body now sits in it: (post path, start, end)."""
+    and where each post body now sits in it: (post path, start, end).
+
+    Template code in a post body is quoted (:func:`_quote_template_braces`) on the way; braces
+    a template left in the output are a template mistake, and lint must still see them.
+    """
     out: list[str] = []
     sources: list[tuple[str, int, int]] = []
     size = 0
     last = 0
     for m in _SOURCE_REGION.finditer(html):
         before = strip_comments(html[last : m.start()])
-        body = strip_comments(m.group(2))
+        body = strip_comments(_quote_template_braces(m.group(2)))
         out += [before, body]
         size += len(before)
         path = htmlmod.unescape(m.group(1)[len("<!-- source: ") : -len(" -->")])
@@ -171,6 +165,16 @@ def _resolve_intro(markdown: str, settings: Settings, now: datetime, warnings: l
     return text
 
 
+@functools.lru_cache(maxsize=16)
+def _intro_parts(markdown: str, base_url: str) -> tuple[str, str]:
+    """The intro's email HTML and its text part, once per text: the intro is usually the
+    ``email.intro`` setting, the same in every issue a process renders (the preview renders
+    again on every save), and these are pure functions of the Markdown and the site's URL."""
+    html = email_safe_html(markdown_to_email_html(markdown, base_url), base_url=base_url)
+    text = post_text(html).replace(tok.FIRST_NAME, tok.FIRST_NAME_TEXT)
+    return html, text
+
+
 def _looks_like_a_path(value: str) -> bool:
     text = value.strip()
     return (
@@ -192,16 +196,17 @@ def _authors(authors: Sequence[str]) -> str:
 
 
 def _relpath(post: Post, settings: Settings) -> str:
-    try:
-        return str(_resolved(post.path).relative_to(_resolved(settings.root)))
-    except ValueError:
-        return str(post.path)
+    return _relative(post.path, settings.root)
 
 
 @functools.lru_cache(maxsize=4096)
-def _resolved(path: Path) -> Path:
-    """``path.resolve()``, once per path (each costs system calls, and every render asks)."""
-    return path.resolve()
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` after resolving both, once per pair (resolving costs system
+    calls and ``relative_to`` is slow; every render asks for every post)."""
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -315,6 +320,7 @@ class _Prepared:
     preheader: str
     slug: str
     warnings: list[str]
+    post_paths: tuple[str, ...]  # relative to the site folder, lead first
 
     def template_names(self) -> list[str]:
         partials = self.env.list_templates(filter_func=lambda n: n.startswith("partials/"))
@@ -366,8 +372,8 @@ def _prepare(
     html_slots = _Slots()
     html_views: list[PostView] = []
     text_views: list[PostView] = []
-    for index, post in enumerate(posts):
-        rel = _relpath(post, settings)
+    post_paths = tuple(_relpath(post, settings) for post in posts)
+    for index, (post, rel) in enumerate(zip(posts, post_paths, strict=True)):
         email_body = ""
         body_text = ""
         if layout == "post":
@@ -404,11 +410,7 @@ def _prepare(
     intro_text = ""
     if intro_md:
         intro_md = _resolve_intro(intro_md, settings, now, warnings)
-        intro_html = email_safe_html(
-            markdown_to_email_html(intro_md, settings.site.url), base_url=settings.site.url
-        )
-        intro_text = post_text(intro_html)
-        intro_text = intro_text.replace(tok.FIRST_NAME, tok.FIRST_NAME_TEXT)
+        intro_html, intro_text = _intro_parts(intro_md, settings.site.url)
     site = {
         "name": settings.site.name,
         "url": settings.site.url,
@@ -493,6 +495,7 @@ def _prepare(
         preheader=preheader,
         slug=slug,
         warnings=warnings,
+        post_paths=post_paths,
     )
 
 
@@ -553,7 +556,7 @@ def _render(
     prep = _prepare(posts, settings, cut=cut, **args)
     compiled = compile_mjml(prep.mjml_src, prep.env, prep.template_names)
     inlined = inline_css(prep.slots.fill(compiled), settings.email.inliner)
-    final_html, sources = _unmark(_quote_post_braces(tag_html_links(inlined, prep.utm)))
+    final_html, sources = _unmark(tag_html_links(inlined, prep.utm))
     text = render_template(prep.env, f"{prep.layout}.txt.j2", prep.text_ctx)
     final_text = tag_text_links(_tidy_text(text), prep.utm)
     newest = max(p.date for p in posts)
@@ -563,7 +566,7 @@ def _render(
         html=final_html,
         text=final_text,
         layout=prep.layout,
-        post_paths=tuple(_relpath(p, settings) for p in posts),
+        post_paths=prep.post_paths,
         slug=prep.slug,
         newest_post_date=newest.isoformat(),
         warnings=tuple(prep.warnings),

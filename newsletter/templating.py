@@ -65,14 +65,21 @@ def forget_templates() -> None:
     _environment.cache_clear()
 
 
+@functools.cache
+def _default_dir() -> str:
+    """The shipped templates' folder, resolved once per process: it is part of the installed
+    package, and resolving it on every render cost about 60 µs of system calls."""
+    return str(default_templates_dir().resolve())
+
+
 def environment(user_dir: Path | None) -> jinja2.Environment:
     """The Jinja environment for a user's template folder (which may not exist)."""
-    dirs: list[str] = []
-    default = default_templates_dir().resolve()
-    if user_dir is not None and user_dir.is_dir() and user_dir.resolve() != default:
-        dirs.append(str(user_dir.resolve()))
-    dirs.append(str(default))
-    return _environment(tuple(dirs))
+    default = _default_dir()
+    if user_dir is not None and user_dir.is_dir():
+        user = str(user_dir.resolve())
+        if user != default:
+            return _environment((user, default))
+    return _environment((default,))
 
 
 def _template_frame(err: BaseException) -> tuple[str | None, int | None]:

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import re
-import textwrap
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
@@ -22,18 +21,25 @@ _SPACE = re.compile(r"\s+")
 
 
 def wrap(text: str, width: int = WIDTH, *, first: str = "", rest: str = "") -> str:
-    """``text`` on lines of at most ``width`` columns; words longer than that (URLs) stay whole."""
-    text = _SPACE.sub(" ", text).strip()
-    if not text:
+    """``text`` on lines of at most ``width`` columns; words longer than that (URLs) stay whole.
+
+    The lines ``textwrap.fill(text, width, initial_indent=first, subsequent_indent=rest,
+    break_long_words=False, break_on_hyphens=False)`` gives (a test holds them equal), filled
+    greedily here: textwrap's general chunking took 3/4 of the time of a digest's text part.
+    """
+    words = text.split()
+    if not words:
         return first.rstrip()
-    return textwrap.fill(
-        text,
-        width=width,
-        initial_indent=first,
-        subsequent_indent=rest,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
+    lines: list[str] = []
+    indent, line = first, words[0]
+    for word in words[1:]:
+        if len(indent) + len(line) + 1 + len(word) > width:
+            lines.append(indent + line)
+            indent, line = rest, word
+        else:
+            line += " " + word
+    lines.append(indent + line)
+    return "\n".join(lines)
 
 
 @dataclass

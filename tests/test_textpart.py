@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+import re
+import textwrap
+
 from newsletter.textpart import post_text, wrap
 
 LONG_URL = "https://docs.example.org/" + "a-very-long-path-segment/" * 5
@@ -13,6 +17,34 @@ def test_wrap_keeps_urls_whole() -> None:
     assert LONG_URL in lines
     assert all(len(line) <= 76 for line in lines if line != LONG_URL)
     assert max(len(line) for line in lines if line != LONG_URL) >= 60  # filled, not ragged
+
+
+def _textwrap_reference(text: str, width: int, first: str, rest: str) -> str:
+    """What wrap() returned when it called the standard library."""
+    text = re.sub(r"\s+", " ", text).strip()
+    if not text:
+        return first.rstrip()
+    return textwrap.fill(
+        text,
+        width=width,
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def test_wrap_fills_lines_as_textwrap_does() -> None:
+    rng = random.Random(11)
+    words = ["a", "an", "the", "well-known", "co-operate", "é", "naïve", "x" * 20, "y" * 80]
+    words += [LONG_URL, "", " ", "\t", "\n", "\xa0", "\u2028", "\x1c", "end.", "(aside)"]
+    for _ in range(3000):
+        gaps = [" ", " ", "  ", "\n", ""]
+        text = "".join(rng.choice(words) + rng.choice(gaps) for _ in range(30))
+        width = rng.choice([1, 8, 20, 40, 72, 76])
+        first, rest = rng.choice([("", ""), ("- ", "  "), ("> 1. ", ">    "), ("x" * 30, "")])
+        expected = _textwrap_reference(text, width, first, rest)
+        assert wrap(text, width, first=first, rest=rest) == expected, (text, width, first)
 
 
 def test_structure_survives() -> None:
