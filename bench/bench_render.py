@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -18,11 +19,16 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from newsletter import personalize as tok
+from newsletter import render as rendering
 from newsletter.config import Settings, load_settings
 from newsletter.content import Post, read_posts
+from newsletter.emailcompile import compile_mjml, inline_css
+from newsletter.emailhtml import tag_html_links, tag_text_links
 from newsletter.render import render_issue, render_mjml
+from newsletter.templating import render_template
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
@@ -130,6 +136,55 @@ def node_peer(mjml_file: Path, iterations: int) -> tuple[float, float] | str:
     return float(data["median"]), float(data["mean"])
 
 
+def stages(settings: Settings, posts: list[Post], iterations: int) -> list[tuple[str, float]]:
+    """(stage, median ms) of one digest render, each stage timed alone on its own input.
+
+    The same steps as ``render._render`` (whose pieces are private to the renderer); the sum
+    comes out a little under the whole render, which also pays for moving between the stages.
+    """
+
+    def prepare() -> Any:
+        return rendering._prepare(
+            posts,
+            settings,
+            cut=rendering._Cut(),
+            layout="digest",
+            now=NOW,
+            subject=None,
+            intro=None,
+        )
+
+    prep = prepare()
+    compiled = compile_mjml(prep.mjml_src, prep.env, prep.template_names)
+    inlined = inline_css(prep.slots.fill(compiled), settings.email.inliner)
+    html, _ = rendering._unmark(tag_html_links(inlined, prep.utm))
+
+    def text() -> str:
+        made = render_template(prep.env, f"{prep.layout}.txt.j2", prep.text_ctx)
+        return tag_text_links(rendering._tidy_text(made), prep.utm)
+
+    def issue() -> int:
+        made = rendering.RenderedIssue(
+            subject=prep.subject, preheader="", html=html, text="", layout="digest"
+        )
+        return rendering._size(made, settings)
+
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("Jinja MJML + context", prepare),
+        ("MJML compile", lambda: compile_mjml(prep.mjml_src, prep.env, prep.template_names)),
+        ("bodies in + inline", lambda: inline_css(prep.slots.fill(compiled), "css-inline")),
+        ("UTM + marks out", lambda: rendering._unmark(tag_html_links(inlined, prep.utm))),
+        ("text part", text),
+        ("issue + size check", issue),
+    ]
+    return [(name, timed(fn, iterations)[0]) for name, fn in steps]
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
 def substitution() -> None:
     settings = load_settings(ROOT / "newsletter.toml")
     issue = render_issue(example_posts(settings, 5), settings, layout="digest", now=NOW)
@@ -171,6 +226,7 @@ def substitution() -> None:
 
 def run() -> None:
     settings = load_settings(ROOT / "newsletter.toml")
+    print(f"({load()})")
     print(f"whole render (Jinja + MJML + inline + text), median/mean of {ITERATIONS} runs, ms")
     with tempfile.TemporaryDirectory() as tmp:
         for count in (5, 15):
@@ -199,4 +255,12 @@ def run() -> None:
                     f"  (peer compiles + inlines only; css-inline render is {speedup:.1f}x faster)"
                 )
     print("goals: 5-post digest <= 20 ms with premailer, <= 3 ms with css-inline, >= 3x the peer")
+    fast = dataclasses.replace(
+        settings, email=dataclasses.replace(settings.email, inliner="css-inline")
+    )
+    parts = stages(fast, example_posts(settings, 5), ITERATIONS * 3)
+    print("5-post digest, css-inline, by stage (median ms, each stage alone):")
+    print("  " + " | ".join(f"{name} {ms:.2f}" for name, ms in parts))
+    print(f"  sum {sum(ms for _, ms in parts):.2f}")
     substitution()
+    print(f"({load()})")

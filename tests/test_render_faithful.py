@@ -15,6 +15,7 @@ from newsletter.content import Cover, Post
 from newsletter.emailcompile import strip_comments
 from newsletter.mime import build_message
 from newsletter.render import generic_values, personalize_email, render_issue
+from newsletter.templating import default_templates_dir
 
 NOW = datetime(2026, 11, 2, 17, 0, tzinfo=UTC)
 SITE = "https://letters.example.org"
@@ -123,6 +124,34 @@ def test_inliners_agree_on_structure(tmp_path: Path) -> None:
         assert len(a) == len(b), pattern
     assert "prefers-color-scheme: dark" in out["premailer"]
     assert "prefers-color-scheme: dark" in out["css-inline"]
+
+
+@pytest.mark.parametrize("inliner", ["premailer", "css-inline"])
+def test_comments_in_user_templates_reach_nobody(tmp_path: Path, inliner: str) -> None:
+    """A note left in an overriding template, wherever it sits in the MJML, is not sent."""
+    footer = (default_templates_dir() / "partials" / "footer.mjml.j2").read_text(encoding="utf-8")
+    footer = footer.replace(
+        "<mj-column>",
+        "<!-- note in a section: /home/ada/notes.txt --><mj-column>"
+        "<!-- note in a column: ask Bob -->",
+        1,
+    ).replace("{{ footer.why }}", "<!-- note in a text: draft -->{{ footer.why }}", 1)
+    assert footer.count("<!-- note") == 3
+    user = tmp_path / "templates" / "partials"
+    user.mkdir(parents=True)
+    (user / "footer.mjml.j2").write_text(footer, encoding="utf-8")
+    (user / "head.mjml.j2").write_text(
+        "<mj-raw><!-- note in the head --><meta name=\"x-note\" content=\"1\"></mj-raw>\n",
+        encoding="utf-8",
+    )
+    issue = render_issue(
+        [_post(tmp_path, "tides")], _settings(tmp_path, inliner), layout="digest", now=NOW
+    )
+    assert '<meta name="x-note" content="1">' in issue.html  # the override was used
+    assert "Unsubscribe" in issue.html
+    for comment in re.findall(r"<!--.*?-->", issue.html, flags=re.DOTALL):
+        assert CONDITIONAL.match(comment), comment
+    assert "note" not in issue.html.replace("x-note", "")
 
 
 def test_strip_comments_keeps_outlook_conditionals() -> None:
