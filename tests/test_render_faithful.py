@@ -141,7 +141,7 @@ def test_comments_in_user_templates_reach_nobody(tmp_path: Path, inliner: str) -
     user.mkdir(parents=True)
     (user / "footer.mjml.j2").write_text(footer, encoding="utf-8")
     (user / "head.mjml.j2").write_text(
-        "<mj-raw><!-- note in the head --><meta name=\"x-note\" content=\"1\"></mj-raw>\n",
+        '<mj-raw><!-- note in the head --><meta name="x-note" content="1"></mj-raw>\n',
         encoding="utf-8",
     )
     issue = render_issue(
