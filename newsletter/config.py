@@ -221,8 +221,13 @@ def _coerce(section: str, cls: type, raw: Mapping[str, Any], path: Path) -> Any:
 _PG_SCHEMES = ("postgresql://", "postgres://")
 
 
-def _store_url(url: str, *, path: Path | None = None, key: str) -> str:
-    """A store URL must name PostgreSQL; the message never repeats it (it may hold a password)."""
+def _store_url(url: str, *, path: Path | None = None, key: str, secret_ok: bool = False) -> str:
+    """A store URL must name PostgreSQL; the message never repeats it (it may hold a password).
+
+    A password is taken only from the environment (``secret_ok``): in ``newsletter.toml`` it
+    would sit in a file that is copied, shared and committed, and in ``--store`` it would show
+    in the process list and the shell's history.
+    """
     if url and not url.startswith(_PG_SCHEMES):
         raise ConfigError(
             "the store URL must start with postgresql:// (for a SQLite file use "
@@ -230,7 +235,25 @@ def _store_url(url: str, *, path: Path | None = None, key: str) -> str:
             path=path,
             key=key,
         )
+    if url and not secret_ok and _has_password(url):
+        raise ConfigError(
+            "the store URL holds a password, and secrets are read from the environment only: "
+            "remove it from the URL and set PGPASSWORD (or use ~/.pgpass), or put the whole "
+            "URL in NEWSLETTER_DATABASE_URL",
+            path=path,
+            key=key,
+        )
     return url
+
+
+def _has_password(url: str) -> bool:
+    from urllib.parse import parse_qs, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return bool(parts.password) or "password" in parse_qs(parts.query)
+    except ValueError:  # a malformed URL: the store's connect names the problem
+        return False
 
 
 def load_settings(
@@ -311,7 +334,7 @@ def load_settings(
     explicit = frozenset(f"{name}.{key}" for name, keys in raw.items() for key in keys)
     env_url = environ.get("NEWSLETTER_DATABASE_URL", "").strip()
     if env_url:
-        store_url = _store_url(env_url, key="NEWSLETTER_DATABASE_URL")
+        store_url = _store_url(env_url, key="NEWSLETTER_DATABASE_URL", secret_ok=True)
     settings = Settings(
         root=root,
         config_path=config_path,

@@ -102,12 +102,25 @@ def test_an_unreachable_server_is_one_line_naming_host_and_database_exit_2(
 
 def test_store_url_from_file_or_environment_is_never_shown(tmp_path: Path) -> None:
     toml = tmp_path / "newsletter.toml"
-    toml.write_text(f'[store]\nurl = "postgresql://u:{PASSWORD}@db.internal/n"\n', "utf-8")
-    settings = load_settings(toml, environ={})
-    assert settings.store_target == f"postgresql://u:{PASSWORD}@db.internal/n"
-    assert PASSWORD not in repr(settings)
-    env_url = "postgresql://other@db2.internal/n"
-    assert load_settings(toml, environ={"NEWSLETTER_DATABASE_URL": env_url}).store_url == env_url
+    toml.write_text('[store]\nurl = "postgresql://u@db.internal/n"\n', "utf-8")
+    assert load_settings(toml, environ={}).store_target == "postgresql://u@db.internal/n"
+    env_url = f"postgresql://other:{PASSWORD}@db2.internal/n"  # the environment may hold one
+    settings = load_settings(toml, environ={"NEWSLETTER_DATABASE_URL": env_url})
+    assert settings.store_url == env_url and PASSWORD not in repr(settings)
+    # a password in the file or in --store is refused, without repeating it
+    for url in (
+        f"postgresql://u:{PASSWORD}@db.internal/n",
+        f"postgresql://db/n?password={PASSWORD}",
+    ):
+        toml.write_text(f'[store]\nurl = "{url}"\n', "utf-8")
+        refused = run(tmp_path, "subscribers", "stats", check=False)
+        assert refused.returncode == 2 and "store.url" in refused.stderr, refused.stderr
+        assert "PGPASSWORD" in refused.stderr and PASSWORD not in refused.stderr
+    toml.write_text("", "utf-8")
+    flag = run(
+        tmp_path, "--store", f"postgresql://u:{PASSWORD}@h/n", "subscribers", "stats", check=False
+    )
+    assert flag.returncode == 2 and "--store" in flag.stderr and PASSWORD not in flag.stderr
     toml.write_text('[store]\nurl = "mysql://u@db/n"\n', encoding="utf-8")
     bad = run(tmp_path, "subscribers", "stats", check=False)
     assert bad.returncode == 2 and "newsletter.toml" in bad.stderr and "store.url" in bad.stderr
