@@ -28,8 +28,8 @@ from pathlib import Path
 from bench.bench_dispatch import SEND, _cli, _count, _run_measured, example_site, recording_fake
 
 GOAL = (
-    "goal: PostgreSQL within 1.5x of SQLite's time (the 1- vs 3-worker figures are for reading: on a\n"
-    "2-core machine the sender, PostgreSQL and the fake already use both cores)"
+    "goal: PostgreSQL within 1.5x of SQLite's time (the 1- vs 3-worker figures are for\n"
+    "reading: on 2 cores the sender, PostgreSQL and the fake already use both)"
 )
 BENCH_SETTINGS = "-c synchronous_commit=off -c shared_buffers=128MB -c max_connections=60"
 
