@@ -63,6 +63,7 @@ def _wrap_filter(text: str, width: int = 76, indent: str = "") -> str:
 def forget_templates() -> None:
     """Drop compiled templates, e.g. after a file appeared that shadows a default (preview)."""
     _environment.cache_clear()
+    _resolved_dir.cache_clear()  # the folder may have become a symlink, or stopped being one
 
 
 @functools.cache
@@ -72,11 +73,18 @@ def _default_dir() -> str:
     return str(default_templates_dir().resolve())
 
 
+@functools.lru_cache(maxsize=16)
+def _resolved_dir(user_dir: Path) -> str:
+    """The user's folder resolved, until :func:`forget_templates` (a handful of system calls
+    a render otherwise; whether it exists is still asked every time)."""
+    return str(user_dir.resolve())
+
+
 def environment(user_dir: Path | None) -> jinja2.Environment:
     """The Jinja environment for a user's template folder (which may not exist)."""
     default = _default_dir()
     if user_dir is not None and user_dir.is_dir():
-        user = str(user_dir.resolve())
+        user = _resolved_dir(user_dir.absolute())  # absolute: the key may not hang on the cwd
         if user != default:
             return _environment((user, default))
     return _environment((default,))

@@ -14,6 +14,7 @@ from newsletter.config import EmailSettings, Settings, SiteSettings
 from newsletter.content import Cover, Post
 from newsletter.errors import ConfigError, InputError, RenderError
 from newsletter.render import generic_values, load_intro, personalize_email, render_issue
+from newsletter.templating import forget_templates
 
 NOW = datetime(2026, 11, 2, 17, 0, tzinfo=UTC)
 SITE = "https://news.example.org"
@@ -269,6 +270,36 @@ def test_user_templates_override_only_what_they_name(tmp_path: Path) -> None:
     issue = render_issue([make_post(tmp_path)], make_settings(tmp_path), layout="post", now=NOW)
     assert f"Bye! {tok.UNSUBSCRIBE_URL} Example Org" in issue.text
     assert "View in browser" in issue.html  # the HTML footer is still the default
+
+
+def test_template_caches_follow_the_folder(tmp_path: Path) -> None:
+    """Compiled templates and the folder's resolved path are kept between renders, as in the
+    preview: a folder that appears is used at once, an edit after forget_templates()."""
+    settings = make_settings(tmp_path, inliner="css-inline")
+    posts = [make_post(tmp_path)]
+
+    def footer_text() -> str:
+        return render_issue(posts, settings, layout="post", now=NOW).text
+
+    def footer(folder: Path, word: str) -> None:
+        (folder / "partials").mkdir(parents=True, exist_ok=True)
+        (folder / "partials" / "footer.txt.j2").write_text(f"{word}\n", encoding="utf-8")
+
+    assert "Unsubscribe:" in footer_text()  # no folder yet: the defaults
+    first, second = tmp_path / "look-one", tmp_path / "look-two"
+    footer(first, "FIRST")
+    footer(second, "SECOND")
+    (tmp_path / "templates").symlink_to(first, target_is_directory=True)
+    assert "FIRST" in footer_text()  # the folder is looked for on every render
+
+    footer(first, "FIRST-EDITED")
+    forget_templates()
+    assert "FIRST-EDITED" in footer_text()
+
+    (tmp_path / "templates").unlink()
+    (tmp_path / "templates").symlink_to(second, target_is_directory=True)
+    forget_templates()
+    assert "SECOND" in footer_text()  # where the folder points is asked again too
 
 
 def test_layout_and_selection_errors(tmp_path: Path) -> None:
