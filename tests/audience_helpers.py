@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import uvicorn
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -68,3 +70,18 @@ class WebhookSigner:
             "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
             "Content-Type": "application/json",
         }
+
+
+def wait_until_serving(proc: subprocess.Popen[str], base: str, seconds: float = 30) -> None:
+    """Wait until the ``newsletter serve`` in ``proc`` answers ``GET /healthz`` at ``base``;
+    fail with its output if it exits first, or after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{base} did not answer within {seconds} s"
+        time.sleep(0.1)
