@@ -9,11 +9,11 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from audience_helpers import wait_until_serving
 from send_cli_helpers import SEND, make_site, run
 
 from newsletter.config import load_settings
@@ -212,16 +212,7 @@ def test_one_click_unsubscribe_on_the_server_is_honoured_by_a_send_elsewhere(
     )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until_serving(proc, base)
         r = httpx.post(f"{base}/u/{token}", content=b"List-Unsubscribe=One-Click")
         assert (r.status_code, r.text) == (200, "unsubscribed\n")
     finally:
