@@ -16,6 +16,7 @@ Sizes can be overridden: ``NEWSLETTER_BENCH_SIZES=20000,100000 python -m bench d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -23,11 +24,24 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LATENCY = 0.02
 SECRET = "bench-secret-not-a-real-one-0123456789"
+#: the October issue to everyone, through SendGrid (the fake), no prompt, no progress bar
+SEND = (
+    "send",
+    "--month",
+    "2026-10",
+    "--now",
+    "2026-11-01T09:00",
+    "--transport",
+    "sendgrid",
+    "--yes",
+    "--no-progress",
+)
 GOALS = "goals: 1,000,000 in < 60 s, peak memory < 250 MB, >= 3x the baseline's recipients/s"
 
 
@@ -48,13 +62,19 @@ def _run_measured(
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text
 
 
-def _site(base: Path, n: int) -> Path:
-    site = base / f"site-{n}"
+def example_site(base: Path, name: str) -> Path:
+    """A copy of the example site (posts, templates, settings) in ``base/name``."""
+    site = base / name
     site.mkdir()
     shutil.copytree(ROOT / "content", site / "content")
     if (ROOT / "templates").is_dir():
         shutil.copytree(ROOT / "templates", site / "templates")
     shutil.copy(ROOT / "newsletter.toml", site / "newsletter.toml")
+    return site
+
+
+def _site(base: Path, n: int) -> Path:
+    site = example_site(base, f"site-{n}")
     with (site / "subs.csv").open("w", encoding="utf-8") as f:
         f.write("email,first_name\n")
         for i in range(n):
@@ -83,6 +103,22 @@ def _start_fake(db: Path) -> tuple[subprocess.Popen[str], str]:
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     return proc, line.rsplit(" ", 1)[-1]
+
+
+@contextlib.contextmanager
+def recording_fake(db: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """The recording fake SendGrid in a process of its own, recording to ``db``; yields its
+    URL and the environment a send to it runs with (no variable of the caller's own)."""
+    fake, url = _start_fake(db)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENDGRID_", "NEWSLETTER_"))}
+    env.update(SENDGRID_API_KEY="SG.bench", SENDGRID_API_URL=url, NEWSLETTER_SECRET=SECRET)
+    try:
+        yield url, env
+    finally:
+        fake.terminate()
+        fake.wait(timeout=30)
+        if fake.stdout is not None:
+            fake.stdout.close()
 
 
 def _count(db: Path, domain: str) -> tuple[int, int]:
@@ -182,57 +218,38 @@ def _connections(url: str, requests: int = 100) -> None:
 def run() -> None:
     sizes = [int(s) for s in os.environ.get("NEWSLETTER_BENCH_SIZES", "100000,1000000").split(",")]
     base_size = min(sizes[0], 100_000)
-    with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-dispatch-") as tmp,
+        recording_fake(Path(tmp) / "fake.db") as (url, env),
+    ):
         work = Path(tmp)
         fake_db = work / "fake.db"
-        fake, url = _start_fake(fake_db)
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("SENDGRID_", "NEWSLETTER_"))
-        }
-        env.update(SENDGRID_API_KEY="SG.bench", SENDGRID_API_URL=url, NEWSLETTER_SECRET=SECRET)
         print(f"recording fake SendGrid at {url}, {LATENCY * 1000:.0f} ms added per request")
         rows: list[tuple[str, int, float, float, float]] = []
-        try:
-            for n in sizes:
-                site = _site(work, n)
-                t0 = time.perf_counter()
-                _run_measured(_cli("subscribers", "import", "subs.csv"), site, env)
-                took = time.perf_counter() - t0
-                print(f"{n:>9,} subscribers generated and imported in {took:.1f} s (not counted)")
-                send = _cli(
-                    "send",
-                    "--month",
-                    "2026-10",
-                    "--now",
-                    "2026-11-01T09:00",
-                    "--transport",
-                    "sendgrid",
-                    "--yes",
-                    "--no-progress",
-                )
-                wall, cpu, rss, _ = _run_measured(send, site, env)
-                total, distinct = _count(fake_db, f"bench{n}.example.net")
-                ok = "ok" if total == distinct == n else f"MISMATCH {total}/{distinct}"
-                rows.append((f"newsletter send ({ok})", n, wall, cpu, rss))
-                if n == base_size:
-                    args = [
-                        sys.executable,
-                        "-c",
-                        "import sys; from bench.bench_dispatch import baseline; "
-                        "baseline(sys.argv[1], sys.argv[2])",
-                        str(site / "newsletter.db"),
-                        url,
-                    ]
-                    env_b = dict(env, PYTHONPATH=str(ROOT))
-                    bwall, bcpu, brss, _ = _run_measured(args, ROOT, env_b)
-                    rows.append(("baseline (Mail helper, sequential)", n, bwall, bcpu, brss))
-                shutil.rmtree(site)
-            _connections(url)
-        finally:
-            fake.terminate()
-            fake.wait(timeout=30)
-            if fake.stdout is not None:
-                fake.stdout.close()
+        for n in sizes:
+            site = _site(work, n)
+            t0 = time.perf_counter()
+            _run_measured(_cli("subscribers", "import", "subs.csv"), site, env)
+            took = time.perf_counter() - t0
+            print(f"{n:>9,} subscribers generated and imported in {took:.1f} s (not counted)")
+            wall, cpu, rss, _ = _run_measured(_cli(*SEND), site, env)
+            total, distinct = _count(fake_db, f"bench{n}.example.net")
+            ok = "ok" if total == distinct == n else f"MISMATCH {total}/{distinct}"
+            rows.append((f"newsletter send ({ok})", n, wall, cpu, rss))
+            if n == base_size:
+                args = [
+                    sys.executable,
+                    "-c",
+                    "import sys; from bench.bench_dispatch import baseline; "
+                    "baseline(sys.argv[1], sys.argv[2])",
+                    str(site / "newsletter.db"),
+                    url,
+                ]
+                env_b = dict(env, PYTHONPATH=str(ROOT))
+                bwall, bcpu, brss, _ = _run_measured(args, ROOT, env_b)
+                rows.append(("baseline (Mail helper, sequential)", n, bwall, bcpu, brss))
+            shutil.rmtree(site)
+        _connections(url)
     print(
         f"\n{'':38} {'recipients':>10} {'wall s':>8} {'rcpt/s':>9} {'CPU s/1k':>9} {'peak MB':>8}"
     )

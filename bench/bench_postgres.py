@@ -25,20 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_dispatch import ROOT, SECRET, _cli, _count, _run_measured, _start_fake
+from bench.bench_dispatch import SEND, _cli, _count, _run_measured, example_site, recording_fake
 
 GOAL = "goals: PostgreSQL within 1.5x of SQLite's time; 3 workers faster than 1"
 BENCH_SETTINGS = "-c synchronous_commit=off -c shared_buffers=128MB -c max_connections=60"
-
-
-def _site(base: Path, name: str) -> Path:
-    site = base / name
-    site.mkdir()
-    shutil.copytree(ROOT / "content", site / "content")
-    if (ROOT / "templates").is_dir():
-        shutil.copytree(ROOT / "templates", site / "templates")
-    shutil.copy(ROOT / "newsletter.toml", site / "newsletter.toml")
-    return site
 
 
 def _fill(target: Path | str, n: int, domain: str) -> None:
@@ -76,57 +66,36 @@ def run() -> None:
     with (
         tempfile.TemporaryDirectory(prefix="bench-postgres-") as tmp,
         Cluster(bin_dir, settings=BENCH_SETTINGS) as cluster,
+        recording_fake(Path(tmp) / "fake.db") as (url, base_env),
     ):
         work = Path(tmp)
         fake_db = work / "fake.db"
-        fake, url = _start_fake(fake_db)
-        base_env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("SENDGRID_", "NEWSLETTER_"))
-        }
-        base_env.update(SENDGRID_API_KEY="SG.bench", SENDGRID_API_URL=url, NEWSLETTER_SECRET=SECRET)
         print(f"recording fake SendGrid at {url}; {n:,} recipients per run")
         runs = [("SQLite, 1 process", "sqlite", 1), ("PostgreSQL, 1 worker", "pg", 1)]
         runs.append(("PostgreSQL, --workers 3", "pg", 3))
-        try:
-            for i, (name, backend, workers) in enumerate(runs):
-                domain = f"run{i}.bench.example.net"
-                site = _site(work, f"site-{i}")
-                env = dict(base_env)
-                if backend == "pg":
-                    target: Path | str = cluster.create_database(f"bench{i}")
-                    env["NEWSLETTER_DATABASE_URL"] = str(target)
-                else:
-                    target = site / "newsletter.db"
-                t0 = time.perf_counter()
-                _fill(target, n, domain)
-                print(f"{name}: {n:,} subscribers generated in {time.perf_counter() - t0:.1f} s")
-                send = _cli(
-                    "send",
-                    "--month",
-                    "2026-10",
-                    "--now",
-                    "2026-11-01T09:00",
-                    "--transport",
-                    "sendgrid",
-                    "--yes",
-                    "--no-progress",
-                    *(["--workers", str(workers)] if workers > 1 else []),
-                )
-                wall, _, _, _ = _run_measured(send, site, env)
-                total, distinct = _count(fake_db, domain)
-                ok = "ok" if total == distinct == n else f"MISMATCH {total}/{distinct}"
-                rows.append((name, wall, ok))
-                print(f"  sent in {wall:.1f} s ({n / wall:,.0f}/s), {ok}", flush=True)
-                shutil.rmtree(site)
-                conn = sqlite3.connect(fake_db)
-                conn.execute("DELETE FROM messages")  # keep the fake's file small
-                conn.commit()
-                conn.close()
-        finally:
-            fake.terminate()
-            fake.wait(timeout=30)
-            if fake.stdout is not None:
-                fake.stdout.close()
+        for i, (name, backend, workers) in enumerate(runs):
+            domain = f"run{i}.bench.example.net"
+            site = example_site(work, f"site-{i}")
+            env = dict(base_env)
+            if backend == "pg":
+                target: Path | str = cluster.create_database(f"bench{i}")
+                env["NEWSLETTER_DATABASE_URL"] = str(target)
+            else:
+                target = site / "newsletter.db"
+            t0 = time.perf_counter()
+            _fill(target, n, domain)
+            print(f"{name}: {n:,} subscribers generated in {time.perf_counter() - t0:.1f} s")
+            send = _cli(*SEND, *(["--workers", str(workers)] if workers > 1 else []))
+            wall, _, _, _ = _run_measured(send, site, env)
+            total, distinct = _count(fake_db, domain)
+            ok = "ok" if total == distinct == n else f"MISMATCH {total}/{distinct}"
+            rows.append((name, wall, ok))
+            print(f"  sent in {wall:.1f} s ({n / wall:,.0f}/s), {ok}", flush=True)
+            shutil.rmtree(site)
+            conn = sqlite3.connect(fake_db)
+            conn.execute("DELETE FROM messages")  # keep the fake's file small
+            conn.commit()
+            conn.close()
     print(f"\n{'':28} {'recipients':>10} {'wall s':>8} {'rcpt/s':>9}  check")
     for name, wall, ok in rows:
         print(f"{name:28} {n:>10,} {wall:>8.1f} {n / wall:>9,.0f}  {ok}")

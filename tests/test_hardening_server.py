@@ -127,10 +127,10 @@ def test_healthz_and_one_click_answer_during_a_flood_and_the_log_stays_small(
         assert store.audience.is_suppressed("ann@x.org")
 
 
-def test_a_connection_that_never_sends_its_request_head_is_closed(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def guarded(tmp_path: Path, limits: ServerLimits) -> Iterator[int]:
     app = create_app(WebConfig(store_path=tmp_path / "n.db", secret=SECRET))
     port = _port()
-    limits = ServerLimits(header_timeout=0.3)
     server = guarded_server(app, port=port, limits=limits)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -139,23 +139,89 @@ def test_a_connection_that_never_sends_its_request_head_is_closed(tmp_path: Path
         while not server.started:
             assert time.monotonic() < deadline and thread.is_alive()
             time.sleep(0.01)
-        with (
-            socket.create_connection(("127.0.0.1", port)) as silent,
-            socket.create_connection(("127.0.0.1", port)) as slow,
-        ):
-            slow.sendall(b"GET /healthz HTTP/1.1\r\n")
-            silent.settimeout(5)
-            slow.settimeout(5)
-            started = time.monotonic()
-            for s in (silent, slow):
-                with contextlib.suppress(ConnectionResetError):
-                    assert s.recv(1) == b""
-            assert time.monotonic() - started < 3
-        # a request that comes at once is served
-        assert httpx.get(f"http://127.0.0.1:{port}/healthz").text == "ok\n"
+        yield port
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_a_connection_that_never_sends_its_request_head_is_closed(tmp_path: Path) -> None:
+    with (
+        guarded(tmp_path, ServerLimits(header_timeout=0.3)) as port,
+        socket.create_connection(("127.0.0.1", port)) as silent,
+        socket.create_connection(("127.0.0.1", port)) as slow,
+    ):
+        slow.sendall(b"GET /healthz HTTP/1.1\r\n")
+        started = time.monotonic()
+        for s in (silent, slow):
+            _closed_within(s, 5)
+        assert time.monotonic() - started < 3
+        # a request that comes at once is served
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").text == "ok\n"
+
+
+def _answer(s: socket.socket) -> bytes:
+    """One whole response (these are small, with a Content-Length)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(4096)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(
+        line.split(b":", 1)[1] for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    ))  # fmt: skip
+    while len(body) < length:
+        body += s.recv(4096)
+    return head + b"\r\n\r\n" + body
+
+
+def _closed_within(s: socket.socket, seconds: float) -> float:
+    """Seconds until the server closed ``s`` (fails if it stays open ``seconds``)."""
+    s.settimeout(seconds)
+    started = time.monotonic()
+    with contextlib.suppress(ConnectionResetError):
+        assert s.recv(1) == b"", "the server answered instead of closing"
+    return time.monotonic() - started
+
+
+def test_every_request_of_a_keep_alive_connection_has_a_deadline(tmp_path: Path) -> None:
+    # This is also the test of the guard's one reliance on uvicorn's inside (its h11 protocol
+    # keeps the h11.Connection in `conn`; uvicorn is pinned for it): without it, the guard
+    # would bound only the first request, and the slow second head below would stay open.
+    # keep-alive is long, so only the guard's deadlines can close these connections
+    limits = ServerLimits(header_timeout=0.4, body_timeout=0.6, timeout_keep_alive=30)
+    get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with guarded(tmp_path, limits) as port:
+        # a well-behaved client: several requests, slower in total than the head deadline
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.settimeout(5)
+            for _ in range(3):
+                s.sendall(get)
+                assert _answer(s).endswith(b"ok\n")
+                time.sleep(0.3)
+        # a slowloris on the second request: a byte every 0.1 s keeps it from being idle,
+        # so uvicorn's keep-alive timeout never fires
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.settimeout(5)
+            s.sendall(get)
+            assert _answer(s).endswith(b"ok\n")
+            started = time.monotonic()
+            with contextlib.suppress(OSError):
+                for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+                    s.send(bytes([byte]))
+                    time.sleep(0.1)
+                    if time.monotonic() - started > 5:
+                        break
+            assert time.monotonic() - started < 3, "the slow second head was not cut off"
+            _closed_within(s, 3)
+        # a slow body: the head is complete, the body never comes
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            path = f"/u/{make_token(SECRET, 1, 'ann@x.org')}".encode()
+            s.sendall(b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\nL")
+            waited = _closed_within(s, 5)
+            assert 0.4 < waited < 3
+        # a fresh connection is still served
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").text == "ok\n"
 
 
 def test_the_same_log_line_is_written_a_few_times_a_minute_then_counted() -> None:

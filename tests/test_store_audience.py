@@ -15,6 +15,7 @@ import pytest
 
 from newsletter.store import open_store
 from newsletter.store.bulk import NewSubscriber
+from newsletter.store.campaigns import CampaignStore
 from newsletter.store.keys import email_key
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -22,6 +23,22 @@ NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 def row(line: int, email: str, *tags: str, first: str = "", **fields: str) -> NewSubscriber:
     return NewSubscriber(line, email, email_key(email), first, "", tags, dict(fields), None)
+
+
+def begin(camp: CampaignStore, campaign_id: str, batch_size: int) -> None:
+    """A digest campaign in preparation, with no posts."""
+    camp.begin(
+        campaign_id,
+        now=NOW,
+        subject="s",
+        layout="digest",
+        segment="",
+        transport="test",
+        content_hash="h",
+        newest_post_date="",
+        posts=(),
+        batch_size=batch_size,
+    )
 
 
 def test_recipients_are_active_subscribers_by_segment_minus_suppressions(
@@ -243,18 +260,7 @@ def test_ledger_filled_in_sqlite_matches_the_rows_path(
         for segments in ((), ("t",), ("nobody",)):
             rows = [(str(i), e, f) for i, e, f in aud.iter_recipient_rows(segments)]
             for cid in ("a", "b"):
-                camp.begin(
-                    cid,
-                    now=NOW,
-                    subject="s",
-                    layout="digest",
-                    segment="",
-                    transport="test",
-                    content_hash="h",
-                    newest_post_date="",
-                    posts=(),
-                    batch_size=batch_size,
-                )
+                begin(camp, cid, batch_size)
             a = camp.add_recipients("a", rows, batch_size=batch_size)
             b = camp.add_audience(
                 "b", aud.recipient_query(segments), batch_size=batch_size, chunk=chunk
@@ -342,18 +348,7 @@ def test_recipients_go_only_into_a_campaign_being_prepared(store_target: Path | 
             camp.add_recipients("nope", rows, batch_size=10)
         with pytest.raises(StoreError, match="campaign nope does not exist"):
             camp.add_audience("nope", store.audience.recipient_query(()), batch_size=10)
-        camp.begin(
-            "c",
-            now=NOW,
-            subject="s",
-            layout="digest",
-            segment="",
-            transport="test",
-            content_hash="h",
-            newest_post_date="",
-            posts=(),
-            batch_size=10,
-        )
+        begin(camp, "c", 10)
         assert camp.add_recipients("c", rows, batch_size=10) == 1
         assert camp.ready("c", now=NOW) == 1
         with pytest.raises(StoreError, match="campaign c is ready, not being prepared"):

@@ -1,16 +1,16 @@
-"""``newsletter serve`` under abuse: bounded connections, a header deadline, quiet logs.
+"""``newsletter serve`` under abuse: bounded connections, request deadlines, quiet logs.
 
-uvicorn closes idle keep-alive connections, but a connection that never finishes its first
-request (a port scan, a load balancer's half-open probe, a slowloris) stays open for good, and
-thousands of them exhaust the file descriptors: every accept then fails and asyncio logs the
-failure with a traceback, again and again. Here:
+uvicorn closes idle keep-alive connections, but a connection that never finishes its request (a
+port scan, a load balancer's half-open probe, a slowloris sending a byte now and then, a slow
+POST body) stays open for good, and thousands of them exhaust the file descriptors: every
+accept then fails and asyncio logs the failure with a traceback, again and again. Here:
 
-- each connection must send its first complete request head within ``header_timeout`` seconds
-  (later requests on a keep-alive connection are bounded by uvicorn's ``timeout_keep_alive``
-  and ``limit_concurrency`` only);
-- at most ``max_pending`` connections may be waiting for their request head; past that the
-  oldest waiting one is closed (a real client sends its request at once, so it is never the
-  oldest for long);
+- each request head must be complete within ``header_timeout`` seconds of its first byte (of
+  the connection, for the first request), and its body within ``body_timeout`` seconds of the
+  head: on every request of a keep-alive connection, not only the first;
+- at most ``max_pending`` connections may be waiting for their first request head; past that
+  the oldest waiting one is closed (a real client sends its request at once, so it is never
+  the oldest for long);
 - uvicorn's ``limit_concurrency`` (``max_pending + max_active``, since uvicorn counts waiting
   connections too) answers 503 past that many, and ``timeout_keep_alive`` closes idle ones;
 - the soft open-files limit is raised to the hard one, and the limits above are fitted into it;
@@ -19,7 +19,9 @@ failure with a traceback, again and again. Here:
 The guard is a subclass of uvicorn's h11 protocol given to ``uvicorn.Config(http=...)`` (its
 documented way to choose the protocol class); it adds to ``connection_made``,
 ``data_received`` and ``connection_lost`` (the asyncio.Protocol interface) and calls the
-originals.
+originals. Where a request stands it reads from the protocol's h11 connection (``conn``, an
+attribute of uvicorn's, with h11's public states): uvicorn is pinned for that, and
+tests/test_hardening_server.py fails if the attribute goes.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 _END_OF_HEAD = b"\r\n\r\n"
@@ -41,6 +44,7 @@ class ServerLimits:
     max_pending: int = 1024  # connections still sending their first request head
     max_active: int = 1024  # connections past their first head; more get 503 for requests
     header_timeout: float = 10.0  # seconds to send a complete request head
+    body_timeout: float = 30.0  # seconds to send a request's body once its head is in
     timeout_keep_alive: float = 5.0
     backlog: int = 2048
     max_head_bytes: int = 16 * 1024  # request line + headers
@@ -67,6 +71,7 @@ class ServerLimits:
             max_pending=pending,
             max_active=max(8, rest - pending),
             header_timeout=self.header_timeout,
+            body_timeout=self.body_timeout,
             timeout_keep_alive=self.timeout_keep_alive,
             backlog=backlog,
             max_head_bytes=self.max_head_bytes,
@@ -110,7 +115,7 @@ class _Pending:
 
 
 def guarded_protocol(limits: ServerLimits) -> type[H11Protocol]:
-    """uvicorn's h11 protocol with a header deadline and a bound on waiting connections.
+    """uvicorn's h11 protocol with deadlines on each request and a bound on waiting connections.
 
     Each call makes a class with its own registry, so two servers in one process (tests) do
     not share one.
@@ -124,11 +129,17 @@ def guarded_protocol(limits: ServerLimits) -> type[H11Protocol]:
             super().connection_made(transport)
             self._guard_transport = transport
             self._guard_tail = b""
-            loop = asyncio.get_running_loop()
-            self._guard_timer: asyncio.TimerHandle | None = loop.call_later(
-                limits.header_timeout, self._too_slow
-            )
+            self._guard_loop = asyncio.get_running_loop()
+            self._guard_timer: asyncio.TimerHandle | None = None
+            self._guard_body = False  # the timer running is the body's (else the head's)
+            self._arm(limits.header_timeout, body=False)
             pending.add(id(self), transport)
+
+        def _arm(self, seconds: float, *, body: bool) -> None:
+            if self._guard_timer is not None:
+                self._guard_timer.cancel()
+            self._guard_body = body
+            self._guard_timer = self._guard_loop.call_later(seconds, self._too_slow)
 
         def _disarm(self) -> None:
             if self._guard_timer is not None:
@@ -142,14 +153,29 @@ def guarded_protocol(limits: ServerLimits) -> type[H11Protocol]:
             pending.timed_out += 1
             self._guard_transport.abort()
 
+        def _their_state(self) -> object:
+            conn = getattr(self, "conn", None)
+            return conn.their_state if isinstance(conn, h11.Connection) else None
+
         def data_received(self, data: bytes) -> None:
-            if self._guard_timer is not None:  # the first request head is not complete yet
+            if self._guard_timer is None and self._their_state() is h11.IDLE:
+                # the first bytes of a later request on a keep-alive connection
+                self._arm(limits.header_timeout, body=False)
+                self._guard_tail = b""
+            if self._guard_timer is not None and not self._guard_body:
                 seen = self._guard_tail + data
                 if _END_OF_HEAD in seen:
-                    self._disarm()
+                    self._disarm()  # the head is in (h11 says below whether a body follows)
                 else:
                     self._guard_tail = seen[-3:]
             super().data_received(data)
+            state = self._their_state()
+            if state is h11.SEND_BODY:
+                if self._guard_timer is None or not self._guard_body:
+                    self._arm(limits.body_timeout, body=True)
+            elif self._guard_body and self._guard_timer is not None:
+                self._guard_timer.cancel()  # the whole request is in
+                self._guard_timer = None
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
