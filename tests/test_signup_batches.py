@@ -21,6 +21,7 @@ from signup_helpers import link_in, messages
 
 from newsletter import signup
 from newsletter.config import load_settings
+from newsletter.errors import RenderError
 from newsletter.personalize import CONFIRM_URL
 from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 from newsletter.providers.sendgrid.transport import SendGridTransport
@@ -216,3 +217,15 @@ def test_the_outbox_writes_one_message_per_reader_with_their_link(
             token = link_in(m).rsplit("/", 1)[1]
             assert signup.check_link(store, token, secret=SECRET, now=NOW).email == str(m["To"])
             assert "%%" not in m.as_string()
+
+
+def test_a_confirmation_template_without_the_link_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "templates" / "signup"
+    folder.mkdir(parents=True)
+    (folder / "confirm_email.txt.j2").write_text("Welcome to {{ site.name }}!\n", "utf-8")
+    with pytest.raises(RenderError) as err:
+        ConfirmationEmail.render(load_settings(cwd=tmp_path))
+    assert err.value.format() == (
+        "signup/confirm_email.txt.j2: the confirmation email has no link: put {{ confirm_url }} "
+        "in it"
+    )
