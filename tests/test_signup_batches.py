@@ -103,13 +103,16 @@ def test_a_burst_of_sign_ups_goes_out_in_three_requests(
     people = [f"reader{i}@example.net" for i in range(250)]
     with fake_sendgrid(tmp_path, FaultPlan()) as (fake, transport, store):
         sign_up(store, people)
-        report = send_queued(store, mailer(transport, email), now=lambda: NOW, concurrency=2)
-        assert (report.sent, report.batches, report.taken) == (250, 3, 250)
+        m = mailer(transport, email)
+        first = send_queued(store, m, now=lambda: NOW, concurrency=2)
+        assert (first.sent, first.batches) == (200, 2)  # one round: two batches in flight
+        second = send_queued(store, m, now=lambda: NOW, concurrency=2)
+        assert (second.sent, second.batches) == (50, 1)
+        assert send_queued(store, m, now=lambda: NOW).taken == 0
         assert store.signup.queued() == 0
         assert fake.statuses() == [202, 202, 202]
         assert sorted(fake.sizes()) == [50, 100, 100]
         assert_each_once_with_own_link(store, fake, people)
-        assert send_queued(store, mailer(transport, email), now=lambda: NOW).taken == 0
 
 
 def test_a_429_puts_its_batch_back_and_each_reader_still_gets_one(
@@ -122,7 +125,8 @@ def test_a_429_puts_its_batch_back_and_each_reader_still_gets_one(
         sign_up(store, people)
         m = mailer(transport, email)
         first = send_queued(store, m, now=lambda: clock[0])
-        assert (first.sent, first.later) == (30, 100)  # the first 100 were refused for now
+        assert (first.later, first.batches) == (100, 1)  # the first 100 were refused for now
+        assert send_queued(store, m, now=lambda: clock[0]).sent == 30  # the rest go on
         assert store.signup.queued() == 100
         clock[0] += timedelta(seconds=10)  # SendGrid asked for ~30 s: not yet
         assert send_queued(store, m, now=lambda: clock[0]).taken == 0
@@ -157,7 +161,7 @@ def test_a_lost_answer_is_not_resent(
         sign_up(store, people)
         m = mailer(transport, email)
         with caplog.at_level(logging.WARNING, logger="newsletter.signup"):
-            report = send_queued(store, m, now=lambda: NOW, batch_size=5)
+            report = send_queued(store, m, now=lambda: NOW, batch_size=5, limit=15)
         assert (report.sent, report.failed, report.batches) == (7, 5, 3)
         assert "5 confirmation email(s)" in caplog.text and "may have" in caplog.text
         assert store.signup.queued() == 0
@@ -229,3 +233,21 @@ def test_a_confirmation_template_without_the_link_is_refused(tmp_path: Path) -> 
         "signup/confirm_email.txt.j2: the confirmation email has no link: put {{ confirm_url }} "
         "in it"
     )
+
+
+def test_a_refused_api_key_keeps_the_emails_for_later(
+    tmp_path: Path, email: ConfirmationEmail
+) -> None:
+    people = ["ann@example.net", "bo@example.net"]
+    with fake_sendgrid(tmp_path, FaultPlan()) as (fake, _, store):
+        sign_up(store, people)
+        bad_key = SendGridTransport("SG", api_url=fake.url, timeout=5)  # the fake answers 401
+        report = send_queued(store, mailer(bad_key, email), now=lambda: NOW)
+        bad_key.close()
+        assert (report.later, report.failed, fake.statuses()) == (2, 0, [401])
+        assert store.signup.queued() == 2
+        good = SendGridTransport("SG.fixed-key", api_url=fake.url, timeout=5)
+        later = NOW + timedelta(seconds=5)
+        assert send_queued(store, mailer(good, email), now=lambda: later).sent == 2
+        good.close()
+        assert_each_once_with_own_link(store, fake, people)

@@ -60,7 +60,6 @@ MAX_ATTEMPTS = 8
 # request can cost small (a lost answer takes its whole batch off the queue) while a burst of
 # sign-ups still goes out in a handful of requests (measured in bench/bench_signup.py).
 BATCH_SIZE = 100
-CLAIM_LIMIT = 500  # rows taken off the queue per call (their lease is 120 s)
 
 
 @dataclass(frozen=True)
@@ -206,7 +205,13 @@ def _settle(
             report.later += 1
     ids = f"{rows[0].id}..{rows[-1].id}" if len(rows) > 1 else str(rows[0].id)
     if done:
-        log.warning("%d confirmation email(s) (%s) not sent: %s", len(done), ids, answer.format())
+        if isinstance(answer, DeliveryUnknown):
+            what = "off the queue, not sent again (they may have gone out)"
+        elif final:
+            what = "refused, off the queue"
+        else:
+            what = f"given up after {MAX_ATTEMPTS} tries"
+        log.warning("%d confirmation email(s) (%s) %s: %s", len(done), ids, what, answer.format())
     if later:
         wait = min(later.values()) - now
         log.warning(
@@ -224,13 +229,15 @@ def send_queued(
     mailer: Mailer,
     *,
     now: Callable[[], datetime],
-    limit: int = CLAIM_LIMIT,
+    limit: int | None = None,
     batch_size: int = BATCH_SIZE,
     concurrency: int = 1,
 ) -> SendReport:
     """Send what is due in the queue: up to ``limit`` emails, ``batch_size`` readers per
     request (SendGrid: one personalization each, with their own link), ``concurrency``
-    requests at a time; ``taken`` is 0 when nothing was due.
+    requests at a time; ``taken`` is 0 when nothing was due. By default ``limit`` is one
+    round: ``batch_size * concurrency``, so every batch a call claims is in flight at once and
+    answered (or timed out) well within the claim's 120-second lease.
 
     An address suppressed since it signed up is dropped, not mailed (unless it was the reader's
     own unsubscribe: they come back by confirming); an address queued twice gets the newest
@@ -245,7 +252,7 @@ def send_queued(
     if not 1 <= batch_size <= 1000:
         raise ValueError(f"batch_size {batch_size} must be between 1 and 1000")
     report = SendReport()
-    rows = store.signup.claim(now=now(), limit=limit)
+    rows = store.signup.claim(now=now(), limit=limit or batch_size * max(1, concurrency))
     if not rows:
         return report
     blocked = store.signup.not_to_mail([r.email for r in rows])
