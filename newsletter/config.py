@@ -221,8 +221,23 @@ def _coerce(section: str, cls: type, raw: Mapping[str, Any], path: Path) -> Any:
 _PG_SCHEMES = ("postgresql://", "postgres://")
 
 
-def _store_url(url: str, *, path: Path | None = None, key: str) -> str:
-    """A store URL must name PostgreSQL; the message never repeats it (it may hold a password)."""
+def check_store_url(
+    url: str,
+    *,
+    path: Path | None = None,
+    key: str,
+    secret_ok: bool = False,
+    files_too: bool = False,
+) -> str:
+    """A store URL must name PostgreSQL (or, with ``files_too``, may be a SQLite file path);
+    the message never repeats it (it may hold a password).
+
+    A password is taken only from the environment (``secret_ok``): in ``newsletter.toml`` it
+    would sit in a file that is copied, shared and committed, and in a flag it would show in
+    the process list and the shell's history.
+    """
+    if files_too and not url.startswith(_PG_SCHEMES):
+        return url
     if url and not url.startswith(_PG_SCHEMES):
         raise ConfigError(
             "the store URL must start with postgresql:// (for a SQLite file use "
@@ -230,7 +245,25 @@ def _store_url(url: str, *, path: Path | None = None, key: str) -> str:
             path=path,
             key=key,
         )
+    if url and not secret_ok and _has_password(url):
+        raise ConfigError(
+            "the store URL holds a password, and secrets are read from the environment only: "
+            "remove it from the URL and set PGPASSWORD (or use ~/.pgpass), or put the whole "
+            "URL in NEWSLETTER_DATABASE_URL",
+            path=path,
+            key=key,
+        )
     return url
+
+
+def _has_password(url: str) -> bool:
+    from urllib.parse import parse_qs, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return bool(parts.password) or "password" in parse_qs(parts.query)
+    except ValueError:  # a malformed URL: the store's connect names the problem
+        return False
 
 
 def load_settings(
@@ -289,7 +322,7 @@ def load_settings(
                     key=key,
                 )
             store_path = value.get("path", store_path)
-            store_url = _store_url(value.get("url", ""), path=path, key="store.url")
+            store_url = check_store_url(value.get("url", ""), path=path, key="store.url")
         else:
             known = ", ".join([*_SECTIONS, "store"])
             raise ConfigError(f"unknown section; known sections are: {known}", path=path, key=key)
@@ -300,7 +333,7 @@ def load_settings(
         section, _, key = dotted.partition(".")
         if section == "store":
             if str(value).startswith(_PG_SCHEMES):
-                store_url = _store_url(str(value), key="--store")
+                store_url = check_store_url(str(value), key="--store")
             else:
                 store_path = str(value)
             continue
@@ -311,7 +344,7 @@ def load_settings(
     explicit = frozenset(f"{name}.{key}" for name, keys in raw.items() for key in keys)
     env_url = environ.get("NEWSLETTER_DATABASE_URL", "").strip()
     if env_url:
-        store_url = _store_url(env_url, key="NEWSLETTER_DATABASE_URL")
+        store_url = check_store_url(env_url, key="NEWSLETTER_DATABASE_URL", secret_ok=True)
     settings = Settings(
         root=root,
         config_path=config_path,

@@ -1,7 +1,8 @@
 """Every check a real send depends on, each ``ok``, ``warn`` or ``fail`` with its fix.
 
-``newsletter doctor`` prints them; ``send`` through SendGrid runs them first and refuses while
-one fails (:func:`failures`). Local checks come first (settings, secrets), then the ones that ask
+``newsletter doctor`` prints them; ``send`` through SendGrid runs the local ones first and
+refuses while one fails (:func:`failures`). Local checks come first (settings, secrets), then
+the store (reachable, migrated, how many people it would reach), then the ones that ask
 SendGrid: the API key's scopes (``GET /v3/scopes``) and whether the sender may send
 (``GET /v3/verified_senders``, ``GET /v3/whitelabel/domains``). The API key is only ever sent to
 SendGrid in the Authorization header; no check result contains it or the signing secret.
@@ -273,22 +274,67 @@ def sendgrid_checks(settings: Settings, secrets: Secrets, client: httpx.Client) 
     return checks
 
 
+def store_check(settings: Settings) -> Check:
+    """The store a send reads its audience from and writes its ledger to: reachable, set up,
+    its migrations applied, and how many people a send to everyone would reach. Looks only:
+    it creates nothing and migrates nothing."""
+    from newsletter.errors import StoreError
+    from newsletter.store import inspect_store
+
+    where = "PostgreSQL at " if settings.store_url else "SQLite file "
+    setting = "store.url or NEWSLETTER_DATABASE_URL" if settings.store_url else "store.path"
+    try:
+        health = inspect_store(settings.store_target)
+    except StoreError as err:
+        fix = ""
+        if settings.store_url:
+            fix = (
+                "check [store] url or NEWSLETTER_DATABASE_URL (host, port, database, user), "
+                "PGPASSWORD or ~/.pgpass, and that the server is running"
+            )
+        return Check("store", "fail", str(err), fix, setting)
+    where += health.where
+    if health.pending and health.exists:
+        names = ", ".join(health.pending)
+        return Check(
+            "store",
+            "fail",
+            f"{where}: {len(health.pending)} migration(s) not applied ({names})",
+            "run `newsletter store migrate` once (from one host), then retry",
+            setting,
+        )
+    if not health.exists or health.recipients == 0:
+        found = "no store yet" if not health.exists else "nobody to send to"
+        fix = "import your list: newsletter subscribers import people.csv"
+        if health.postgres and not health.exists:
+            found = "an empty database (set up on first use)"
+            fix += "; or move a SQLite store there: newsletter store copy --to URL"
+        return Check("store", "warn", f"{where}: {found}", fix, setting)
+    n = health.recipients
+    who = f"{n:,} {'person' if n == 1 else 'people'} to send to"
+    return Check("store", "ok", f"{where}: {who}", "", setting)
+
+
 def run_checks(
     settings: Settings,
     secrets: Secrets,
     *,
     transport: str,
     http_client: httpx.Client | None = None,
+    store: bool = True,
 ) -> list[Check]:
     """Every check a send through ``transport`` depends on, local ones first.
 
-    ``"auto"`` means SendGrid when an API key is set, as for ``send``. The SendGrid checks run
-    only for ``transport="sendgrid"`` with an API key; ``http_client``
-    (default: a new one with ``send.timeout_seconds``) makes their requests.
+    ``"auto"`` means SendGrid when an API key is set, as for ``send``. The store is looked at
+    unless ``store`` is False (:func:`store_check`). The SendGrid checks run only for
+    ``transport="sendgrid"`` with an API key; ``http_client`` (default: a new one with
+    ``send.timeout_seconds``) makes their requests.
     """
     if transport == "auto":
         transport = "sendgrid" if secrets.sendgrid_api_key else "outbox"
     checks = list(local_checks(settings, secrets, transport=transport))
+    if store:
+        checks.append(store_check(settings))
     if not _real(transport) or not secrets.sendgrid_api_key:
         return checks
     if http_client is not None:

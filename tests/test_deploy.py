@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import click
+import pytest
 import yaml
 
 from newsletter.cli import main
@@ -71,3 +75,24 @@ def test_compose_and_workflow_are_what_they_claim() -> None:
     assert set(job["env"]) >= {"NEWSLETTER_DATABASE_URL", "SENDGRID_API_KEY", "NEWSLETTER_SECRET"}
     assert all("secrets." in v for v in job["env"].values())  # no secret in the file itself
     assert any("newsletter send" in step.get("run", "") for step in job["steps"])
+
+
+def test_the_systemd_unit_is_one_systemd_accepts(tmp_path: Path) -> None:
+    """``systemd-analyze verify`` reads the unit as systemd will: a misspelt key or a bad value
+    is only a warning there, so any output fails the test. The executable is this checkout's."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
+    exe = Path(sys.executable).with_name("newsletter")
+    text = (DEPLOY / "newsletter-serve.service").read_text(encoding="utf-8")
+    assert "/opt/newsletter/.venv/bin/newsletter" in text
+    unit = tmp_path / "newsletter-serve.service"
+
+    def verify(unit_text: str) -> str:
+        unit.write_text(unit_text.replace("/opt/newsletter/.venv/bin/newsletter", str(exe)))
+        out = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
+        return (out.stdout + out.stderr).strip()
+
+    assert verify(text) == ""
+    # the check can fail: a misspelt key is reported
+    assert "Unknown key 'PrivateTpm'" in verify(text.replace("PrivateTmp=", "PrivateTpm="))

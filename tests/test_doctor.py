@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,8 @@ from newsletter.cli import main
 from newsletter.config import Secrets, Settings, load_settings
 from newsletter.doctor import Check, failures, run_checks
 from newsletter.providers.sendgrid.fake import SENDING_SCOPES, Account, FaultPlan, serve_in_thread
+from newsletter.store import MIGRATIONS, PG_MIGRATIONS, db, open_store
+from newsletter.subscribers import import_subscribers
 
 KEY = "SG.doctor-test-key-0123456789"
 SECRET = "s" * 40
@@ -83,9 +86,18 @@ def test_placeholder_domains_fail(tmp_path: Path, sender: str) -> None:
     assert by_name(checks)["sender"].status == "fail"
 
 
+def with_readers(settings: Settings, *emails: str) -> Settings:
+    people = settings.root / "people.csv"
+    people.write_text("email\n" + "\n".join(emails) + "\n", encoding="utf-8")
+    with open_store(settings.store_target) as store:
+        import_subscribers(store.audience, people, now=datetime.now(UTC))
+    return settings
+
+
 def test_everything_in_place_passes(tmp_path: Path) -> None:
     account = Account(verified_senders=("news@ada-notes.net",))
-    checks = check_against(tmp_path, settings_from(tmp_path), account)
+    settings = with_readers(settings_from(tmp_path), "ann@ada-notes.net")
+    checks = check_against(tmp_path, settings, account)
     assert [c.status for c in checks] == ["ok"] * len(checks), checks
     assert by_name(checks)["sender identity"].message == "news@ada-notes.net is a verified sender"
 
@@ -190,3 +202,50 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(tmp_path: Path) -> No
     assert "\x1b[" not in doctor(tty=True, no_color=True)
     piped = doctor(tty=False, no_color=False)
     assert "\x1b[" not in piped and "warn  sender" in piped
+
+
+def store_of(settings: Settings) -> Check:
+    return by_name(run_checks(settings, Secrets(signing_key=SECRET), transport="outbox"))["store"]
+
+
+def test_the_store_is_looked_at_and_never_changed(tmp_path: Path) -> None:
+    settings = settings_from(tmp_path)
+    check = store_of(settings)
+    assert (check.status, check.setting) == ("warn", "store.path")
+    assert "no store yet" in check.message and "subscribers import" in check.fix
+    assert not settings.db_path.exists()  # looking made nothing
+    with_readers(settings, "ann@ada-notes.net", "bob@ada-notes.net", "cy@ada-notes.net")
+    with open_store(settings.db_path) as store:
+        store.audience.suppress(
+            "cy@ada-notes.net", reason="bounced", source="t", now=datetime.now(UTC)
+        )
+    check = store_of(settings)
+    assert check.status == "ok" and check.message.endswith(": 2 people to send to"), check
+
+
+def test_a_postgresql_store_behind_on_migrations_or_out_of_reach_fails(
+    tmp_path: Path, pg_url: str
+) -> None:
+    settings = settings_from(tmp_path, **{"[site]": f'[store]\nurl = "{pg_url}"\n[site]'})
+    check = store_of(settings)
+    assert check.status == "warn" and "an empty database" in check.message
+    assert "store copy" in check.fix
+    conn = db.connect(pg_url)
+    db.migrate(conn, MIGRATIONS[:3], PG_MIGRATIONS)  # set up by an older version of the tool
+    conn.close()
+    check = store_of(settings)
+    assert check.failed and f"{len(MIGRATIONS) - 3} migration(s) not applied" in check.message
+    assert "newsletter store migrate" in check.fix
+    assert check.message.startswith("PostgreSQL at postgresql://")
+    # a server that is not there: one line naming it, never the password
+    gone = "postgresql://u@127.0.0.1:9/n"
+    out = subprocess.run(
+        [sys.executable, "-c", "from newsletter.cli import main; main()", "doctor",
+         "--transport", "outbox"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "NEWSLETTER_DATABASE_URL": gone.replace("u@", "u:Pw-shh@"),
+             "NEWSLETTER_SECRET": SECRET},
+    )  # fmt: skip
+    assert out.returncode == 2 and "Pw-shh" not in out.stdout + out.stderr
+    assert "cannot connect to PostgreSQL at 127.0.0.1:9/n" in out.stdout
+    assert "PGPASSWORD" in out.stdout

@@ -12,23 +12,18 @@ campaign at the fake. Slow (about two minutes): ``make test-slow`` and CI run it
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
-from audience_helpers import WebhookSigner, serve
+from audience_helpers import replay_processed_events
 from send_cli_helpers import command, env, make_site, query, run
 
 from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
-from newsletter.providers.sendgrid.webhooks import Verifier
-from newsletter.web.app import WebConfig, create_app
 
 pytestmark = pytest.mark.slow
 
@@ -47,44 +42,6 @@ def _requests(fake_db: Path) -> int:
         return int(query(fake_db, "SELECT count(*) FROM requests")[0][0])
     except Exception:
         return 0
-
-
-def _replay_events(db: Path, fake_db: Path, campaign: str) -> None:
-    """POST, signed, a `processed` event for every message of ``campaign`` the fake accepted."""
-    signer = WebhookSigner()
-    app = create_app(
-        WebConfig(
-            store_path=db,
-            secret=SG["NEWSLETTER_SECRET"],
-            verifier=Verifier(signer.public_key_b64, max_age_seconds=600),
-            clock=lambda: datetime.now(UTC),
-        )
-    )
-    now = int(time.time())
-    rows = query(
-        fake_db,
-        "SELECT recipient_id, email FROM messages WHERE campaign_id = ?",
-        campaign,
-    )
-    with serve(app) as web, httpx.Client(timeout=60) as client:
-        for start in range(0, len(rows), 5000):  # SendGrid posts events in arrays like these
-            events = [
-                {
-                    "email": email,
-                    "timestamp": now - 1,
-                    "event": "processed",
-                    "sg_event_id": f"p-{campaign}-{rid}",
-                    "sg_message_id": f"m-{rid}",
-                    "campaign_id": campaign,
-                    "recipient_id": rid,
-                }
-                for rid, email in rows[start : start + 5000]
-            ]
-            body = json.dumps(events).encode()
-            answer = client.post(
-                f"{web}/webhooks/sendgrid", content=body, headers=signer.headers(body, now)
-            )
-            assert answer.status_code in (200, 204), answer.text
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP])
@@ -150,7 +107,7 @@ def test_ten_moments_of_one_signal_never_duplicate_or_lose_anyone(
                 # whoever is missing at the fake is unknown in the ledger, never silently lost
                 everyone = {e for (e,) in query(db, LEDGER, cid)}
                 assert everyone - accepted_by_fake <= unknown
-                _replay_events(db, fake_db, cid)
+                replay_processed_events(db, fake_db, SG["NEWSLETTER_SECRET"], cid)
                 still = {
                     e
                     for (e,) in query(

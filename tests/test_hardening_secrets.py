@@ -9,13 +9,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from audience_helpers import WebhookSigner, serve
+from audience_helpers import WebhookSigner, serve, wait_until_serving
 
 from newsletter.providers.sendgrid.webhooks import Verifier
 from newsletter.web.app import WebConfig, create_app
@@ -47,19 +46,6 @@ def _serve(tmp_path: Path, secret: str, *flags: str) -> tuple[subprocess.Popen[s
     return proc, f"http://127.0.0.1:{port}"
 
 
-def _wait_up(proc: subprocess.Popen[str], base: str) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-
-
 def test_serve_refuses_a_weak_secret(tmp_path: Path) -> None:
     proc, _ = _serve(tmp_path, "a")
     _, err = proc.communicate(timeout=30)
@@ -72,7 +58,7 @@ def test_serve_refuses_the_webhook_without_a_key_unless_insecure(
 ) -> None:
     proc, base = _serve(tmp_path, STRONG, *(["--insecure-webhook"] if insecure else []))
     try:
-        _wait_up(proc, base)
+        wait_until_serving(proc, base, 20)
         body = json.dumps([{"event": "spamreport", "email": "x@x.org", "sg_event_id": "e1"}])
         r = httpx.post(f"{base}/webhooks/sendgrid", content=body)
     finally:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from audience_helpers import wait_until_serving
 
 from newsletter.store import open_store
 from newsletter.subscribers import import_subscribers
@@ -97,15 +98,7 @@ def test_healthz_and_one_click_answer_during_a_flood_and_the_log_stays_small(
         preexec_fn=_limit_open_files,  # the server may hold 512 files: the flood is 3000
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until_serving(proc, base, 20)
         with half_open(port, FLOOD) as socks:
             # the server closes the oldest waiting connections to stay within its files (the
             # kernel keeps the rest of the flood waiting in, or dropped from, the listen queue)

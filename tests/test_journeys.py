@@ -152,11 +152,11 @@ def store_query(target: Path | str, site: Path, sql: str, *args: object) -> list
         return [tuple(r) for r in opened.conn.execute(sql, args).fetchall()]
 
 
-def _start(site: Path, url: str, *args: str) -> subprocess.Popen[str]:
+def _start(site: Path, url: str, *args: str, **extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         command(*args),
         cwd=site,
-        env=env(SENDGRID_API_URL=url, **SG),
+        env=env(SENDGRID_API_URL=url, **SG, **extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -175,22 +175,31 @@ def _wait_requests(fake_db: Path, n: int) -> None:
     raise AssertionError(f"the fake never saw {n} requests")
 
 
-def test_crashes_signals_and_edits_mid_send_never_mail_anyone_twice(tmp_path: Path) -> None:
+def test_crashes_signals_and_edits_mid_send_never_mail_anyone_twice(
+    tmp_path: Path, store_target: Path | str
+) -> None:
     people = 600
     site = make_site(tmp_path, subscribers=people, batch_size=20)
+    store = {}
+    if isinstance(store_target, str):  # the same journey on a PostgreSQL store
+        store = {"NEWSLETTER_DATABASE_URL": store_target}
+        run(site, "subscribers", "import", "subs.csv", **store)
     fake_db = tmp_path / "fake.db"
     wrap_up = site / "content" / "2026-10-05-conference-wrap-up.md"
-    db = site / "newsletter.db"
+
+    def db_rows(sql: str, *args: object) -> list[tuple]:
+        return store_query(store_target, site, sql, *args)
+
     slow = ["--concurrency", "1"]
     with serve_in_thread(FaultPlan(latency=0.03), fake_db) as url:
 
         def nl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-            return run(site, *args, check=check, SENDGRID_API_URL=url, **SG)
+            return run(site, *args, check=check, SENDGRID_API_URL=url, **SG, **store)
 
         # a blast killed with -9 after a few requests; the post's title is edited; the same
         # command then finishes the *same* campaign with the content it started with
         blast = ["send", "--post", "conference-wrap-up", "--now", "2026-10-06T09:00", *FLAGS]
-        proc = _start(site, url, *blast, *slow)
+        proc = _start(site, url, *blast, *slow, **store)
         _wait_requests(fake_db, 6)
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
@@ -207,11 +216,11 @@ def test_crashes_signals_and_edits_mid_send_never_mail_anyone_twice(tmp_path: Pa
         assert "was already sent" in again.stdout
         # still exit 6 while recipients are unknown: the re-run says so rather than "all done"
         assert again.returncode == (6 if "unknown" in again.stderr else 0), again.stderr
-        blast_id = query(db, "SELECT id FROM campaigns")[0][0]
+        blast_id = db_rows("SELECT id FROM campaigns")[0][0]
         sent = Counter(e for (e,) in query(fake_db, "SELECT email FROM messages"))
         assert max(sent.values()) == 1  # 0 duplicates
         unknown = {
-            e for (e,) in query(db, "SELECT email FROM campaign_ledger WHERE state = 'unknown'")
+            e for (e,) in db_rows("SELECT email FROM campaign_ledger WHERE state = 'unknown'")
         }
         assert set(sent) | unknown == {f"p{i}@example.net" for i in range(people)}
         assert not set(sent) & unknown or len(unknown) <= 20  # at most the one batch in flight
@@ -219,18 +228,16 @@ def test_crashes_signals_and_edits_mid_send_never_mail_anyone_twice(tmp_path: Pa
         # the September digest, stopped by SIGTERM (systemd stop): paused, nothing unknown
         sept = ["send", "--month", "2026-09", "--now", "2026-10-01T09:00", *FLAGS]
         before = len(query(fake_db, "SELECT 1 FROM requests"))
-        proc = _start(site, url, *sept, *slow)
+        proc = _start(site, url, *sept, *slow, **store)
         _wait_requests(fake_db, before + 5)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 5, err
         assert "interrupted (SIGTERM)" in err and "newsletter resume" in err
-        (sept_id,) = query(db, "SELECT id FROM campaigns WHERE kind = 'digest'")[0]
+        (sept_id,) = db_rows("SELECT id FROM campaigns WHERE kind = 'digest'")[0]
         states = Counter(
             s
-            for (s,) in query(
-                db, "SELECT state FROM campaign_ledger WHERE campaign_id = ?", sept_id
-            )
+            for (s,) in db_rows("SELECT state FROM campaign_ledger WHERE campaign_id = ?", sept_id)
         )
         assert set(states) == {"accepted", "pending"}, states  # 0 unknown
 
@@ -243,21 +250,21 @@ def test_crashes_signals_and_edits_mid_send_never_mail_anyone_twice(tmp_path: Pa
         # campaign is finished (its window end moved with the clock; it is still that issue)
         october = ["send", "--since", "last-issue", *FLAGS]
         before = len(query(fake_db, "SELECT 1 FROM requests"))
-        proc = _start(site, url, *october, "--now", "2026-11-01T09:00", *slow)
+        proc = _start(site, url, *october, "--now", "2026-11-01T09:00", *slow, **store)
         _wait_requests(fake_db, before + 4)
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
         rerun = nl(*october, "--now", "2026-11-01T10:00", check=False)
         assert rerun.returncode in (0, 6), rerun.stderr
         assert "resuming campaign" in rerun.stderr
-        digests = [c for (c,) in query(db, "SELECT id FROM campaigns WHERE kind = 'digest'")]
+        digests = [c for (c,) in db_rows("SELECT id FROM campaigns WHERE kind = 'digest'")]
         assert len(digests) == 2  # September and one October, not two
     by_campaign = Counter(c for c, _ in received(fake_db).elements())
     assert set(by_campaign) == {blast_id, *digests}
     counts = received(fake_db)
     assert max(counts.values()) == 1  # nobody got any campaign twice
     ledger_unknown = Counter(
-        c for (c,) in query(db, "SELECT campaign_id FROM campaign_ledger WHERE state = 'unknown'")
+        c for (c,) in db_rows("SELECT campaign_id FROM campaign_ledger WHERE state = 'unknown'")
     )
     for cid in (blast_id, *digests):
         # everyone was either mailed once or is `unknown` (a batch in flight at a kill -9)

@@ -9,11 +9,11 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from audience_helpers import wait_until_serving
 from send_cli_helpers import SEND, make_site, run
 
 from newsletter.config import load_settings
@@ -49,18 +49,19 @@ def test_copy_to_postgresql_and_back_keeps_every_row_and_never_reuses_an_id(
     run(site, "subscribers", "remove", "kwame.mensah@example.org")
     src = site / "newsletter.db"
     high = sqlite3.connect(src).execute("SELECT seq FROM sqlite_sequence").fetchone()[0]
-    url = with_password(pg_url)
+    url = with_password(pg_url)  # from the environment only; a flag takes the password-less URL
 
-    out = run(site, "store", "copy", "--to", url)
+    out = run(site, "store", "copy", "--to", pg_url, PGPASSWORD=PASSWORD)
     assert PASSWORD not in out.stdout + out.stderr
-    assert "postgres:***@" in out.stdout and "counts and checksums match" in out.stdout
-    again = run(site, "store", "copy", "--to", url, check=False)
+    assert "counts and checksums match" in out.stdout
+    again = run(site, "store", "copy", "--to", pg_url, check=False, PGPASSWORD=PASSWORD)
     assert again.returncode == 1 and "is not empty" in again.stderr and "--force" in again.stderr
     assert PASSWORD not in again.stdout + again.stderr
-    run(site, "store", "copy", "--to", url, "--force")
+    run(site, "store", "copy", "--to", pg_url, "--force", PGPASSWORD=PASSWORD)
 
     back = tmp_path / "back.db"
-    run(site, "store", "copy", "--to", str(back), NEWSLETTER_DATABASE_URL=url)
+    home = run(site, "store", "copy", "--to", str(back), NEWSLETTER_DATABASE_URL=url)
+    assert "postgres:***@" in home.stdout and PASSWORD not in home.stdout + home.stderr
     tables = [
         "subscribers",
         "subscriber_tags",
@@ -102,12 +103,27 @@ def test_an_unreachable_server_is_one_line_naming_host_and_database_exit_2(
 
 def test_store_url_from_file_or_environment_is_never_shown(tmp_path: Path) -> None:
     toml = tmp_path / "newsletter.toml"
-    toml.write_text(f'[store]\nurl = "postgresql://u:{PASSWORD}@db.internal/n"\n', "utf-8")
-    settings = load_settings(toml, environ={})
-    assert settings.store_target == f"postgresql://u:{PASSWORD}@db.internal/n"
-    assert PASSWORD not in repr(settings)
-    env_url = "postgresql://other@db2.internal/n"
-    assert load_settings(toml, environ={"NEWSLETTER_DATABASE_URL": env_url}).store_url == env_url
+    toml.write_text('[store]\nurl = "postgresql://u@db.internal/n"\n', "utf-8")
+    assert load_settings(toml, environ={}).store_target == "postgresql://u@db.internal/n"
+    env_url = f"postgresql://other:{PASSWORD}@db2.internal/n"  # the environment may hold one
+    settings = load_settings(toml, environ={"NEWSLETTER_DATABASE_URL": env_url})
+    assert settings.store_url == env_url and PASSWORD not in repr(settings)
+    # a password in the file or in --store is refused, without repeating it
+    for url in (
+        f"postgresql://u:{PASSWORD}@db.internal/n",
+        f"postgresql://db/n?password={PASSWORD}",
+    ):
+        toml.write_text(f'[store]\nurl = "{url}"\n', "utf-8")
+        refused = run(tmp_path, "subscribers", "stats", check=False)
+        assert refused.returncode == 2 and "store.url" in refused.stderr, refused.stderr
+        assert "PGPASSWORD" in refused.stderr and PASSWORD not in refused.stderr
+    toml.write_text("", "utf-8")
+    flag = run(
+        tmp_path, "--store", f"postgresql://u:{PASSWORD}@h/n", "subscribers", "stats", check=False
+    )
+    assert flag.returncode == 2 and "--store" in flag.stderr and PASSWORD not in flag.stderr
+    copy = run(tmp_path, "store", "copy", "--to", f"postgresql://u:{PASSWORD}@h/n", check=False)
+    assert copy.returncode == 2 and "--to" in copy.stderr and PASSWORD not in copy.stderr
     toml.write_text('[store]\nurl = "mysql://u@db/n"\n', encoding="utf-8")
     bad = run(tmp_path, "subscribers", "stats", check=False)
     assert bad.returncode == 2 and "newsletter.toml" in bad.stderr and "store.url" in bad.stderr
@@ -196,16 +212,7 @@ def test_one_click_unsubscribe_on_the_server_is_honoured_by_a_send_elsewhere(
     )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until_serving(proc, base)
         r = httpx.post(f"{base}/u/{token}", content=b"List-Unsubscribe=One-Click")
         assert (r.status_code, r.text) == (200, "unsubscribed\n")
     finally:

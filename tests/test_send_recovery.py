@@ -9,18 +9,14 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-from audience_helpers import WebhookSigner, serve
+from audience_helpers import replay_processed_events
 from send_cli_helpers import command, env, make_site, query, run
 
 from newsletter.errors import ProviderRejected
 from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
-from newsletter.providers.sendgrid.webhooks import Verifier
 from newsletter.transports.isolating import about_recipients
-from newsletter.web.app import WebConfig, create_app
 
 SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "recovery-secret-0123456789abcdefgh"}
 UNKNOWN = "SELECT email FROM campaign_ledger WHERE state = 'unknown'"
@@ -156,36 +152,7 @@ def test_lost_answers_are_settled_by_webhook_events_then_only_the_rest_resent(
         assert unknown & accepted_by_fake  # SendGrid did take (some of) them
 
     # SendGrid's event webhook reports on what it accepted; replay those events
-    signer = WebhookSigner()
-    app = create_app(
-        WebConfig(
-            store_path=db,
-            secret=SG["NEWSLETTER_SECRET"],
-            verifier=Verifier(signer.public_key_b64, max_age_seconds=600),
-            clock=lambda: datetime.now(UTC),
-        )
-    )
-    now = int(time.time())
-    events = [
-        {
-            "email": email,
-            "timestamp": now - 5,
-            "event": "processed",
-            "sg_event_id": f"processed-{campaign}-{rid}",
-            "sg_message_id": f"m-{rid}",
-            "campaign_id": campaign,
-            "recipient_id": rid,
-        }
-        for campaign, rid, email in query(
-            fake_db, "SELECT campaign_id, recipient_id, email FROM messages"
-        )
-    ]
-    with serve(app) as web:
-        body = json.dumps(events).encode()
-        answer = httpx.post(
-            f"{web}/webhooks/sendgrid", content=body, headers=signer.headers(body, now)
-        )
-        assert answer.status_code in (200, 204), answer.text
+    replay_processed_events(db, fake_db, SG["NEWSLETTER_SECRET"])
     still = {e for (e,) in query(db, UNKNOWN)}
     assert still == unknown - accepted_by_fake  # only those SendGrid never took
     status = json.loads(run(site, "status", cid, "--json").stdout)

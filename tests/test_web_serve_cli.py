@@ -6,10 +6,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+from audience_helpers import wait_until_serving
 
 from newsletter.store import open_store
 from newsletter.unsubscribe import SECRET_FILE, make_token
@@ -54,16 +54,7 @@ def test_serve_unsubscribes_with_the_secret_from_the_environment(tmp_path: Path)
     proc = _serve(tmp_path, {"NEWSLETTER_SECRET": SECRET}, port)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until_serving(proc, base, 20)
         page = httpx.get(f"{base}/u/{token}")
         assert page.status_code == 200 and "CLI News" in page.text
         r = httpx.post(f"{base}/u/{token}", content=b"List-Unsubscribe=One-Click")

@@ -102,7 +102,7 @@ def progress_bar(enabled: bool) -> Iterator[ProgressFn | None]:
 
 def print_summary(summary: Summary) -> None:
     console = stderr_console()
-    table = Table(title=f"campaign {summary.campaign_id}: {summary.state}")
+    table = Table(title=f"recipients of {summary.campaign_id}")  # its state: the line after
     table.add_column("state")
     table.add_column("recipients", justify="right")
     for state in LEDGER_STATES:

@@ -295,8 +295,9 @@ def doctor_command(app: App, transport: str, output: str) -> None:
 
     The sender (not a placeholder domain), the https unsubscribe URL, NEWSLETTER_SECRET (32+
     characters), SENDGRID_API_KEY and its scopes (asks SendGrid), the sender verified or its
-    domain authenticated (asks SendGrid), the webhook key and the postal address. Exit 2 when a
-    check fails: `send` through SendGrid runs the same checks and refuses.
+    domain authenticated (asks SendGrid), the webhook key, the postal address, and the store
+    (reachable, migrated, how many people a send would reach). Exit 2 when a check fails: `send`
+    through SendGrid runs the same setting checks and refuses.
 
     \b
     Examples:

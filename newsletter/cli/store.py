@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from newsletter.cli import App, main
+from newsletter.config import check_store_url
 
 
 @main.group("store")
@@ -66,6 +67,7 @@ def copy_command(app: App, to: str, force: bool) -> None:
     Example:
       newsletter store copy --to backup.db
     """
+    check_store_url(to, key="--to", files_too=True)  # no password in a flag
     nl = app.newsletter
     report = nl.copy_store(to, force=force)
     for table in report.tables:

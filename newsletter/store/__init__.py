@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -89,6 +90,44 @@ def open_store(target: db.Target, *, timeout: float = 30.0) -> Store:
         raise
     db.mark(p)
     return Store(conn, p)
+
+
+@dataclass(frozen=True)
+class StoreHealth:
+    """What :func:`inspect_store` found (``newsletter doctor``)."""
+
+    where: str  # a path, or the URL without its password
+    postgres: bool
+    exists: bool  # False: no SQLite file yet, or an empty PostgreSQL database
+    pending: tuple[str, ...] = ()  # migrations to apply
+    recipients: int = -1  # people a send to everyone would go to (-1: not counted)
+
+
+def inspect_store(target: db.Target) -> StoreHealth:
+    """Look at the store without changing it: reachable, set up, migrations, audience size.
+
+    Raises what :func:`open_store` would (a :class:`~newsletter.errors.StoreError` naming the
+    store and the cause) for a store that cannot be used; a store that is merely not there
+    yet, or behind on migrations, is described instead.
+    """
+    postgres = db.is_url(target)
+    where = db.describe(target)
+    if not postgres:
+        p = Path(target)
+        db.check_file(p)
+        if not p.exists():
+            return StoreHealth(where, postgres, exists=False)
+    conn = db.connect(target)
+    try:
+        missing = tuple(db.pending(conn, MIGRATIONS))
+        if len(missing) == len(MIGRATIONS):
+            return StoreHealth(where, postgres, exists=False, pending=missing)
+        if missing:
+            return StoreHealth(where, postgres, exists=True, pending=missing)
+        recipients = audience.AudienceStore(conn).count_recipients()
+        return StoreHealth(where, postgres, exists=True, recipients=recipients)
+    finally:
+        conn.close()
 
 
 def migrate_store(target: db.Target) -> list[str]:
