@@ -3,6 +3,8 @@ sign-up, rate limits across connections, purging, confirmation tokens. Real SQLi
 
 from __future__ import annotations
 
+import base64
+import hmac
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -177,6 +179,38 @@ def test_confirmation_tokens(tmp_path: Path) -> None:
             verify_confirm_token(SECRET, changed, now=NOW)
     assert client_hash(SECRET, "192.0.2.1") != client_hash(SECRET + "x", "192.0.2.1")
     assert "192" not in client_hash(SECRET, "192.0.2.1")
+
+
+@pytest.mark.parametrize(
+    ("secret", "sid", "address", "minutes"),
+    [(SECRET, 1, "a@b.org", 29_000_000), ("s" * 100, 300, " Ünï@Example.org", 1)],
+)
+def test_confirmation_links_and_client_hashes_keep_their_documented_format(
+    secret: str, sid: int, address: str, minutes: int
+) -> None:
+    # links already sent must keep working: the bytes are computed here with the standard hmac
+    # module from the module docstring, independently of the code under test
+    def key(purpose: bytes) -> bytes:
+        return hmac.digest(secret.encode(), b"newsletter/" + purpose, "sha256")
+
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((n & 0x7F) | (0x80 if n >> 7 else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+
+    tag = hmac.digest(key(b"signup-email/v1"), address.strip().lower().encode(), "sha256")[:4]
+    payload = b"\x01" + varint(sid) + varint(minutes) + tag
+    raw = payload + hmac.digest(key(b"signup-confirm/v1"), payload, "sha256")[:12]
+    expires = datetime.fromtimestamp(minutes * 60, UTC)
+    token = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    assert make_confirm_token(secret, sid, address, expires=expires) == token
+    claims = verify_confirm_token(secret, token, now=expires - timedelta(minutes=1))
+    assert (claims.subscriber_id, claims.expires, claims.email_tag) == (sid, expires, tag)
+    client = hmac.digest(key(b"signup-client/v1"), b"198.51.100.7", "sha256")[:16].hex()
+    assert client_hash(secret, "198.51.100.7") == client
 
 
 def test_the_email_goes_through_a_transport_and_scripted_failures_retry(tmp_path: Path) -> None:
