@@ -28,7 +28,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from newsletter.campaign.pacing import Backoff, Pacer, Wait
 from newsletter.errors import (
     DeliveryUnknown,
     ProviderRejected,
@@ -51,6 +50,7 @@ from newsletter.transports.base import (
     Transport,
 )
 from newsletter.transports.isolating import send_isolating
+from newsletter.transports.pacing import Backoff, Pacer, Wait
 
 _STOP_POLL = 0.25  # seconds
 SUPPRESSED = "suppressed since the campaign was prepared (unsubscribed, bounced or blocked)"
