@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench signup            # 3,000 sign-ups per run at 200/s, flat out
     .venv/bin/python -m bench signup --quick    # 1,000, and no thread comparison
+    .venv/bin/python -m bench signup --drain    # only the queue drain (below)
 
 Goal (issue #14): 200 sign-ups/s with p99 < 100 ms, none lost. The server is the `newsletter
 serve` command itself, its mail process sending the confirmation emails: first through SendGrid
@@ -13,6 +14,12 @@ from the moment it was due, so a server that falls behind cannot hide it. The ba
 ``GET /healthz`` on the same server, paced the same way. Afterwards, with the server still
 running, the store and the emails are checked: every accepted sign-up must be a pending
 subscriber with its consent record and exactly one confirmation email.
+
+First, the queue drain on its own: a burst of sign-ups already queued (2,000; 1,000 with
+--quick), sent by ``send_queued`` through the SendGrid transport to the fake (50 ms answers),
+one request per reader as before (``batch_size=1`` and 20 rows per call, main's way) and then
+in batches (the defaults), in the same run: confirmations per second, requests made, and a
+check that each reader got exactly one message.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 QUICK = "--quick" in sys.argv or bool(os.environ.get("BENCH_QUICK"))
+DRAIN_ONLY = "--drain" in sys.argv
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 200.0
 CONNS = 32
@@ -227,7 +235,9 @@ def _outbox_count(site: Path) -> Callable[[], int]:
 def _fake_count(db: Path) -> Callable[[], int]:
     def count() -> int:
         with sqlite3.connect(db) as conn:
-            return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+            emails = int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+        print(f"  the fake SendGrid got {_fake_requests(db)} requests for {emails} emails")
+        return emails
 
     return count
 
@@ -282,10 +292,80 @@ def _serve_run(
         server.wait(15)
 
 
+def _drain(root: Path, url: str, fake_db: Path, name: str, n: int, **how: int) -> float:
+    """Queue ``n`` sign-ups in a fresh store, then send them all with ``send_queued(**how)``
+    through the SendGrid transport; prints and returns confirmations per second."""
+    from datetime import UTC, datetime
+
+    from newsletter import signup
+    from newsletter.config import load_settings
+    from newsletter.providers.sendgrid.transport import SendGridTransport
+    from newsletter.signup.mail import ConfirmationEmail, Mailer, send_queued
+    from newsletter.store import open_store
+    from newsletter.transports.base import Sender
+
+    site, _ = _site(root, name)
+    settings = load_settings(site / "newsletter.toml")
+    policy = signup.Policy(per_client_per_hour=0, per_minute=0)
+    transport = SendGridTransport("SG.bench", api_url=url, timeout=30)
+    mailer = Mailer(
+        transport, ConfirmationEmail.render(settings), Sender("news@bench.example.org"),
+        "bench-secret-0123456789abcdef-0123456789", "https://bench.example.org",
+    )  # fmt: skip
+    before = _fake_requests(fake_db)
+    now = datetime.now(UTC)
+    with open_store(site / "bench.db") as store:
+        for i in range(n):
+            form = signup.clean_form({"email": f"{name}{i}@bench.example.net"}, [], policy)
+            signup.submit(store, form, client_address="1", secret="s" * 32, policy=policy, now=now)
+        start = time.perf_counter()
+        sent = 0
+        while True:
+            report = send_queued(store, mailer, now=lambda: now, concurrency=4, **how)
+            if not report.taken:
+                break
+            sent += report.sent
+        seconds = time.perf_counter() - start
+        left = store.signup.queued()
+    transport.close()
+    with sqlite3.connect(fake_db) as conn:
+        mailed = conn.execute(
+            "SELECT count(*), count(DISTINCT email) FROM messages WHERE email LIKE ?",
+            (f"{name}%",),
+        ).fetchone()
+    requests = _fake_requests(fake_db) - before
+    print(
+        f"  {name:<26} {n} queued: {sent / seconds:7,.0f} confirmations/s  {seconds:6.2f} s  "
+        f"{requests:5} requests  {mailed[0]} messages to {mailed[1]} readers, {left} left queued"
+    )
+    return sent / seconds
+
+
+def _fake_requests(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM requests").fetchone()[0])
+
+
+def drain(root: Path) -> None:
+    n = 1000 if QUICK else 2000
+    print(
+        "-- the confirmation queue drained by send_queued through SendGrid (the recording "
+        "fake, 50 ms answers), send.concurrency 4:"
+    )
+    fake_db = root / "drain-fake.db"
+    with _fake_sendgrid(fake_db) as url:
+        one = _drain(root, url, fake_db, "per-reader", n, batch_size=1, limit=20)
+        batched = _drain(root, url, fake_db, "batched", n)
+    print(f"  batches: {batched / one:.1f}x the confirmations per second of one request each")
+
+
 def run() -> None:
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="bench-signup-") as d:
         root = Path(d)
+        drain(root)
+        if DRAIN_ONLY:
+            return
         print("-- newsletter serve, confirmation emails through SendGrid (the recording fake):")
         fake_db = root / "fake.db"
         with _fake_sendgrid(fake_db) as url:

@@ -490,9 +490,9 @@ class Newsletter:
         subscribe form. Refuses a damaged store, a missing or short secret, and unsafe settings
         for real confirmation mail; notes go to ``log``."""
         from newsletter.providers.sendgrid.webhooks import Verifier
-        from newsletter.signup.ops import signup_for_serve
         from newsletter.unsubscribe import SECRET_FILE, check_secret_strength, signing_secret
         from newsletter.web.app import WebConfig
+        from newsletter.web.signup import signup_for_serve
 
         say = log or self.log
         settings = self.settings
@@ -1325,7 +1325,9 @@ class Newsletter:
 
         solo = dataclasses.replace(options, workers=1, skip_sync=True)
         self.log(f"{options.workers - 1} more sender process(es) join campaign {cid}")
-        return spawn_senders(options.workers - 1, self.settings, self.secrets, cid, solo)
+        return spawn_senders(
+            options.workers - 1, _resume_in_worker, self.settings, self.secrets, cid, solo
+        )
 
     def _join_senders(
         self,
@@ -1465,3 +1467,17 @@ def store_fault(path: Path | str, err: sqlite3.Error) -> StoreFault:
     """An SQLite error that escaped a command, as the one line that names the store file and
     says what to do (for the CLI's last resort; the store translates what it can itself)."""
     return fault(path, err)
+
+
+def _resume_in_worker(
+    settings: Settings, secrets: Secrets, campaign_id: str, options: SendOptions
+) -> None:
+    """What each extra process of ``send --workers N`` runs: a plain resume of the shared
+    campaign (:mod:`newsletter.campaign.workers` starts it with ``spawn``)."""
+    import sys
+
+    try:
+        Newsletter(settings, secrets).resume(campaign_id, options)
+    except NewsletterError as err:
+        print(f"error: {err.format()}", file=sys.stderr)
+        sys.exit(err.exit_code)

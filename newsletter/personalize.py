@@ -21,10 +21,12 @@ FIRST_NAME = "%%FIRST_NAME%%"
 FIRST_NAME_TEXT = "%%FIRST_NAME_TEXT%%"
 EMAIL = "%%EMAIL%%"
 EMAIL_TEXT = "%%EMAIL_TEXT%%"
+# a sign-up confirmation email's link (newsletter.signup.mail); "" in a campaign
+CONFIRM_URL = "%%CONFIRM_URL%%"
 
-HTML_TOKENS = (UNSUBSCRIBE_URL, FIRST_NAME, EMAIL)
-TEXT_TOKENS = (UNSUBSCRIBE_URL, FIRST_NAME_TEXT, EMAIL_TEXT)
-ALL_TOKENS = (UNSUBSCRIBE_URL, FIRST_NAME, FIRST_NAME_TEXT, EMAIL, EMAIL_TEXT)
+HTML_TOKENS = (UNSUBSCRIBE_URL, FIRST_NAME, EMAIL, CONFIRM_URL)
+TEXT_TOKENS = (UNSUBSCRIBE_URL, FIRST_NAME_TEXT, EMAIL_TEXT, CONFIRM_URL)
+ALL_TOKENS = (UNSUBSCRIBE_URL, FIRST_NAME, FIRST_NAME_TEXT, EMAIL, EMAIL_TEXT, CONFIRM_URL)
 
 _TOKEN_RE = re.compile("|".join(re.escape(t) for t in ALL_TOKENS))
 # what ends a line somewhere (str.splitlines, the email package, mail clients): CR, LF, VT, FF,
@@ -59,7 +61,11 @@ def token_values(person: Personal, *, first_name_fallback: str = "there") -> dic
 
 
 def values_for(
-    email: str, first_name: str, unsubscribe_url: str, first_name_fallback: str = "there"
+    email: str,
+    first_name: str,
+    unsubscribe_url: str,
+    first_name_fallback: str = "there",
+    confirm_url: str = "",
 ) -> dict[str, str]:
     """:func:`token_values` without building a :class:`Personal` (once per recipient in a send)."""
     name = one_line(first_name.strip()) or first_name_fallback
@@ -69,6 +75,7 @@ def values_for(
         FIRST_NAME_TEXT: name,
         EMAIL: html.escape(email, quote=True),
         EMAIL_TEXT: email,
+        CONFIRM_URL: confirm_url,
     }
 
 

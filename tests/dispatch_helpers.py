@@ -14,10 +14,10 @@ from newsletter.campaign.dispatcher import (
     Personalizer,
     prepare,
 )
-from newsletter.campaign.pacing import Backoff, Pacer
 from newsletter.rendered import RenderedIssue
 from newsletter.store import Store, open_store
 from newsletter.transports.base import Sender, Transport
+from newsletter.transports.pacing import Backoff, Pacer
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 

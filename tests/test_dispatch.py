@@ -15,10 +15,10 @@ from dispatch_helpers import CID, NOW, FakeClock, dispatcher, fresh_store, peopl
 
 from newsletter.campaign.dispatcher import Options
 from newsletter.campaign.lock import CampaignLock
-from newsletter.campaign.pacing import Pacer
 from newsletter.errors import CampaignLocked, ProviderRejected, RateLimited, StoreError
 from newsletter.store import campaigns as cs
 from newsletter.transports.memory import MemoryTransport
+from newsletter.transports.pacing import Pacer
 
 
 def states(store, cid: str) -> dict[str, int]:  # type: ignore[no-untyped-def]

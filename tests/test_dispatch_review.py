@@ -26,7 +26,6 @@ from send_cli_helpers import SEND, command, env, make_site, query, run
 
 from newsletter.campaign.dispatcher import Envelope, Options, prepare
 from newsletter.campaign.lock import CampaignLock
-from newsletter.campaign.pacing import Pacer, max_batch
 from newsletter.errors import RateLimited
 from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 from newsletter.providers.sendgrid.transport import SendGridTransport
@@ -34,6 +33,7 @@ from newsletter.store import campaigns as cs
 from newsletter.store import open_store
 from newsletter.transports.base import Batch, Recipient, Status
 from newsletter.transports.memory import MemoryTransport
+from newsletter.transports.pacing import Pacer, max_batch
 
 SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "test-secret-value-0123456789abcdef"}
 

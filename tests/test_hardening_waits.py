@@ -12,7 +12,6 @@ import pytest
 from dispatch_helpers import FakeClock, dispatcher, fresh_store, people, prepared
 from send_cli_helpers import SEND, make_site, run
 
-from newsletter.campaign.pacing import Backoff, Pacer, Wait
 from newsletter.errors import ProviderUnavailable, RateLimited
 from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 from newsletter.providers.sendgrid.http_errors import retry_after
@@ -20,6 +19,7 @@ from newsletter.providers.sendgrid.suppression_sync import SuppressionClient, sy
 from newsletter.store import campaigns as cs
 from newsletter.store import open_store
 from newsletter.transports.memory import MemoryTransport
+from newsletter.transports.pacing import Backoff, Pacer, Wait
 
 NOW = 1_790_000_000.0  # 2026-09-21
 SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "w" * 43}

@@ -14,9 +14,9 @@ from pathlib import Path
 from audience_helpers import replay_processed_events
 from send_cli_helpers import command, env, make_site, query, run
 
-from newsletter.campaign.dispatcher import _about_recipients
 from newsletter.errors import ProviderRejected
 from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
+from newsletter.transports.isolating import about_recipients
 
 SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "recovery-secret-0123456789abcdefgh"}
 UNKNOWN = "SELECT email FROM campaign_ledger WHERE state = 'unknown'"
@@ -78,12 +78,12 @@ def test_only_refusals_about_recipients_are_split() -> None:
         body = json.dumps({"errors": [{"message": "x", "field": field}]})
         return ProviderRejected("refused", status=status, body=body)
 
-    assert _about_recipients(refused(400, "personalizations.3.to.0.email"))
-    assert _about_recipients(refused(413, None))
-    assert not _about_recipients(refused(400, "from.email"))  # every half would fail too
-    assert not _about_recipients(refused(400, None))
-    assert not _about_recipients(refused(401, "personalizations.0"))
-    assert not _about_recipients(ProviderRejected("x", status=400, body="<html>"))
+    assert about_recipients(refused(400, "personalizations.3.to.0.email"))
+    assert about_recipients(refused(413, None))
+    assert not about_recipients(refused(400, "from.email"))  # every half would fail too
+    assert not about_recipients(refused(400, None))
+    assert not about_recipients(refused(401, "personalizations.0"))
+    assert not about_recipients(ProviderRejected("x", status=400, body="<html>"))
 
 
 def _kill_mid_send(site: Path, url: str, fake_db: Path, after: int, sig: int) -> int:

@@ -1,4 +1,5 @@
-"""A confirmation email through the SendGrid transport is a request SendGrid's spec accepts
+"""Confirmation emails through the SendGrid transport (a batch of readers in one request, each
+with their own link) are a request SendGrid's spec accepts
 (Prism, as in test_contract_prism.py; skipped only when Prism cannot start and
 NEWSLETTER_REQUIRE_PRISM is unset)."""
 
@@ -30,9 +31,10 @@ def test_confirmation_email_is_a_valid_mail_send(prism: str, tmp_path: Path) -> 
         "https://news.example.org",
     )
     with open_store(tmp_path / "n.db") as store:
-        form = signup.clean_form({"email": "ann@example.net"}, [], policy)
-        signup.submit(store, form, client_address="1", secret="s" * 20, policy=policy, now=NOW)
+        for address in ("ann@example.net", "bo@example.net", "cy@example.net"):
+            form = signup.clean_form({"email": address}, [], policy)
+            signup.submit(store, form, client_address="1", secret="s" * 20, policy=policy, now=NOW)
         report = send_queued(store, mailer, now=lambda: NOW)
-        assert (report.sent, report.failed) == (1, 0)  # Prism answered 202
+        assert (report.sent, report.failed, report.batches) == (3, 0, 1)  # one request: a 202
         assert store.signup.queued() == 0
     transport.close()

@@ -16,7 +16,6 @@ import pytest
 from dispatch_helpers import ISSUE, SENDER, dispatcher, fresh_store, people, prepared
 
 from newsletter.campaign.dispatcher import Options
-from newsletter.campaign.pacing import Backoff
 from newsletter.errors import DeliveryUnknown, ProviderRejected, ProviderUnavailable, RateLimited
 from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 from newsletter.providers.sendgrid.transport import (
@@ -26,6 +25,7 @@ from newsletter.providers.sendgrid.transport import (
     check_limits,
 )
 from newsletter.transports.base import Batch, Recipient, Status
+from newsletter.transports.pacing import Backoff
 
 KEY = "SG.test-key"
 

@@ -28,12 +28,12 @@ from newsletter.campaign.dispatcher import (
     Sharing,
     Summary,
 )
-from newsletter.campaign.pacing import Backoff, Pacer, Wait, max_batch
 from newsletter.config import Secrets, Settings
 from newsletter.errors import ConfigError, SecretMissing
 from newsletter.rendered import RenderedIssue
 from newsletter.store import Store
 from newsletter.transports.base import Sender, Transport
+from newsletter.transports.pacing import Backoff, Pacer, Wait, max_batch
 from newsletter.unsubscribe import (
     SECRET_FILE,
     UnsubscribeLinks,

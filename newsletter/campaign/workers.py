@@ -9,35 +9,30 @@ would. Secrets travel as arguments, never through files or the command line.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 from newsletter.config import Secrets, Settings
 
-
-def _sender_main(settings: Settings, secrets: Secrets, campaign_id: str, options: object) -> None:
-    import sys
-
-    from newsletter.api import Newsletter, SendOptions
-    from newsletter.errors import NewsletterError
-
-    assert isinstance(options, SendOptions)
-    try:
-        Newsletter(settings, secrets).resume(campaign_id, options)
-    except NewsletterError as err:
-        print(f"error: {err.format()}", file=sys.stderr)
-        sys.exit(err.exit_code)
+SenderMain = Callable[[Settings, Secrets, str, Any], None]
 
 
 def spawn_senders(
-    n: int, settings: Settings, secrets: Secrets, campaign_id: str, options: object
+    n: int,
+    sender_main: SenderMain,
+    settings: Settings,
+    secrets: Secrets,
+    campaign_id: str,
+    options: object,
 ) -> list[BaseProcess]:
-    """Start ``n`` sender processes for a prepared, shared campaign."""
+    """Start ``n`` processes running ``sender_main(settings, secrets, campaign_id, options)``
+    (a module-level function: ``spawn`` imports it by name) for a prepared, shared campaign."""
     ctx = multiprocessing.get_context("spawn")
     procs: list[BaseProcess] = []
     for i in range(n):
         proc = ctx.Process(
-            target=_sender_main,
+            target=sender_main,
             args=(settings, secrets, campaign_id, options),
             name=f"newsletter-sender-{i + 2}",
             daemon=False,

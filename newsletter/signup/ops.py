@@ -1,27 +1,23 @@
 """Sign-up operations on a whole site (settings in, a result out), for the CLI and scripts:
 which transport confirmation emails leave by, sending them now, purging expired sign-ups, and
-the sign-up part of ``newsletter serve``."""
+the mail process ``newsletter serve`` starts (its web part is
+:func:`newsletter.web.signup.signup_for_serve`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from newsletter.config import Secrets, Settings
 from newsletter.signup import Policy, purge_pending, queue_confirmations
 from newsletter.signup.mail import (
     ConfirmationEmail,
     Mailer,
-    MailProcess,
     refuse_unsafe,
     send_queued,
 )
 from newsletter.store import open_store
 from newsletter.transports.base import Sender, Transport
-
-if TYPE_CHECKING:
-    from newsletter.web.signup import SignupWeb
 
 Log = Callable[[str], None]
 
@@ -95,29 +91,3 @@ def purge_expired(settings: Settings, *, now: datetime, dry_run: bool = False) -
         if dry_run:
             return store.signup.count_expired_pending(now=now, older_than=policy.confirm_for)
         return purge_pending(store, policy=policy, now=now)
-
-
-def signup_for_serve(
-    settings: Settings, secrets: Secrets, secret: str, *, log: Log
-) -> SignupWeb | None:
-    """The sign-up part of ``newsletter serve`` (None when ``signup.enabled`` is false):
-    confirmation emails leave from a child process (see :class:`MailProcess`)."""
-    from newsletter.web.signup import SignupConfig, SignupWeb
-
-    policy = Policy.from_settings(settings)
-    if not policy.enabled:
-        return None
-    checked = mail_transport(settings, secrets, log=log)  # refuses unsafe settings now
-    checked.close()
-    ConfirmationEmail.render(settings)  # a template error stops serve here, with template:line
-    return SignupWeb(
-        SignupConfig(
-            store_path=settings.store_target,
-            secret=secret,
-            settings=settings,
-            policy=policy,
-            transport=None,
-            clock=_now,
-            mail_process=MailProcess(settings, secret, checked.name),
-        )
-    )

@@ -350,21 +350,22 @@ class SignupStore:
             ).fetchall()
         return [QueuedEmail(*r) for r in sorted(rows, key=lambda r: int(r[0]))]
 
-    def done(self, ids: Sequence[int]) -> None:
-        """Sent (or given up on): off the queue."""
+    def settle(self, done: Sequence[int], later: Mapping[int, datetime] | None = None) -> None:
+        """One answer's rows in one transaction: ``done`` (sent, or given up on) off the queue,
+        ``later`` (id -> not before) back on it with one more attempt counted."""
+        if not done and not later:
+            return
         with write(self.conn):
-            self.conn.executemany(
-                "DELETE FROM confirmation_queue WHERE id = ?", [(i,) for i in ids]
-            )
-
-    def retry_later(self, ids: Sequence[int], *, not_before: datetime) -> None:
-        ts = int(not_before.timestamp())
-        with write(self.conn):
-            self.conn.executemany(
-                "UPDATE confirmation_queue SET attempts = attempts + 1, not_before = ?,"
-                " claimed_until = 0 WHERE id = ?",
-                [(ts, i) for i in ids],
-            )
+            if done:
+                self.conn.executemany(
+                    "DELETE FROM confirmation_queue WHERE id = ?", [(i,) for i in done]
+                )
+            if later:
+                self.conn.executemany(
+                    "UPDATE confirmation_queue SET attempts = attempts + 1, not_before = ?,"
+                    " claimed_until = 0 WHERE id = ?",
+                    [(int(when.timestamp()), i) for i, when in later.items()],
+                )
 
     def not_to_mail(self, emails: Sequence[str]) -> set[str]:
         """The :func:`email_key` of each address the form must not mail now: suppressed, unless

@@ -26,7 +26,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from newsletter.config import Settings
+from newsletter.config import Secrets, Settings
 from newsletter.errors import NewsletterError
 from newsletter.signup import (
     QUEUED,
@@ -396,3 +396,29 @@ async def _fields(headers: Headers, ctype: str, body: bytes) -> tuple[Mapping[st
     for part in (v for _, v in form.multi_items() if not isinstance(v, str)):
         await part.close()
     return values, tags
+
+
+def signup_for_serve(
+    settings: Settings, secrets: Secrets, secret: str, *, log: Callable[[str], None]
+) -> SignupWeb | None:
+    """The sign-up part of ``newsletter serve`` (None when ``signup.enabled`` is false):
+    confirmation emails leave from a child process (see :class:`MailProcess`)."""
+    from newsletter.signup.ops import mail_transport
+
+    policy = Policy.from_settings(settings)
+    if not policy.enabled:
+        return None
+    checked = mail_transport(settings, secrets, log=log)  # refuses unsafe settings now
+    checked.close()
+    ConfirmationEmail.render(settings)  # a template error stops serve here, with template:line
+    return SignupWeb(
+        SignupConfig(
+            store_path=settings.store_target,
+            secret=secret,
+            settings=settings,
+            policy=policy,
+            transport=None,
+            clock=lambda: datetime.now(UTC),
+            mail_process=MailProcess(settings, secret, checked.name),
+        )
+    )

@@ -16,11 +16,11 @@ from typing import Any
 
 import httpx
 
-from newsletter.campaign.pacing import Backoff, Wait
 from newsletter.config import Secrets, Settings
 from newsletter.errors import ProviderRejected, ProviderUnavailable, RateLimited, TransportError
 from newsletter.providers.sendgrid.http_errors import translate
 from newsletter.store.audience import AudienceStore
+from newsletter.transports.pacing import Backoff, Wait
 
 PAGE_LIMIT = 500
 

@@ -1,4 +1,6 @@
-"""Pacing and retry timing for the dispatcher: rate limits, backoff with jitter, a global hold.
+"""Pacing and retry timing for calls to a provider: rate limits, backoff with jitter, a global hold.
+
+The dispatcher paces its batches with it, and the SendGrid suppression sync its page requests.
 
 Everything takes the clock, the sleep and the random source as arguments so tests run in no
 time and see exactly which waits were asked for.
