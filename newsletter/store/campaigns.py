@@ -715,8 +715,14 @@ class CampaignStore:
 
         ``rejected`` lists ``(email, reason)`` of recipients the provider refused individually
         inside an otherwise accepted batch.
+
+        On PostgreSQL this takes row locks only, not the store-wide write lock: the batch is
+        this sender's (it claimed it), its ledger rows are the batch's, and the one row senders
+        share (the campaign's ``updated_at``) is written last, so two senders marking at once
+        wait on each other for that row, never in a cycle. With the store-wide lock every
+        sender's marks queued behind each other's.
         """
-        with write(self.conn, pipeline=True) as c:
+        with write(self.conn, lock=False, pipeline=True) as c:
             c.execute(
                 "UPDATE campaign_batches SET state = ?, error = ?, updated_at = ?,"
                 " provider_message_id = CASE WHEN ? != '' THEN ? ELSE provider_message_id END,"
