@@ -388,6 +388,7 @@ class Dispatcher:
                 # claimed but never sent (a pause): back to pending for the other senders
                 store.unclaim(campaign_id, sharing.token, [b for b in queue if b in claimed])
 
+        status = None
         if sharing is not None:
             others = sharing.live_senders() - {sharing.token}
             store.recover_orphans(campaign_id, now=self.now())
@@ -408,7 +409,8 @@ class Dispatcher:
                     note=f"{len(others)} other sender(s) are finishing the campaign",
                     errors=status.errors,
                 )
-        status = store.status(campaign_id)
+        if status is None:  # a shared send counted just above (one pass over the ledger)
+            status = store.status(campaign_id)
         assert status is not None
         counts = status.counts
         remaining = counts.get(cs.PENDING, 0) + counts.get(cs.FAILED, 0)  # resume sends these

@@ -650,11 +650,12 @@ class CampaignStore:
                 f" WHERE campaign_id = ? AND state IN ({marks})",
                 (PENDING, _iso(now), campaign_id, *states),
             ).rowcount
-            c.execute(
-                f"UPDATE campaign_ledger SET state = ?, reason = ''"
-                f" WHERE campaign_id = ? AND state IN ({marks})",
-                (PENDING, campaign_id, *states),
-            )
+            if n:  # else no recipient is in those states either: spare a pass over the ledger
+                c.execute(
+                    f"UPDATE campaign_ledger SET state = ?, reason = ''"
+                    f" WHERE campaign_id = ? AND state IN ({marks})",
+                    (PENDING, campaign_id, *states),
+                )
         return int(n)
 
     def recent_sends(self, transport: str, *, since: datetime) -> list[tuple[datetime, int]]:
