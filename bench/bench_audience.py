@@ -26,6 +26,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from bench.loadgen import load
+
 QUICK = "--quick" in sys.argv or bool(os.environ.get("BENCH_QUICK"))
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,51 +98,6 @@ HALF_OPEN_SCRIPT = textwrap.dedent(
     select.select([sys.stdin], [], [], 120)
     for s in socks:
         s.close()
-    """
-)
-
-# A small keep-alive HTTP/1.1 load generator on raw asyncio streams, so the client costs little
-# CPU next to the server on a 2-core machine. Prints latencies (ms) and counts as JSON.
-LOAD_SCRIPT = textwrap.dedent(
-    """
-    import asyncio, json, sys, time
-    port, method, paths_file, conns = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
-    paths = open(paths_file).read().split()
-    body = b"List-Unsubscribe=One-Click"
-    lat, status = [], {}
-    async def worker(queue):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while queue:
-            path = queue.pop()
-            if method == "POST":
-                req = (f"POST {path} HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: "
-                       f"application/x-www-form-urlencoded\\r\\n"
-                       f"Content-Length: {len(body)}\\r\\n\\r\\n"
-                       ).encode() + body
-            else:
-                req = f"GET {path} HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n".encode()
-            t = time.perf_counter()
-            writer.write(req)
-            head = await reader.readuntil(b"\\r\\n\\r\\n")
-            length = 0
-            for line in head.split(b"\\r\\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
-            lat.append((time.perf_counter() - t) * 1000)
-            code = int(head.split(b" ")[1])
-            status[code] = status.get(code, 0) + 1
-        writer.close()
-    async def main():
-        queue = list(reversed(paths))
-        t = time.perf_counter()
-        await asyncio.gather(*(worker(queue) for _ in range(conns)))
-        return time.perf_counter() - t
-    elapsed = asyncio.run(main())
-    lat.sort()
-    print(json.dumps({"n": len(lat), "seconds": elapsed, "status": status,
-                      "p50": lat[len(lat) // 2], "p99": lat[int(len(lat) * 0.99)],
-                      "max": lat[-1]}))
     """
 )
 
@@ -234,8 +191,13 @@ def bench_endpoint(tmp: Path) -> None:
         paths = [
             f"/u/{make_token(secret, s.id, s.email)}" for s in store.audience.iter_recipients()
         ]
-    (tmp / "post.txt").write_text("\n".join(paths))
-    (tmp / "get.txt").write_text("\n".join(["/healthz"] * n))
+    body = b"List-Unsubscribe=One-Click"
+    post_head = "POST {} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    one_click = [
+        (post_head.format(p) + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        for p in paths
+    ]
+    healthz = [b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"] * n
     port = _free_port()
     log = tmp / "server.log"
     server = subprocess.Popen(
@@ -253,18 +215,18 @@ def bench_endpoint(tmp: Path) -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        for label, method, file in (
-            ("baseline GET /healthz", "GET", "get.txt"),
-            ("one-click POST /u/TOKEN", "POST", "post.txt"),
+        for label, requests in (
+            ("baseline GET /healthz", healthz),
+            ("one-click POST /u/TOKEN", one_click),
         ):
-            r = _py(LOAD_SCRIPT, str(port), method, str(tmp / file), str(conns))
+            r = load(port, requests, conns)
             rate = float(r["n"]) / float(r["seconds"])  # type: ignore[arg-type]
             print(
                 f"{label:<26} {r['n']:>6} requests, {conns} connections: {rate:7,.0f} req/s  "
                 f"p50 {r['p50']:.1f} ms  p99 {r['p99']:.1f} ms  max {r['max']:.1f} ms  "
                 f"status {r['status']}"
             )
-        _during_half_open(tmp, port, server.pid, conns, log)
+        _during_half_open(healthz, port, server.pid, conns, log)
     finally:
         server.terminate()
         server.wait(10)
@@ -275,7 +237,7 @@ def bench_endpoint(tmp: Path) -> None:
     print(f"  suppressions after the load: {count} of {n} POSTs ({lost} lost), sources {sources}")
 
 
-def _during_half_open(tmp: Path, port: int, pid: int, conns: int, log: Path) -> None:
+def _during_half_open(healthz: list[bytes], port: int, pid: int, conns: int, log: Path) -> None:
     """GET /healthz while 20,000 connections that never send a request are held open.
 
     Two holder processes of 10,000 each, since one process may not have 20,000 files."""
@@ -292,7 +254,7 @@ def _during_half_open(tmp: Path, port: int, pid: int, conns: int, log: Path) -> 
     ]
     try:
         held = sum(int(h.stdout.readline() or 0) for h in holders if h.stdout is not None)
-        r = _py(LOAD_SCRIPT, str(port), "GET", str(tmp / "get.txt"), str(conns))
+        r = load(port, healthz, conns)
         rate = float(r["n"]) / float(r["seconds"])  # type: ignore[arg-type]
         fds = len(os.listdir(f"/proc/{pid}/fd")) if Path(f"/proc/{pid}/fd").exists() else -1
         print(

@@ -24,7 +24,6 @@ check that each reader got exactly one message.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sqlite3
@@ -36,6 +35,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from bench.loadgen import load
 
 QUICK = "--quick" in sys.argv or bool(os.environ.get("BENCH_QUICK"))
 DRAIN_ONLY = "--drain" in sys.argv
@@ -62,56 +63,18 @@ per_minute = 0
 path = "bench.db"
 """
 
-# Each worker owns one keep-alive connection and takes the next request; with a rate, request i
-# is due at start + i / rate and its latency counts from then (open loop). Prints JSON.
-LOAD_SCRIPT = textwrap.dedent(
-    """
-    import asyncio, json, sys, time
-    port, kind, n, conns, rate, first = (int(sys.argv[1]), sys.argv[2], int(sys.argv[3]),
-                                         int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]))
-    lat, status = [], {}
-    def request(i):
-        if kind == "healthz":
-            return b"GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"
-        body = f"email=reader{i}%40bench.example.net&first_name=R{i}&form=bench".encode()
-        return (b"POST /subscribe HTTP/1.1\\r\\nHost: x\\r\\n"
-                b"Origin: https://bench.example.org\\r\\n"
-                b"Content-Type: application/x-www-form-urlencoded\\r\\n"
-                + f"Content-Length: {len(body)}\\r\\n\\r\\n".encode() + body)
-    async def worker(counter, start):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while True:
-            i = counter[0]
-            if i >= n:
-                break
-            counter[0] += 1
-            due = start + i / rate if rate else time.perf_counter()
-            wait = due - time.perf_counter()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            writer.write(request(first + i))
-            head = await reader.readuntil(b"\\r\\n\\r\\n")
-            length = 0
-            for line in head.split(b"\\r\\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
-            lat.append((time.perf_counter() - due) * 1000)
-            code = int(head.split(b" ")[1])
-            status[code] = status.get(code, 0) + 1
-        writer.close()
-    async def main():
-        start = time.perf_counter() + 0.05
-        counter = [0]
-        await asyncio.gather(*(worker(counter, start) for _ in range(conns)))
-        return time.perf_counter() - start
-    elapsed = asyncio.run(main())
-    lat.sort()
-    print(json.dumps({"n": len(lat), "seconds": elapsed, "status": status,
-                      "p50": lat[len(lat) // 2], "p99": lat[int(len(lat) * 0.99)],
-                      "max": lat[-1]}))
-    """
-)
+
+def _request(kind: str, i: int) -> bytes:
+    if kind == "healthz":
+        return b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    body = f"email=reader{i}%40bench.example.net&first_name=R{i}&form=bench".encode()
+    return (
+        b"POST /subscribe HTTP/1.1\r\nHost: x\r\n"
+        b"Origin: https://bench.example.org\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
 
 
 def _free_port() -> int:
@@ -121,12 +84,9 @@ def _free_port() -> int:
 
 
 def _load(port: int, kind: str, n: int, rate: float, first: int) -> dict[str, object]:
-    out = subprocess.run(
-        [sys.executable, "-c", LOAD_SCRIPT, str(port), kind, str(n), str(CONNS), str(rate),
-         str(first)],
-        capture_output=True, text=True, check=True, timeout=600,
-    )  # fmt: skip
-    return dict(json.loads(out.stdout))
+    """``n`` requests of ``kind`` (sign-ups numbered from ``first``), ``rate`` per second
+    (0: as fast as the server answers), over ``CONNS`` keep-alive connections."""
+    return load(port, [_request(kind, first + i) for i in range(n)], CONNS, rate)
 
 
 def _line(label: str, r: dict[str, object]) -> str:
