@@ -23,6 +23,19 @@ SG = {"SENDGRID_API_KEY": "SG.test", "NEWSLETTER_SECRET": "journey-secret-012345
 FLAGS = ["--yes", "--no-progress", "--transport", "sendgrid"]
 
 
+def site_on(
+    store_target: Path | str, tmp_path: Path, people: int, *, batch_size: int
+) -> tuple[Path, dict[str, str]]:
+    """The example site with ``people`` subscribers, and the environment its commands run
+    with: its SQLite file, or the PostgreSQL database ``store_target`` (imported into)."""
+    site = make_site(tmp_path, subscribers=people, batch_size=batch_size)
+    if isinstance(store_target, Path):
+        return site, {}
+    store = {"NEWSLETTER_DATABASE_URL": store_target}
+    run(site, "subscribers", "import", "subs.csv", **store)
+    return site, store
+
+
 def received(fake_db: Path) -> Counter[tuple[str, str]]:
     """(campaign id, email) -> how many messages the fake accepted."""
     return Counter(query(fake_db, "SELECT campaign_id, email FROM messages"))
@@ -48,11 +61,7 @@ def test_months_of_digests_a_blast_between_and_edits_after_sends(
     tmp_path: Path, store_target: Path | str
 ) -> None:
     people = 30
-    site = make_site(tmp_path, subscribers=people, batch_size=10)
-    store = {}
-    if isinstance(store_target, str):  # the same journey on a PostgreSQL store
-        store = {"NEWSLETTER_DATABASE_URL": store_target}
-        run(site, "subscribers", "import", "subs.csv", **store)
+    site, store = site_on(store_target, tmp_path, people, batch_size=10)
     fake_db = tmp_path / "fake.db"
     videos = site / "content" / "2026-10-21-talk-videos-online.md"
     with serve_in_thread(FaultPlan(), fake_db) as url:
@@ -179,11 +188,7 @@ def test_crashes_signals_and_edits_mid_send_never_mail_anyone_twice(
     tmp_path: Path, store_target: Path | str
 ) -> None:
     people = 600
-    site = make_site(tmp_path, subscribers=people, batch_size=20)
-    store = {}
-    if isinstance(store_target, str):  # the same journey on a PostgreSQL store
-        store = {"NEWSLETTER_DATABASE_URL": store_target}
-        run(site, "subscribers", "import", "subs.csv", **store)
+    site, store = site_on(store_target, tmp_path, people, batch_size=20)
     fake_db = tmp_path / "fake.db"
     wrap_up = site / "content" / "2026-10-05-conference-wrap-up.md"
 
