@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 
@@ -21,3 +23,14 @@ def docs_text() -> str:
     parts = [(ROOT / "README.md").read_text(encoding="utf-8")]
     parts += [page.read_text(encoding="utf-8") for page in docs_pages()]
     return "\n".join(parts)
+
+
+def command_at(path: tuple[str, ...]) -> click.Command:
+    """The CLI command at ``path`` (e.g. ``("subscribers", "import")``)."""
+    from newsletter.cli import main
+
+    cmd: click.Command = main
+    for name in path:
+        assert isinstance(cmd, click.Group), path
+        cmd = cmd.commands[name]
+    return cmd

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner, Result
+from docs_helpers import command_at
 from signup_helpers import SECRET, free_socket, link_in, messages, wait_for, write_site
 
 from newsletter import signup
@@ -199,10 +200,7 @@ def test_signup_commands_are_documented(path: tuple[str, ...]) -> None:
     import click
 
     assert f"newsletter {' '.join(path)}" in DOC
-    cmd: click.Command = main
-    for name in path:
-        assert isinstance(cmd, click.Group)
-        cmd = cmd.commands[name]
+    cmd = command_at(path)
     assert cmd.help and "Example" in cmd.help
     for param in cmd.params:
         if isinstance(param, click.Option):

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import click
 import pytest
-from docs_helpers import docs_text
-
-from newsletter.cli import main
+from docs_helpers import command_at, docs_text
 
 README = docs_text()
 COMMANDS = [
@@ -26,10 +24,7 @@ COMMANDS = [
 @pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
 def test_command_is_documented_with_an_example(path: tuple[str, ...]) -> None:
     assert f"newsletter {' '.join(path)}" in README
-    cmd: click.Command = main
-    for name in path:
-        assert isinstance(cmd, click.Group)
-        cmd = cmd.commands[name]
+    cmd = command_at(path)
     assert cmd.help and "Example" in cmd.help
     for param in cmd.params:
         if isinstance(param, click.Option) and param.name not in {"help"}:

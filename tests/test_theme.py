@@ -29,6 +29,21 @@ def _config(tmp_path: Path, theme: str) -> Path:
     return path
 
 
+def low_tide(tmp_path: Path, markdown: str, cover: Cover | None = None) -> Post:
+    """A post whose body is ``markdown`` (used as is for the HTML body too)."""
+    return Post(
+        path=tmp_path / "p.md",
+        slug="p",
+        title="Low tide",
+        date=NOW,
+        url="https://harbour.example.org/p/",
+        excerpt="x",
+        body=markdown,
+        markdown=markdown,
+        cover=cover,
+    )
+
+
 def test_contrast_ratio_matches_wcag() -> None:
     assert contrast_ratio("#000000", "#ffffff") == pytest.approx(21.0)
     assert contrast_ratio("#fff", "#fff") == pytest.approx(1.0)
@@ -71,15 +86,9 @@ def test_theme_reaches_the_email(tmp_path: Path) -> None:
         'web_font_name = "Lora"\nweb_font_url = "https://fonts.example.org/lora.css"\n',
     )
     settings = load_settings(path)
-    post = Post(
-        path=tmp_path / "p.md",
-        slug="p",
-        title="Low tide",
-        date=NOW,
-        url="https://harbour.example.org/p/",
-        excerpt="x",
-        body="Text with [a link](https://harbour.example.org/x/).",
-        markdown="Text with [a link](https://harbour.example.org/x/).",
+    post = low_tide(
+        tmp_path,
+        "Text with [a link](https://harbour.example.org/x/).",
         cover=Cover("https://harbour.example.org/c.jpg", "Boats"),
     )
     html = render_issue([post], settings, layout="post", now=NOW).html
@@ -94,16 +103,7 @@ def test_theme_reaches_the_email(tmp_path: Path) -> None:
 
 def test_default_theme_has_dark_mode_for_every_part(tmp_path: Path) -> None:
     settings = load_settings(_config(tmp_path, ""))
-    post = Post(
-        path=tmp_path / "p.md",
-        slug="p",
-        title="Low tide",
-        date=NOW,
-        url="https://harbour.example.org/p/",
-        excerpt="x",
-        body="```\ncode\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n> quoted",
-        markdown="```\ncode\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n> quoted",
-    )
+    post = low_tide(tmp_path, "```\ncode\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n> quoted")
     html = render_issue([post], settings, layout="post", now=NOW).html
     dark = html[html.index("@media (prefers-color-scheme: dark)") :]
     theme = ThemeSettings()
