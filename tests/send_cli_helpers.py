@@ -47,6 +47,19 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-c", "from newsletter.cli import main; main()", *args]
 
 
+def start(site: Path, *args: str, **extra: str) -> subprocess.Popen[str]:
+    """``newsletter ARGS`` in ``site`` as a process of its own (to signal or kill it mid-way),
+    its output captured; ``extra`` is added to the environment (see :func:`env`)."""
+    return subprocess.Popen(
+        command(*args),
+        cwd=site,
+        env=env(**extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def run(
     site: Path, *args: str, check: bool = True, **extra: str
 ) -> subprocess.CompletedProcess[str]:

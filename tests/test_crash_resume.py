@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from send_cli_helpers import SEND, command, env, make_site, query, run
+from send_cli_helpers import SEND, command, env, make_site, query, run, start
 
 from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 
@@ -98,15 +98,7 @@ def test_ctrl_c_pauses_after_the_requests_in_flight(tmp_path: Path) -> None:
     site = make_site(tmp_path, subscribers=3000, batch_size=100)
     fake_db = tmp_path / "fake.db"
     with serve_in_thread(FaultPlan(latency=0.2), fake_db) as url:
-        e = env(SENDGRID_API_URL=url, **SG)
-        proc = subprocess.Popen(
-            command(*SEND, "--transport", "sendgrid"),
-            cwd=site,
-            env=e,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = start(site, *SEND, "--transport", "sendgrid", SENDGRID_API_URL=url, **SG)
         deadline = time.monotonic() + 60
         while _requests(fake_db) < 5 and time.monotonic() < deadline:
             time.sleep(0.01)

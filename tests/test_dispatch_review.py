@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-import subprocess
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,7 @@ from dispatch_helpers import (
     people,
     prepared,
 )
-from send_cli_helpers import SEND, command, env, make_site, query, run
+from send_cli_helpers import SEND, make_site, query, run, start
 
 from newsletter.campaign.dispatcher import Envelope, Options, prepare
 from newsletter.campaign.lock import CampaignLock
@@ -202,14 +201,8 @@ def test_fresh_cli_send_skips_who_unsubscribes_while_it_runs(tmp_path: Path) -> 
     site = make_site(tmp_path, batch_size=5)  # 20 subscribers, 4 batches
     fake_db = tmp_path / "fake.db"
     with serve_in_thread(FaultPlan(latency=0.4), fake_db) as url:
-        proc = subprocess.Popen(
-            command(*SEND, "--transport", "sendgrid", "--concurrency", "1", "--skip-sync"),
-            cwd=site,
-            env=env(SENDGRID_API_URL=url, **SG),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        sg = ["--transport", "sendgrid", "--concurrency", "1", "--skip-sync"]
+        proc = start(site, *SEND, *sg, SENDGRID_API_URL=url, **SG)
         db = site / "newsletter.db"
         deadline = time.monotonic() + 30
         last: list[tuple] = []

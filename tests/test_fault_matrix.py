@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from audience_helpers import replay_processed_events
-from send_cli_helpers import command, env, make_site, query, run
+from send_cli_helpers import make_site, query, run, start
 
 from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 
@@ -53,18 +52,10 @@ def test_ten_moments_of_one_signal_never_duplicate_or_lose_anyone(
     db = site / "newsletter.db"
     outcomes = []
     with serve_in_thread(FaultPlan(latency=0.02), fake_db, keep_messages=True) as url:
-        e = env(SENDGRID_API_URL=url, **SG)
         for moment in MOMENTS:
             before = _requests(fake_db)
             known = {c for (c,) in query(db, "SELECT id FROM campaigns")}
-            proc = subprocess.Popen(
-                command(*SEND, "--concurrency", "4"),
-                cwd=site,
-                env=e,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            proc = start(site, *SEND, "--concurrency", "4", SENDGRID_API_URL=url, **SG)
             deadline = time.monotonic() + 120
             while _requests(fake_db) < before + moment and time.monotonic() < deadline:
                 if proc.poll() is not None:

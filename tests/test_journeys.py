@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from send_cli_helpers import command, env, make_site, query, run
+from send_cli_helpers import make_site, query, run, start
 
 from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 
@@ -162,14 +162,7 @@ def store_query(target: Path | str, site: Path, sql: str, *args: object) -> list
 
 
 def _start(site: Path, url: str, *args: str, **extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        command(*args),
-        cwd=site,
-        env=env(SENDGRID_API_URL=url, **SG, **extra),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start(site, *args, SENDGRID_API_URL=url, **SG, **extra)
 
 
 def _wait_requests(fake_db: Path, n: int) -> None:

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from send_cli_helpers import SEND, command, env, make_site
+from send_cli_helpers import SEND, command, env, make_site, start
 
 from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
 from newsletter.store import open_store
@@ -100,25 +100,17 @@ def test_a_sender_killed_mid_way_leaves_the_rest_to_the_others(tmp_path: Path, p
             return "" if row is None else str(row[0])
 
     with serve_in_thread(FaultPlan(latency=0.1), fake) as url:
-        e = env(SENDGRID_API_URL=url, NEWSLETTER_DATABASE_URL=pg_url, **SG)
-        slow = ["--concurrency", "2"]
+        e = {"SENDGRID_API_URL": url, "NEWSLETTER_DATABASE_URL": pg_url, **SG}
 
-        def start(*args: str) -> subprocess.Popen[str]:
-            return subprocess.Popen(
-                command(*args, *slow),
-                cwd=site,
-                env=e,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+        def sender(*args: str) -> subprocess.Popen[str]:
+            return start(site, *args, "--concurrency", "2", **e)
 
-        first = start(*SEND, "--transport", "sendgrid")
+        first = sender(*SEND, "--transport", "sendgrid")
         _wait(lambda: state() == "sending")
         with open_store(pg_url) as store:
             (cid,) = store.conn.execute("SELECT id FROM campaigns").fetchone()
         # two more senders, as if on other hosts: they join the campaign being sent
-        others = [start("resume", cid), start("resume", cid)]
+        others = [sender("resume", cid), sender("resume", cid)]
         _wait(lambda: requests() >= 30)
         os.kill(first.pid, signal.SIGKILL)
         first.communicate(timeout=30)

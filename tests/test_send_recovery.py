@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 from audience_helpers import replay_processed_events
-from send_cli_helpers import command, env, make_site, query, run
+from send_cli_helpers import make_site, query, run, start
 
 from newsletter.errors import ProviderRejected
 from newsletter.providers.sendgrid.fake import FaultPlan, serve_in_thread
@@ -88,14 +87,7 @@ def test_only_refusals_about_recipients_are_split() -> None:
 
 def _kill_mid_send(site: Path, url: str, fake_db: Path, after: int, sig: int) -> int:
     """Signal a send after ``after`` requests; for SIGTERM, signal again once it said it stops."""
-    proc = subprocess.Popen(
-        command(*SEND, "--concurrency", "2"),
-        cwd=site,
-        env=env(SENDGRID_API_URL=url, **SG),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start(site, *SEND, "--concurrency", "2", SENDGRID_API_URL=url, **SG)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr or []), daemon=True)
     reader.start()
@@ -170,14 +162,7 @@ def test_sighup_pauses_like_ctrl_c_with_nothing_unknown(tmp_path: Path) -> None:
     site = make_site(tmp_path, subscribers=300, batch_size=20)
     fake_db = tmp_path / "fake.db"
     with serve_in_thread(FaultPlan(latency=0.1), fake_db) as url:
-        proc = subprocess.Popen(
-            command(*SEND, "--concurrency", "2"),
-            cwd=site,
-            env=env(SENDGRID_API_URL=url, **SG),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = start(site, *SEND, "--concurrency", "2", SENDGRID_API_URL=url, **SG)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
