@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from email_browser_helpers import ARGS, CHROMIUM
+from email_browser_helpers import CHROMIUM, chromium
 from preview_helpers import copy_site, running_preview
 
 if CHROMIUM is None and not os.environ.get("NEWSLETTER_REQUIRE_CHROMIUM"):
@@ -21,15 +21,8 @@ if CHROMIUM is None and not os.environ.get("NEWSLETTER_REQUIRE_CHROMIUM"):
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM, "NEWSLETTER_REQUIRE_CHROMIUM is set but chromium is not installed"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def _block_outside(page: Any, base: str) -> None:
