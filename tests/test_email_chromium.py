@@ -145,6 +145,30 @@ def test_dark_mode_changes_the_page(browser: Any, issues: dict[str, tuple[str, s
     assert colours["dark"] == "rgb(13, 17, 23)"
 
 
+@pytest.mark.parametrize(("width", "scheme"), [(600, "light"), (375, "light"), (375, "dark")])
+def test_the_signup_confirmation_is_readable_and_dark_all_over(
+    browser: Any, width: int, scheme: str
+) -> None:
+    from newsletter.config import load_settings
+    from newsletter.personalize import CONFIRM_URL
+    from newsletter.signup.mail import ConfirmationEmail
+
+    email = ConfirmationEmail.render(load_settings(ROOT / "newsletter.toml"))
+    html = email.html.replace(CONFIRM_URL, "https://news.example.org/subscribe/confirm/AQHr4qMO0j")
+    page = open_email(browser, html, width=width, scheme=scheme)
+    try:
+        texts = page.evaluate(CONTRAST_JS)
+        assert len(texts) >= 5
+        assert [t for t in texts if t["ratio"] < 4.5] == []
+        size = page.evaluate(OVERFLOW_JS)
+        assert size["scroll"] <= size["client"], size
+        # a short email leaves page below it: that page is dark too, not a light band
+        body = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert body == ("rgb(13, 17, 23)" if scheme == "dark" else "rgb(243, 244, 246)")
+    finally:
+        page.close()
+
+
 def test_no_source_paths(issues: dict[str, tuple[str, str]]) -> None:
     for html, text in issues.values():
         for part in (html, text):
